@@ -1,0 +1,46 @@
+# redis-failure-lab. Every target installs what it needs first (scripts/setup.sh).
+# BACKEND=auto|docker|local (default auto: docker when a daemon answers, else local).
+SHELL := /bin/bash
+BACKEND ?= auto
+VENV := .venv
+LAB := $(VENV)/bin/redislab
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup up-single up-sentinel up-cluster down status test test-unit bench compose clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  BACKEND=auto|docker|local passes through to redislab (now: $(BACKEND))"
+
+setup: ## install what is missing (Debian packages, toxiproxy, venv, compose plugin)
+	@bash scripts/setup.sh
+
+# Starting a topology on docker/auto also starts a Docker daemon when none answers
+# (as root); `make down` stops the daemon again if the lab started it.
+up-%: setup ## up-single / up-sentinel / up-cluster: start a topology, return when healthy
+	@if [[ "$(BACKEND)" != local ]] && command -v dockerd >/dev/null && [[ $$(id -u) -eq 0 ]]; then \
+		$(LAB) docker-daemon start; fi
+	@$(LAB) up $* --backend $(BACKEND)
+
+down: ## stop the topology; remove containers, networks, volumes, processes
+	@if [[ -x $(LAB) ]]; then $(LAB) down; else echo "nothing to do (no venv yet)"; fi
+
+status: setup ## show the running topology, node roles and addresses
+	@$(LAB) status
+
+test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## only the tests that need no Redis
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+bench: setup ## benchmarks (not tests): time to healthy, failover time
+	@$(PY) -m topologies.bench --backend $(BACKEND)
+
+compose: setup ## regenerate topologies/compose/*.yml from the spec
+	@$(PY) -m topologies.compose_gen
+
+clean: down ## remove the venv
+	rm -rf $(VENV)

@@ -1,0 +1,149 @@
+"""`redislab`: the lab's command line. Make targets are thin wrappers over it.
+
+Every user error is one line on stderr (what was wrong, what is accepted, a hint)
+and exit status 2; never a traceback. Ctrl-C and SIGTERM unwind through the same
+clean-up paths (anything half-started is torn down).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from topologies import api, dockerd
+from topologies.errors import LabError
+from topologies.home import password
+from topologies.spec import PASSWORD_ENV, TOPOLOGIES
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+NODE_ACTIONS = ("kill", "stop", "start", "pause", "resume")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """redis-failure-lab: what happens to my app when Redis goes down?"""
+
+
+@cli.command()
+@click.argument("topology", metavar="|".join(TOPOLOGIES))
+@click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS),
+              help="docker (Compose), local (processes), or auto: docker when a daemon answers, else local")
+@click.option("--timeout", "timeout_s", default=api.UP_TIMEOUT_S, show_default=True, type=float,
+              help="seconds to wait for the topology to become healthy")
+def up(topology: str, backend: str, timeout_s: float) -> None:
+    """Start a topology behind Toxiproxy; returns when it is healthy."""
+    started = time.monotonic()
+    topo = api.up(topology, backend=backend, timeout_s=timeout_s)
+    out.print(f"[green]{topo.name}[/] is up on the [bold]{topo.backend.name}[/] backend "
+              f"({time.monotonic() - started:.1f} s)")
+    _print_status(topo.status())
+    out.print(f"password: ${PASSWORD_ENV} (`eval $(redislab env)` sets it and REDISCLI_AUTH in your shell)")
+
+
+@cli.command()
+@click.option("--all", "all_", is_flag=True, help="also remove leftovers of every topology on both backends")
+def down(all_: bool) -> None:
+    """Stop the topology and remove its containers, networks, volumes and processes."""
+    removed = api.down(all_=all_)
+    if dockerd.stop_if_owned():
+        removed.append("Docker daemon started by the lab")
+    out.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(as_json: bool) -> None:
+    """The running topology, its nodes, their roles and addresses."""
+    topo = api.current()
+    data: dict[str, Any] = topo.status() if topo else {"topology": None}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    elif topo is None:
+        out.print("no topology is up (start one: redislab up single|sentinel|cluster)")
+    else:
+        _print_status(data)
+
+
+@cli.command()
+@click.argument("action", metavar="|".join(NODE_ACTIONS))
+@click.argument("node")
+def node(action: str, node: str) -> None:
+    """Control one node: kill (SIGKILL), stop/start (graceful), pause/resume (SIGSTOP/SIGCONT)."""
+    if action not in NODE_ACTIONS:
+        raise LabError(f"unknown node action {action!r}; accepted: {', '.join(NODE_ACTIONS)}")
+    topo = _require_topology()
+    getattr(topo, action)(node)
+    out.print(f"{action}: {node} is now {topo.backend.node_state(node)}")
+
+
+@cli.command()
+def env() -> None:
+    """Print shell exports for the lab password: eval $(redislab env)."""
+    pw = shlex.quote(password())
+    click.echo(f"export {PASSWORD_ENV}={pw} REDISCLI_AUTH={pw}")
+
+
+@cli.command("docker-daemon")
+@click.argument("action", metavar="start|stop")
+def docker_daemon(action: str) -> None:
+    """Start a Docker daemon if none answers (as root), or stop the one the lab started."""
+    if action == "start":
+        started = dockerd.ensure_running()
+        out.print("Docker daemon started by the lab" if started else "a Docker daemon already answers")
+    elif action == "stop":
+        out.print("stopped the lab's Docker daemon" if dockerd.stop_if_owned() else "the lab owns no Docker daemon")
+    else:
+        raise LabError(f"unknown action {action!r}; accepted: start, stop")
+
+
+def _require_topology() -> api.Topology:
+    topo = api.current()
+    if topo is None:
+        raise LabError("no topology is up", "start one: redislab up single|sentinel|cluster")
+    return topo
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    table = Table(title=f"{data['topology']} ({data['backend']})")
+    for col in ("node", "role", "address", "direct", "state"):
+        table.add_column(col)
+    for n in data["nodes"]:
+        table.add_row(n["name"], n["role"], f"{n['host']}:{n['port']}", n["direct"], n["state"])
+    out.print(table)
+    out.print(f"Toxiproxy API: {data['toxiproxy_api']}")
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        cli.main(standalone_mode=False)
+    except LabError as exc:
+        err.print(f"[red]error:[/] {exc.line()}", highlight=False)
+        if exc.details:
+            err.print(exc.details, highlight=False, markup=False)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("interrupted; cleaned up")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted; cleaned up")
+        sys.exit(130)
+    except click.ClickException as exc:
+        err.print(f"[red]error:[/] {exc.format_message()} (see: redislab --help)", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The `redislab` command: bad input gets one clear line and a non-zero exit, never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from topologies import api
+
+pytestmark = pytest.mark.integration
+REDISLAB = [sys.executable, "-m", "redislab.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*REDISLAB, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("error:")
+    for fragment in fragments:
+        assert fragment in first
+
+
+def test_unknown_topology(fresh_lab) -> None:
+    assert_one_line_error(run("up", "triangle"), "unknown topology 'triangle'", "single, sentinel, cluster")
+
+
+def test_unknown_backend(fresh_lab) -> None:
+    assert_one_line_error(run("up", "single", "--backend", "podman"), "unknown backend 'podman'",
+                          "auto, docker, local")
+
+
+def test_port_in_use_names_the_port_and_starts_nothing(fresh_lab) -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 7001))
+        holder.listen()
+        assert_one_line_error(run("up", "single", "--backend", "local"), "port 7001", "python")
+    assert api.current() is None
+
+
+def test_docker_backend_without_a_daemon(fresh_lab) -> None:
+    result = run("up", "single", "--backend", "docker", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_one_line_error(result, "no Docker daemon answers", "--backend local")
+    assert api.current() is None
+
+
+def test_up_while_another_topology_runs_then_status_and_down(fresh_lab) -> None:
+    assert run("up", "single", "--backend", "local").returncode == 0
+    assert_one_line_error(run("up", "sentinel", "--backend", "local"), "topology single is already up",
+                          "redislab down")
+    status = json.loads(run("status", "--json").stdout)
+    assert status["topology"] == "single" and status["backend"] == "local"
+    assert status["password_env"] == "REDISLAB_PASSWORD"
+    node = next(n for n in status["nodes"] if n["name"] == "redis-1")
+    assert (node["role"], node["port"], node["direct"], node["state"]) == ("primary", 7001, "127.0.0.1:17001",
+                                                                           "running")
+    assert_one_line_error(run("node", "kill", "redis-9"), "unknown node 'redis-9'", "redis-1")
+    assert run("node", "pause", "redis-1").returncode == 0
+    assert json.loads(run("status", "--json").stdout)["nodes"][1]["state"] == "paused"
+    assert run("node", "resume", "redis-1").returncode == 0
+    down = run("down")
+    assert down.returncode == 0 and "single (local)" in down.stdout
+    assert api.current() is None
+
+
+def test_env_prints_shell_exports() -> None:
+    result = run("env")
+    assert result.returncode == 0
+    assert result.stdout.startswith("export REDISLAB_PASSWORD=") and "REDISCLI_AUTH=" in result.stdout

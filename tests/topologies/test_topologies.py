@@ -1,0 +1,152 @@
+"""Each topology on each backend: healthy, replicating, failing over, and gone after `down`."""
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from topologies import api
+from topologies.compose_gen import project_name
+from topologies.health import wait_until
+from topologies.home import lab_home
+from topologies.spec import TOPOLOGIES
+
+pytestmark = pytest.mark.integration
+
+
+def _read_from_replica(topo: api.Topology, replica: str, key: str, expected: str) -> None:
+    with topo.node_client(replica, decode_responses=True, socket_timeout=1) as c:
+        wait_until(lambda: c.get(key) == expected, 10, f"{key} on {replica}")
+
+
+def test_single_comes_up_and_serves(lab, backend: str) -> None:
+    topo = lab("single", backend)
+    key = f"t:{uuid.uuid4()}"
+    with topo.client(decode_responses=True) as c:
+        assert c.set(key, "v") is True
+        assert c.get(key) == "v"
+    assert [n.role for n in topo.nodes() if n.name == "redis-1"] == ["primary"]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=topo.spec.node("redis-1").port, password="wrong").ping()
+
+
+def test_sentinel_write_on_primary_is_read_from_each_replica(lab, backend: str) -> None:
+    topo = lab("sentinel", backend)
+    key, value = f"t:{uuid.uuid4()}", "replicated"
+    with topo.client(decode_responses=True, socket_timeout=2) as master:
+        master.set(key, value)
+    replicas = [n.name for n in topo.nodes() if n.role == "replica"]
+    assert len(replicas) == 2
+    for name in replicas:
+        _read_from_replica(topo, name, key, value)
+
+
+def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab, backend: str) -> None:
+    topo = lab("sentinel", backend)
+    old = topo.primary()
+    assert old is not None
+    topo.kill(old)
+    try:
+        sentinel = topo.sentinel()
+
+        def promoted() -> str | None:
+            host, port = sentinel.discover_master("lab")
+            return next((n.name for n in topo.spec.redis_nodes if n.port == port and n.name != old), None)
+
+        new = wait_until(promoted, 30, "Sentinel failover")
+        assert topo.role(new) == "primary"
+        key = f"t:{uuid.uuid4()}"
+        master = topo.client(decode_responses=True, socket_timeout=1)
+        wait_until(lambda: master.set(key, "after-failover"), 15, "write through Sentinel master_for")
+        assert master.get(key) == "after-failover"
+        master.close()
+    finally:
+        topo.start(old)
+    # the old primary rejoins as a replica of the new one
+    wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
+
+
+def _primaries_and_replicas(topo: api.Topology) -> dict[str, str]:
+    """replica node name -> its primary's node name, from CLUSTER NODES."""
+    by_port = {n.port: n.name for n in topo.spec.redis_nodes}
+    with topo.node_client("redis-1", decode_responses=True) as c:
+        nodes = c.cluster("NODES")
+    ids = {info["node_id"]: by_port[int(addr.split(":")[1].split("@")[0])] for addr, info in nodes.items()}
+    return {ids[info["node_id"]]: ids[info["master_id"]] for addr, info in nodes.items()
+            if "slave" in info["flags"] and info["master_id"] in ids}
+
+
+def test_cluster_write_on_each_primary_is_read_from_its_replica(lab, backend: str) -> None:
+    topo = lab("cluster", backend)
+    pairs = _primaries_and_replicas(topo)
+    assert len(pairs) == 3
+    with topo.client(decode_responses=True) as rc:
+        for replica, primary in pairs.items():
+            key = _key_on(rc, primary, topo)
+            rc.set(key, "v")
+            with topo.node_client(replica, decode_responses=True) as c:
+                c.execute_command("READONLY")
+                wait_until(lambda c=c, key=key: c.get(key) == "v", 10, f"{key} on {replica}")
+
+
+def _key_on(rc: RedisCluster, primary: str, topo: api.Topology) -> str:
+    port = topo.spec.node(primary).port
+    for i in range(100_000):
+        key = f"k{i}"
+        if rc.get_node_from_key(key).port == port:
+            return key
+    raise AssertionError(f"no key maps to {primary}")
+
+
+def _one_key_per_slot(rc: RedisCluster) -> list[str]:
+    keys: dict[int, str] = {}
+    i = 0
+    while len(keys) < 16384:
+        key = f"slot-probe:{i}"
+        keys.setdefault(rc.keyslot(key), key)
+        i += 1
+    return list(keys.values())
+
+
+def test_cluster_replica_takes_over_when_a_primary_is_killed(lab, backend: str) -> None:
+    topo = lab("cluster", backend)
+    pairs = _primaries_and_replicas(topo)
+    replica, primary = next(iter(pairs.items()))
+    topo.kill(primary)
+    try:
+        wait_until(lambda: topo.role(replica) == "primary", 30, f"{replica} promoted")
+        rc = topo.client(decode_responses=True, socket_timeout=1)
+        keys = _one_key_per_slot(rc)
+
+        def every_slot_writable() -> bool:
+            pipe = rc.pipeline(transaction=False)
+            for k in keys:
+                pipe.set(k, "1")
+            return all(pipe.execute())
+
+        wait_until(every_slot_writable, 30, "writes to all 16384 slots")
+        rc.close()
+    finally:
+        topo.start(primary)
+    wait_until(lambda: topo.role(primary) == "replica", 30, f"{primary} rejoins as replica")
+
+
+@pytest.mark.parametrize("name", TOPOLOGIES)
+def test_down_leaves_nothing_behind(fresh_lab, backend: str, name: str) -> None:
+    topo = fresh_lab(name, backend)
+    assert topo.backend.owns_anything()
+    procs = list(getattr(topo.backend, "procs", {}).values())  # local backend's processes
+    assert backend == "docker" or len(procs) == len(topo.spec.nodes) + 1
+    fresh_lab.down()
+    assert api.current() is None
+    assert [p.pid for p in procs if p.alive()] == []
+    assert not (lab_home() / "run" / name).exists()
+    if backend == "docker":
+        project = project_name(name)
+        for kind in ("ps -aq", "network ls -q", "volume ls -q"):
+            out = subprocess.run(["docker", *kind.split(), "--filter", f"label=com.docker.compose.project={project}"],
+                                 capture_output=True, text=True).stdout
+            assert out.strip() == "", f"docker {kind} still lists {out!r}"

@@ -1,0 +1,279 @@
+"""One Python API over both backends: bring up, tear down, status, clients, node control.
+
+    from topologies import api
+    topo = api.up("sentinel", backend="auto")   # returns when healthy
+    r = topo.client()                           # Sentinel(...).master_for("lab")
+    topo.kill("redis-1")
+    api.down()
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+
+from topologies import health
+from topologies.errors import LabError, UnknownNameError
+from topologies.home import StateFile, password as lab_password
+from topologies.spec import (HOST, MASTER_NAME, PASSWORD_ENV, TOXIPROXY_API_PORT, NodeSpec, Options,
+                             TopologySpec, build_spec)
+
+BACKENDS: tuple[str, ...] = ("auto", "docker", "local")
+UP_TIMEOUT_S = 90.0  # deadline for a topology to become healthy
+_STATE = "topology.json"
+
+
+class Backend(Protocol):
+    """What a backend provides (see topologies.local.LocalBackend and topologies.docker.DockerBackend)."""
+
+    name: str
+    spec: TopologySpec
+
+    def state(self) -> dict[str, Any]: ...
+    def owns_anything(self) -> bool: ...
+    def start_all(self) -> None: ...
+    def stop_all(self) -> None: ...
+    def node_state(self, name: str) -> str: ...
+    def kill(self, name: str) -> None: ...
+    def stop(self, name: str) -> None: ...
+    def start(self, name: str) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def logs(self, name: str, lines: int = 20) -> str: ...
+    def all_logs(self, lines: int = 8) -> str: ...
+
+
+def _make_backend(kind: str, spec: TopologySpec, pw: str, state: dict[str, Any] | None = None) -> Backend:
+    if kind == "local":
+        from topologies.local import LocalBackend
+        return LocalBackend(spec, pw, state)
+    if kind == "docker":
+        from topologies.docker import DockerBackend
+        return DockerBackend(spec, pw, state)
+    raise UnknownNameError("backend", kind, BACKENDS)
+
+
+def resolve_backend(kind: str) -> str:
+    """'auto' means docker when a daemon answers, else local."""
+    if kind not in BACKENDS:
+        raise UnknownNameError("backend", kind, BACKENDS, "try: --backend local")
+    if kind != "auto":
+        return kind
+    from topologies import dockerd
+    return "docker" if dockerd.daemon_answers() else "local"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    role: str  # primary | replica | sentinel | proxy | unknown
+    host: str
+    port: int  # the address a client on this machine uses (through Toxiproxy)
+    direct_port: int  # the node's own port, bypassing Toxiproxy
+    state: str  # running | paused | stopped
+    bus_port: int | None = None
+
+
+class Topology:
+    """A running topology: its spec, the backend that runs it, clients and node control."""
+
+    def __init__(self, spec: TopologySpec, backend: Backend, password: str) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.password = password
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- clients ------------------------------------------------------------------
+    def client(self, asyncio: bool = False, **kwargs: Any) -> Any:
+        """The client an application would use: ``Redis`` (single), ``Sentinel.master_for``
+        (sentinel), ``RedisCluster`` (cluster). ``kwargs`` go to the client (timeouts, retry ...)."""
+        kwargs.setdefault("password", self.password)
+        first = self.spec.redis_nodes[0]
+        if self.spec.name == "single":
+            cls = redis.asyncio.Redis if asyncio else redis.Redis
+            return cls(host=HOST, port=first.port, **kwargs)
+        if self.spec.name == "sentinel":
+            return self.sentinel(asyncio).master_for(MASTER_NAME, **kwargs)
+        # Every node as a startup node, so the client connects while any one is down.
+        if asyncio:
+            nodes_a = [redis.asyncio.cluster.ClusterNode(HOST, n.port) for n in self.spec.redis_nodes]
+            return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes_a, **kwargs)
+        nodes_s = [redis.cluster.ClusterNode(HOST, n.port) for n in self.spec.redis_nodes]
+        return redis.cluster.RedisCluster(startup_nodes=nodes_s, **kwargs)
+
+    def sentinel(self, asyncio: bool = False, **kwargs: Any) -> Any:
+        """A ``Sentinel`` over the three Sentinels' proxied addresses (sentinel topology)."""
+        if not self.spec.sentinels:
+            raise LabError(f"topology {self.name} has no Sentinels", "bring up: redislab up sentinel")
+        cls = redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel
+        kwargs.setdefault("socket_timeout", 1.0)
+        return cls([(HOST, s.port) for s in self.spec.sentinels],
+                   sentinel_kwargs={"password": self.password, "socket_timeout": 1.0}, password=self.password,
+                   **kwargs)
+
+    def node_client(self, name: str, asyncio: bool = False, direct: bool = False, **kwargs: Any) -> Any:
+        """A plain client to one node, through its proxy unless ``direct``."""
+        node = self.spec.node(name)
+        kwargs.setdefault("password", self.password)
+        cls = redis.asyncio.Redis if asyncio else redis.Redis
+        return cls(host=HOST, port=node.direct_port if direct else node.port, **kwargs)
+
+    # -- roles and status ---------------------------------------------------------
+    def role(self, name: str) -> str:
+        node = self.spec.node(name)
+        if node.kind == "sentinel":
+            return "sentinel"
+        try:
+            with health.node_client(node, self.password, direct=True) as c:
+                role = c.info("replication")["role"]
+        except redis.RedisError:
+            return "unknown"
+        return "primary" if role == "master" else "replica"
+
+    def primary(self) -> str | None:
+        """Name of the node that currently acts as primary (single/sentinel), per the nodes themselves."""
+        primaries = [n.name for n in self.spec.redis_nodes if self.role(n.name) == "primary"]
+        return primaries[0] if len(primaries) == 1 else None
+
+    def nodes(self) -> list[NodeStatus]:
+        out = [NodeStatus("toxiproxy", "proxy", HOST, TOXIPROXY_API_PORT, TOXIPROXY_API_PORT,
+                          self.backend.node_state("toxiproxy"))]
+        for n in self.spec.nodes:
+            state = self.backend.node_state(n.name)
+            role = self.role(n.name) if state == "running" else "unknown"
+            out.append(NodeStatus(n.name, role, HOST, n.port, n.direct_port, state, n.bus_port))
+        return out
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "topology": self.name,
+            "backend": self.backend.name,
+            "toxiproxy_api": f"http://{HOST}:{TOXIPROXY_API_PORT}",
+            "password_env": PASSWORD_ENV,
+            "options": dataclasses.asdict(self.spec.options),
+            "nodes": [
+                {"name": s.name, "role": s.role, "host": s.host, "port": s.port,
+                 "direct": f"{HOST}:{s.direct_port}", "state": s.state,
+                 **({"bus_port": s.bus_port} if s.bus_port else {})}
+                for s in self.nodes()
+            ],
+        }
+
+    # -- node control -------------------------------------------------------------
+    def kill(self, name: str) -> None:
+        """SIGKILL / ``docker kill``: the node dies without shutdown."""
+        self._node(name)
+        self.backend.kill(name)
+
+    def stop(self, name: str) -> None:
+        self._node(name)
+        self.backend.stop(name)
+
+    def start(self, name: str) -> None:
+        self._node(name)
+        self.backend.start(name)
+        _record(self.spec, self.backend)  # the new process must be owned by whoever runs `down`
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP / ``docker pause``: a hung node that keeps its connections open."""
+        self._node(name)
+        self.backend.pause(name)
+
+    def resume(self, name: str) -> None:
+        self._node(name)
+        self.backend.resume(name)
+
+    def _node(self, name: str) -> NodeSpec:
+        return self.spec.node(name)
+
+    def wait_healthy(self, timeout_s: float = UP_TIMEOUT_S) -> None:
+        health.wait_healthy(self.spec, self.password, timeout_s, self.backend.all_logs)
+
+
+# -- lifecycle ----------------------------------------------------------------------
+def current() -> Topology | None:
+    """The topology recorded as up (None if none, or if everything it owned is gone)."""
+    record = StateFile(_STATE).read()
+    if not record:
+        return None
+    spec = build_spec(record["topology"], Options(**record.get("options", {})))
+    backend = _make_backend(record["backend"], spec, lab_password(), record.get("backend_state"))
+    return Topology(spec, backend, lab_password())
+
+
+def up(name: str, backend: str = "auto", options: Options | None = None,
+       timeout_s: float = UP_TIMEOUT_S) -> Topology:
+    """Start topology ``name`` and return when it is healthy.
+
+    Refuses when another topology is up. If it cannot become healthy before
+    ``timeout_s`` seconds, everything it started is torn down and a LabError
+    carrying the last log lines is raised.
+    """
+    spec = build_spec(name, options or Options.from_env())
+    kind = resolve_backend(backend)
+    existing = current()
+    if existing is not None:
+        if existing.backend.owns_anything():
+            raise LabError(f"topology {existing.name} is already up ({existing.backend.name} backend)",
+                           "run `redislab down` first")
+        existing.backend.stop_all()  # stale record: clean what may remain
+        StateFile(_STATE).clear()
+    from topologies import ports
+    ports.require_free(spec.ports(), f"topology {name}")
+    pw = lab_password()
+    be = _make_backend(kind, spec, pw)
+    topo = Topology(spec, be, pw)
+    try:
+        _record(spec, be)
+        be.start_all()
+        _record(spec, be)
+        _bring_to_health(be, timeout_s)
+    except BaseException:
+        be.stop_all()
+        StateFile(_STATE).clear()
+        raise
+    return topo
+
+
+def _record(spec: TopologySpec, be: Backend) -> None:
+    """Persist what the backend owns, so any later process can control and tear it down."""
+    StateFile(_STATE).write({"topology": spec.name, "backend": be.name,
+                             "options": dataclasses.asdict(spec.options), "backend_state": be.state(),
+                             "recorded_at": time.time()})
+
+
+def _bring_to_health(be: Backend, timeout_s: float) -> None:
+    if be.name == "local":
+        from topologies.local import check_ready
+        check_ready(be, timeout_s)  # type: ignore[arg-type]
+    else:
+        health.wait_healthy(be.spec, be.password, timeout_s, be.all_logs)  # type: ignore[attr-defined]
+
+
+def down(all_: bool = False) -> list[str]:
+    """Tear down the recorded topology; with ``all_`` also any lab leftovers of every
+    topology on both backends. Returns what was removed (for the CLI to print)."""
+    removed: list[str] = []
+    topo = current()
+    if topo is not None:
+        topo.backend.stop_all()
+        removed.append(f"{topo.name} ({topo.backend.name})")
+    StateFile(_STATE).clear()
+    if all_:
+        from topologies import docker, dockerd
+        if dockerd.daemon_answers():
+            removed += docker.remove_all_projects()
+        from topologies.local import kill_strays
+        removed += kill_strays()
+    return removed

@@ -1,0 +1,115 @@
+"""redis-server / redis-sentinel configuration and Toxiproxy proxy lists for a spec.
+
+Shared by the local backend (which runs them) and the Compose generator (which
+writes them into `topologies/compose/*.yml`), so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from topologies.spec import HOST, MASTER_NAME, NodeSpec, TopologySpec
+
+
+def redis_args(node: NodeSpec, spec: TopologySpec, password: str, *, bind: str, data_dir: str,
+               logfile: str) -> list[str]:
+    """Command-line arguments (after the binary) for a Redis data node."""
+    opts = spec.options
+    args = [
+        "--port", str(node.direct_port),
+        "--bind", bind,
+        "--protected-mode", "no" if bind != HOST else "yes",
+        "--requirepass", password,
+        "--masterauth", password,
+        "--dir", data_dir,
+        "--logfile", logfile,
+        "--appendonly", _yes_no(opts.appendonly),
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        # Start a replica's full sync at once instead of waiting 5 s for more replicas.
+        "--repl-diskless-sync-delay", "0",
+    ]
+    if spec.name in ("single", "sentinel"):
+        # Announce the proxied address so Sentinel (and replicas after a
+        # failover) reach this node through its Toxiproxy proxy.
+        args += ["--replica-announce-ip", HOST, "--replica-announce-port", str(node.port)]
+    if node.replica_of:
+        primary = spec.node(node.replica_of)
+        args += ["--replicaof", HOST, str(primary.port)]
+    if spec.name == "cluster":
+        assert node.bus_port is not None and node.direct_bus_port is not None
+        args += [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(opts.node_timeout_ms),
+            "--cluster-port", str(node.direct_bus_port),
+            "--cluster-announce-ip", HOST,
+            "--cluster-announce-port", str(node.port),
+            "--cluster-announce-bus-port", str(node.bus_port),
+            # Lab default: keep serving the slots that are still covered while
+            # a primary is down, so its outage shows per slot.
+            "--cluster-require-full-coverage", "no",
+        ]
+    return args
+
+
+def sentinel_conf(node: NodeSpec, spec: TopologySpec, password: str, *, bind: str, data_dir: str,
+                  logfile: str) -> str:
+    """The text of a sentinel.conf (Sentinel rewrites it, so write it to a writable path)."""
+    primary = next(n for n in spec.redis_nodes if n.initial_role == "primary")
+    opts = spec.options
+    lines = [
+        f"port {node.direct_port}",
+        f"bind {bind}",
+        f"protected-mode {'no' if bind != HOST else 'yes'}",
+        f"dir {data_dir}",
+        f'logfile "{logfile}"',
+        f"sentinel announce-ip {HOST}",
+        f"sentinel announce-port {node.port}",
+        f"requirepass {password}",
+        f"sentinel sentinel-pass {password}",
+        f"sentinel monitor {MASTER_NAME} {HOST} {primary.port} {spec.quorum}",
+        f"sentinel auth-pass {MASTER_NAME} {password}",
+        f"sentinel down-after-milliseconds {MASTER_NAME} {opts.down_after_ms}",
+        f"sentinel failover-timeout {MASTER_NAME} {opts.failover_timeout_ms}",
+        f"sentinel parallel-syncs {MASTER_NAME} 1",
+        # Fixed ids and the peers declared up front: discovery would otherwise
+        # wait for hello messages (every 2 s) and INFO (every 10 s).
+        f"sentinel myid {sentinel_id(node)}",
+    ]
+    lines += [f"sentinel known-replica {MASTER_NAME} {HOST} {r.port}"
+              for r in spec.redis_nodes if r.initial_role == "replica"]
+    lines += [f"sentinel known-sentinel {MASTER_NAME} {HOST} {s.port} {sentinel_id(s)}"
+              for s in spec.sentinels if s.name != node.name]
+    return "\n".join(lines) + "\n"
+
+
+def _yes_no(value: bool | str) -> str:
+    """'yes'/'no' for a flag; a string (a Compose ``${VAR:-default}`` placeholder) passes through."""
+    return value if isinstance(value, str) else ("yes" if value else "no")
+
+
+def sentinel_id(node: NodeSpec) -> str:
+    """A stable 40-hex-digit Sentinel run id derived from the node's name."""
+    return hashlib.sha1(f"redislab-{node.name}".encode()).hexdigest()
+
+
+def toxiproxy_config(spec: TopologySpec, *, listen_host: str) -> str:
+    """Toxiproxy's ``-config`` JSON: one enabled proxy per node port (and bus port)."""
+    proxies = [
+        {
+            "name": p.name,
+            "listen": f"{listen_host}:{p.listen_port}",
+            "upstream": f"{HOST}:{p.upstream_port}",
+            "enabled": True,
+        }
+        for p in spec.proxies()
+    ]
+    return json.dumps(proxies, indent=2) + "\n"
+
+
+def cluster_create_args(spec: TopologySpec) -> list[str]:
+    """`redis-cli` arguments that form the cluster from the proxied addresses."""
+    return ["--cluster", "create", *[f"{HOST}:{n.port}" for n in spec.redis_nodes],
+            "--cluster-replicas", "1", "--cluster-yes"]

@@ -1,0 +1,129 @@
+"""Readiness of a topology, judged from a client's side through the proxied ports.
+
+Both backends expose the same ports on 127.0.0.1, so health is backend-independent.
+Every wait polls with a deadline; none is a bare sleep.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+import requests
+
+from topologies.errors import NotReadyError
+from topologies.spec import HOST, MASTER_NAME, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
+
+T = TypeVar("T")
+PROBE_TIMEOUT_S = 0.5  # socket timeout of a single readiness probe
+
+
+def wait_until(probe: Callable[[], T | None], timeout_s: float, what: str,
+               details: Callable[[], str] = lambda: "", interval_s: float = 0.05) -> T:
+    """Call ``probe`` until it returns a truthy value or ``timeout_s`` seconds pass.
+
+    Exceptions from the probe count as "not yet"; the last one is quoted on timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: str = "no answer"
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+            last = f"not yet ({result!r})"
+        except Exception as exc:  # noqa: BLE001 - readiness: any failure means "not yet"
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise NotReadyError(f"{what} not ready after {timeout_s:.0f} s: {last}",
+                                "see the log lines below; `redislab down` cleans up", details())
+        time.sleep(interval_s)
+
+
+def node_client(node: NodeSpec, password: str, *, direct: bool = False,
+                timeout_s: float = PROBE_TIMEOUT_S) -> redis.Redis:
+    return redis.Redis(host=HOST, port=node.direct_port if direct else node.port, password=password,
+                       socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+
+
+def toxiproxy_ready() -> bool:
+    r = requests.get(f"http://{HOST}:{TOXIPROXY_API_PORT}/version", timeout=PROBE_TIMEOUT_S)
+    return r.status_code == 200
+
+
+def _ping(node: NodeSpec, password: str) -> bool:
+    with node_client(node, password) as c:
+        return bool(c.ping())
+
+
+def _replication_ok(spec: TopologySpec, password: str) -> bool:
+    for node in spec.redis_nodes:
+        with node_client(node, password) as c:
+            info = c.info("replication")
+        if info["role"] == "slave" and info.get("master_link_status") != "up":
+            return False
+    return True
+
+
+def _sentinels_ok(spec: TopologySpec, password: str) -> bool:
+    """Every Sentinel knows the primary, both replicas and the two other Sentinels."""
+    for s in spec.sentinels:
+        with node_client(s, password) as c:
+            m = c.sentinel_master(MASTER_NAME)
+        if m.get("num-slaves", 0) < 2 or m.get("num-other-sentinels", 0) < 2:
+            return False
+        if m.get("is_odown") or m.get("is_sdown") or m.get("is_master_down"):
+            return False
+    return True
+
+
+def cluster_ok(spec: TopologySpec, password: str) -> bool:
+    """cluster_state:ok and all 16384 slots covered on every node, each primary with a replica."""
+    primaries_with_replica = 0
+    for node in spec.redis_nodes:
+        with node_client(node, password) as c:
+            info = c.cluster("INFO")
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_slots_ok", 0)) != 16384:
+                return False
+            if int(info.get("cluster_known_nodes", 0)) != len(spec.redis_nodes):
+                return False
+            view = c.cluster("NODES").values()
+            if sum("slave" in n["flags"] for n in view) != len(spec.redis_nodes) // 2:
+                return False  # this node's view of the replica assignment has not converged
+            if any("fail" in n["flags"] or not n["connected"] and "myself" not in n["flags"] for n in view):
+                return False
+            repl = c.info("replication")
+            if repl["role"] == "slave" and repl.get("master_link_status") != "up":
+                return False
+            if repl["role"] == "master" and int(repl.get("connected_slaves", 0)) >= 1:
+                primaries_with_replica += 1
+    return primaries_with_replica >= len(spec.redis_nodes) // 2
+
+
+def cluster_formed(spec: TopologySpec, password: str) -> bool:
+    """True once any slot is assigned (the cluster was created)."""
+    with node_client(spec.redis_nodes[0], password) as c:
+        return int(c.cluster("INFO").get("cluster_slots_assigned", 0)) > 0
+
+
+def wait_nodes_answer(spec: TopologySpec, password: str, timeout_s: float,
+                      details: Callable[[], str]) -> None:
+    wait_until(toxiproxy_ready, timeout_s, "Toxiproxy API", details)
+    for node in spec.nodes:
+        wait_until(lambda n=node: _ping(n, password), timeout_s, node.name, details)
+
+
+def wait_healthy(spec: TopologySpec, password: str, timeout_s: float, details: Callable[[], str]) -> None:
+    """Return when the topology serves as designed; NotReadyError with details otherwise."""
+    deadline = time.monotonic() + timeout_s
+
+    def left() -> float:
+        return max(0.1, deadline - time.monotonic())
+
+    wait_nodes_answer(spec, password, left(), details)
+    if spec.name == "sentinel":
+        wait_until(lambda: _replication_ok(spec, password), left(), "replication", details)
+        wait_until(lambda: _sentinels_ok(spec, password), left(), "Sentinel discovery", details)
+    elif spec.name == "cluster":
+        wait_until(lambda: cluster_ok(spec, password), left(), "cluster (cluster_state:ok, all slots)", details)

@@ -1,0 +1,61 @@
+"""Where the lab keeps its state: run directories, logs, the password, ownership records."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from topologies.spec import PASSWORD_ENV
+
+
+def lab_home() -> Path:
+    """``$REDISLAB_HOME``, else ``$XDG_STATE_HOME/redislab`` (``~/.local/state/redislab``)."""
+    raw = os.environ.get("REDISLAB_HOME")
+    if raw:
+        home = Path(raw)
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        home = base / "redislab"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def password() -> str:
+    """The Redis password: ``$REDISLAB_PASSWORD``, else one generated once and kept (mode 0600)
+    in the lab home, so no secret is ever committed and the shell can read it back."""
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env
+    path = lab_home() / "password"
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(18)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+class StateFile:
+    """A small JSON record in the lab home (which topology is up, pids, ownership)."""
+
+    def __init__(self, name: str) -> None:
+        self.path = lab_home() / name
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            return None
+
+    def write(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
