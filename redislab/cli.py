@@ -104,6 +104,59 @@ def docker_daemon(action: str) -> None:
         raise LabError(f"unknown action {action!r}; accepted: start, stop")
 
 
+@cli.command("faults")
+def faults_list() -> None:
+    """List the faults, their targets and parameters (with units)."""
+    from faults.catalog import FAULTS
+    click.echo("usage: redislab fault TYPE --target T [name=value ...] [--duration S]\n")
+    for kind, cls in FAULTS.items():
+        click.echo(f"{kind}: {cls.summary}")
+        click.echo(f"    target: {cls.target_help}")
+        for p in cls.params:
+            unit = f" [{p.unit}]" if p.unit else ""
+            accepted = f" one of {'|'.join(p.choices)}" if p.choices else (
+                f" {p.low:g}..{p.high:g}" if p.low is not None else "")
+            default = f", default {p.default}" if p.default is not None else ", required"
+            click.echo(f"    {p.name}{unit}:{accepted}{default}. {p.help}")
+
+
+@cli.command()
+@click.argument("kind", metavar="TYPE")
+@click.option("--target", required=True, help="node, link or partition sides (see `redislab faults`)")
+@click.option("--duration", "duration_s", type=float, default=None,
+              help="seconds to hold the fault, then heal (default: leave it until `redislab heal`)")
+@click.argument("params", nargs=-1, metavar="[name=value ...]")
+def fault(kind: str, target: str, duration_s: float | None, params: tuple[str, ...]) -> None:
+    """Inject a fault; with --duration hold it and heal (Ctrl-C heals early)."""
+    from faults import catalog
+    from faults.injector import FaultInjector
+    values = {}
+    for item in params:
+        if "=" not in item:
+            raise LabError(f"parameter {item!r} is not name=value", "see `redislab faults` for the names")
+        name, value = item.split("=", 1)
+        values[name] = value
+    if duration_s is not None and not 0 < duration_s <= 86_400:
+        raise LabError(f"--duration {duration_s:g} is out of range; accepted: 0 < S <= 86400 seconds")
+    f = catalog.make(kind, target, **values)
+    injector = FaultInjector(_require_topology())
+    if duration_s is None:
+        injector.inject(f)
+        out.print(f"injected {f!r}; heal with: redislab heal")
+    else:
+        out.print(f"injecting {f!r} for {duration_s:g} s (Ctrl-C heals now)")
+        injector.hold(f, duration_s)
+        out.print(f"healed {f!r}")
+
+
+@cli.command()
+def heal() -> None:
+    """Undo every fault: toxics, disabled proxies, partitions, paused or stopped nodes and clients."""
+    from faults.injector import heal_all
+    done = heal_all(_require_topology())
+    out.print("; ".join(done) if done else "nothing to heal: the topology was clean")
+
+
 def _require_topology() -> api.Topology:
     topo = api.current()
     if topo is None:

@@ -10,7 +10,7 @@ set -euo pipefail
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-APT_PACKAGES=(redis-server redis-sentinel redis-tools docker.io busybox-static)
+APT_PACKAGES=(redis-server redis-sentinel redis-tools docker.io busybox-static iptables)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import asyncio as asyncio_module
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +44,7 @@ class Backend(Protocol):
     def start_all(self) -> None: ...
     def stop_all(self) -> None: ...
     def node_state(self, name: str) -> str: ...
+    def netns_pid(self) -> int | None: ...
     def kill(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def start(self, name: str) -> None: ...
@@ -49,6 +52,20 @@ class Backend(Protocol):
     def resume(self, name: str) -> None: ...
     def logs(self, name: str, lines: int = 20) -> str: ...
     def all_logs(self, lines: int = 8) -> str: ...
+
+
+def _remapping_sentinel(base: type, remap: Callable[[tuple[str, int]], tuple[str, int]]) -> type:
+    """A Sentinel class whose discovered addresses go through ``remap`` (client-group proxies)."""
+    if asyncio_module.iscoroutinefunction(base.discover_master):
+        class AsyncRemapped(base):  # type: ignore[misc, valid-type]
+            async def discover_master(self, service_name: str) -> tuple[str, int]:
+                return remap(await super().discover_master(service_name))
+        return AsyncRemapped
+
+    class Remapped(base):  # type: ignore[misc, valid-type]
+        def discover_master(self, service_name: str) -> tuple[str, int]:
+            return remap(super().discover_master(service_name))
+    return Remapped
 
 
 def _make_backend(kind: str, spec: TopologySpec, pw: str, state: dict[str, Any] | None = None) -> Backend:
@@ -95,39 +112,56 @@ class Topology:
         return self.spec.name
 
     # -- clients ------------------------------------------------------------------
-    def client(self, asyncio: bool = False, **kwargs: Any) -> Any:
+    def client(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
         """The client an application would use: ``Redis`` (single), ``Sentinel.master_for``
-        (sentinel), ``RedisCluster`` (cluster). ``kwargs`` go to the client (timeouts, retry ...)."""
+        (sentinel), ``RedisCluster`` (cluster). ``kwargs`` go to the client (timeouts, retry ...).
+
+        ``group`` ("a" or "b") routes every connection through that client group's own
+        proxies, so a partition can put the group on one side.
+        """
         kwargs.setdefault("password", self.password)
+        remap = self._remap(group)
         first = self.spec.redis_nodes[0]
         if self.spec.name == "single":
             cls = redis.asyncio.Redis if asyncio else redis.Redis
-            return cls(host=HOST, port=first.port, **kwargs)
+            return cls(host=HOST, port=remap((HOST, first.port))[1], **kwargs)
         if self.spec.name == "sentinel":
-            return self.sentinel(asyncio).master_for(MASTER_NAME, **kwargs)
+            return self.sentinel(asyncio, group=group).master_for(MASTER_NAME, **kwargs)
         # Every node as a startup node, so the client connects while any one is down.
+        if group:
+            kwargs["address_remap"] = remap
         if asyncio:
-            nodes_a = [redis.asyncio.cluster.ClusterNode(HOST, n.port) for n in self.spec.redis_nodes]
+            nodes_a = [redis.asyncio.cluster.ClusterNode(*remap((HOST, n.port))) for n in self.spec.redis_nodes]
             return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes_a, **kwargs)
-        nodes_s = [redis.cluster.ClusterNode(HOST, n.port) for n in self.spec.redis_nodes]
+        nodes_s = [redis.cluster.ClusterNode(*remap((HOST, n.port))) for n in self.spec.redis_nodes]
         return redis.cluster.RedisCluster(startup_nodes=nodes_s, **kwargs)
 
-    def sentinel(self, asyncio: bool = False, **kwargs: Any) -> Any:
+    def _remap(self, group: str | None) -> Callable[[tuple[str, int]], tuple[str, int]]:
+        """Maps an announced (host, port) to the same node's port for client ``group``."""
+        if group is None:
+            return lambda addr: addr
+        ports = {n.port: n.group_port(group) for n in self.spec.nodes}
+        return lambda addr: (addr[0], ports.get(int(addr[1]), int(addr[1])))
+
+    def sentinel(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
         """A ``Sentinel`` over the three Sentinels' proxied addresses (sentinel topology)."""
         if not self.spec.sentinels:
             raise LabError(f"topology {self.name} has no Sentinels", "bring up: redislab up sentinel")
-        cls = redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel
+        remap = self._remap(group)
+        cls = _remapping_sentinel(redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel, remap)
         kwargs.setdefault("socket_timeout", 1.0)
-        return cls([(HOST, s.port) for s in self.spec.sentinels],
+        return cls([remap((HOST, s.port)) for s in self.spec.sentinels],
                    sentinel_kwargs={"password": self.password, "socket_timeout": 1.0}, password=self.password,
                    **kwargs)
 
-    def node_client(self, name: str, asyncio: bool = False, direct: bool = False, **kwargs: Any) -> Any:
-        """A plain client to one node, through its proxy unless ``direct``."""
+    def node_client(self, name: str, asyncio: bool = False, direct: bool = False, group: str | None = None,
+                    **kwargs: Any) -> Any:
+        """A plain client to one node: through its proxy (or client ``group``'s proxy) unless ``direct``."""
         node = self.spec.node(name)
         kwargs.setdefault("password", self.password)
         cls = redis.asyncio.Redis if asyncio else redis.Redis
-        return cls(host=HOST, port=node.direct_port if direct else node.port, **kwargs)
+        port = node.direct_port if direct else (node.group_port(group) if group else node.port)
+        return cls(host=HOST, port=port, **kwargs)
 
     # -- roles and status ---------------------------------------------------------
     def role(self, name: str) -> str:

@@ -83,6 +83,13 @@ class DockerBackend:
         if dockerd.daemon_answers():
             self._compose("down", "-v", "--remove-orphans", "--timeout", "2", check=False)
 
+    def netns_pid(self) -> int | None:
+        """Pid of the Toxiproxy container, whose network namespace every node shares."""
+        out = _run(["docker", "inspect", "-f", "{{.State.Pid}}", self._container("toxiproxy")]).stdout.strip()
+        if not out.isdigit() or out == "0":
+            raise LabError("the Toxiproxy container is not running", "redislab down && redislab up ...")
+        return int(out)
+
     # -- node control -----------------------------------------------------------
     def _container(self, name: str) -> str:
         if name != "toxiproxy":

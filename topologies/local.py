@@ -80,6 +80,10 @@ class LocalBackend:
         self.procs.clear()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def netns_pid(self) -> int | None:
+        """Local processes share the host's network namespace."""
+        return None
+
     # -- node control -----------------------------------------------------------
     def node_state(self, name: str) -> str:
         proc = self.procs.get(name)

@@ -12,7 +12,9 @@ Port plan (all below the ephemeral range 32768-60999):
   direct client port   17000 + 100*block + i   (the real redis-server port)
   proxied bus port      7010 + 100*block + i   (cluster only)
   direct bus port      17010 + 100*block + i   (cluster only)
+  client group a/b      8000 / 9000 + 100*block + i   (a named client group's own proxy)
   Toxiproxy API        18474
+Outgoing connections of a node come from 127.0.1.(port - 7000) (bind-source-addr).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from topologies.errors import LabError, UnknownNameError
 TOPOLOGIES: tuple[str, ...] = ("single", "sentinel", "cluster")
 HOST = "127.0.0.1"
 TOXIPROXY_API_PORT = 18474
+CLIENT_GROUPS: dict[str, int] = {"a": 1000, "b": 2000}  # named client groups: port offset of their proxies
 MASTER_NAME = "lab"  # the name Sentinels monitor the primary under
 PASSWORD_ENV = "REDISLAB_PASSWORD"
 
@@ -86,8 +89,26 @@ class NodeSpec:
     bus_port: int | None = None  # cluster: proxied bus port (announced)
     direct_bus_port: int | None = None  # cluster: cluster-port the process listens on
 
+    @property
+    def source_addr(self) -> str:
+        """The loopback address this node's outgoing connections come from (bind-source-addr),
+        distinct per node so a partition can cut one node's outbound traffic by source."""
+        return f"127.0.1.{self.port - 7000}"
+
+    def proxy_ports(self) -> list[int]:
+        """The proxied ports peers and clients reach this node on (client, and bus if any)."""
+        return [p.listen_port for p in self.proxies()]
+
+    def group_port(self, group: str) -> int:
+        """The port client group ``group`` reaches this node on (its own proxy, so a
+        partition can put that group on one side)."""
+        if group not in CLIENT_GROUPS:
+            raise UnknownNameError("client group", group, list(CLIENT_GROUPS))
+        return self.port + CLIENT_GROUPS[group]
+
     def proxies(self) -> list["ProxySpec"]:
         out = [ProxySpec(self.name, self.port, self.direct_port)]
+        out += [ProxySpec(f"{self.name}@{g}", self.group_port(g), self.direct_port) for g in CLIENT_GROUPS]
         if self.bus_port is not None and self.direct_bus_port is not None:
             out.append(ProxySpec(f"{self.name}-bus", self.bus_port, self.direct_bus_port))
         return out
@@ -130,7 +151,7 @@ class TopologySpec:
         """Every host port the topology binds (proxied, direct, bus, Toxiproxy API)."""
         ports = [TOXIPROXY_API_PORT]
         for p in self.proxies():
-            ports += [p.listen_port, p.upstream_port]
+            ports += [p.listen_port] + ([p.upstream_port] if p.upstream_port not in ports else [])
         return ports
 
 

@@ -1,0 +1,125 @@
+"""Injecting and healing faults: recorded while active, healed in ``finally``, healable from anywhere.
+
+    injector = FaultInjector(topo, EventLog(sink=history.append))
+    with injector.active(catalog.make("latency", "redis-1", latency_ms=200)):
+        ...                                   # healed on exit, exception or Ctrl-C
+
+Each active fault is written to ``<lab home>/faults.json`` *before* it is injected,
+so ``heal_all`` (``redislab heal``) can undo it even after the injecting process
+was killed.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faults import catalog, netfilter
+from faults.events import EventLog
+from faults.toxiproxy_api import ToxiproxyAPI
+from topologies.api import Topology
+from topologies.errors import LabError
+from topologies.home import StateFile
+
+_ACTIVE = "faults.json"
+
+
+def _active_records() -> list[dict[str, Any]]:
+    return (StateFile(_ACTIVE).read() or {}).get("active", [])
+
+
+def _save(records: list[dict[str, Any]]) -> None:
+    if records:
+        StateFile(_ACTIVE).write({"active": records})
+    else:
+        StateFile(_ACTIVE).clear()
+
+
+class FaultInjector:
+    """Injects and heals faults on one topology, recording an event for each."""
+
+    def __init__(self, topo: Topology, events: EventLog | None = None) -> None:
+        self.topo = topo
+        self.events = events or EventLog()
+
+    def inject(self, fault: catalog.Fault) -> None:
+        fault.validate(self.topo)
+        _save(_active_records() + [fault.record()])
+        try:
+            fault.inject(self.topo)
+        except BaseException:
+            self.heal(fault, record_event=False)
+            raise
+        _save([r for r in _active_records() if not _same(r, fault)] + [fault.record()])  # with saved state
+        self.events.record("inject", fault.kind, fault.target, fault.values)
+
+    def heal(self, fault: catalog.Fault, record_event: bool = True) -> None:
+        try:
+            fault.heal(self.topo)
+        finally:
+            _save([r for r in _active_records() if not _same(r, fault)])
+        if record_event:
+            self.events.record("heal", fault.kind, fault.target, fault.values)
+
+    @contextmanager
+    def active(self, fault: catalog.Fault) -> Iterator[catalog.Fault]:
+        """Inject on entry, heal on exit: also on exceptions, Ctrl-C and SIGTERM (when the
+        process turns SIGTERM into an exception, as the CLI does)."""
+        self.inject(fault)
+        try:
+            yield fault
+        finally:
+            self.heal(fault)
+
+    def hold(self, fault: catalog.Fault, duration_s: float) -> None:
+        """Inject, keep for ``duration_s`` seconds, heal."""
+        with self.active(fault):
+            deadline = time.monotonic() + duration_s
+            while time.monotonic() < deadline:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _same(record: dict[str, Any], fault: catalog.Fault) -> bool:
+    return record["kind"] == fault.kind and record["target"] == fault.target
+
+
+def active_faults() -> list[dict[str, Any]]:
+    return _active_records()
+
+
+def heal_all(topo: Topology, events: EventLog | None = None) -> list[str]:
+    """Restore a clean state from anything: heal every recorded fault, remove all toxics and
+    re-enable all proxies, remove partition rules, resume paused and start stopped nodes.
+    Returns what it did."""
+    done: list[str] = []
+    errors: list[str] = []
+    log = events or EventLog()
+    for record in _active_records():
+        try:
+            fault = catalog.from_record(record)
+            fault.heal(topo)
+            log.record("heal", fault.kind, fault.target, fault.values)
+            done.append(f"healed {fault!r}")
+        except Exception as exc:  # noqa: BLE001 - keep healing the rest
+            errors.append(f"{record.get('kind')} on {record.get('target')}: {exc}")
+    _save([])
+    api = ToxiproxyAPI()
+    if api.disabled() or any(api.toxics().values()):
+        done.append("removed toxics and re-enabled proxies")
+    api.reset()
+    nf = netfilter.Netfilter(topo.backend.netns_pid())
+    if nf.rule_count():
+        done.append("removed partition rules")
+    nf.heal()
+    for node in topo.spec.nodes:
+        state = topo.backend.node_state(node.name)
+        if state == "paused":
+            topo.resume(node.name)
+            done.append(f"resumed {node.name}")
+        elif state == "stopped":
+            topo.start(node.name)
+            done.append(f"started {node.name}")
+    if errors:
+        raise LabError("heal finished with errors: " + "; ".join(errors), "run `redislab heal` again")
+    return done
