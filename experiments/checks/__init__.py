@@ -1,0 +1,78 @@
+"""Checks: pure functions ``check(history, final_state, params) -> CheckResult``.
+
+Adding a check: write the function in a family module and add one line to
+:data:`REGISTRY`. :func:`get_check` raises :class:`UnknownCheckError` (listing
+the known names) for an unknown name; :func:`run_check` turns a crash into an
+``unknown`` verdict; :func:`worst` combines verdicts (fail > unknown > pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..history import History
+from . import availability, cache, geo, leaderboard, lock, queue, ratelimit, recovery, writes
+from .base import (FAIL, PASS, UNKNOWN, CheckFn, CheckParamError, CheckResult, Verdict,
+                   run_check as _run_fn, worst)
+
+REGISTRY: dict[str, CheckFn] = {
+    "steady_state": availability.steady_state,
+    "errors_by_type": availability.errors_by_type,
+    "send_lag": availability.send_lag,
+    "time_to_detect": recovery.time_to_detect,
+    "time_to_recover": recovery.time_to_recover,
+    "lost_writes": writes.lost_writes,
+    "counter": writes.counter,
+    "leaderboard_increments": leaderboard.leaderboard_increments,
+    "cache_stale_reads": cache.cache_stale_reads,
+    "cache_fallback": cache.cache_fallback,
+    "lock_overlap": lock.lock_overlap,
+    "fencing": lock.fencing,
+    "rate_limit": ratelimit.rate_limit,
+    "queue_delivery": queue.queue_delivery,
+    "geo_results": geo.geo_results,
+}
+
+
+class UnknownCheckError(KeyError):
+    """No check of that name; the message lists the known ones."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = sorted(REGISTRY)
+
+    def __str__(self) -> str:
+        return f"unknown check {self.name!r}; known checks: {', '.join(self.known)}"
+
+
+def get_check(name: str) -> CheckFn:
+    """The check called ``name`` (raises UnknownCheckError)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownCheckError(name) from None
+
+
+def run_check(name: str, history: History, final_state: Mapping[str, Any] | None = None,
+              params: Mapping[str, Any] | None = None) -> CheckResult:
+    """Run the registered check ``name``; a crash gives verdict unknown.
+    An unknown name raises (a typo is a configuration error, not a result)."""
+    return _run_fn(name, get_check(name), history, final_state, params)
+
+
+
+def run_checks(specs: Iterable[str | Mapping[str, Any]], history: History,
+               final_state: Mapping[str, Any] | None = None) -> list[CheckResult]:
+    """Run checks given as names or ``{"name": ..., "params": {...}}``.
+    All names are validated before any check runs."""
+    norm = [(s, {}) if isinstance(s, str) else (s["name"], s.get("params") or {}) for s in specs]
+    for name, _ in norm:
+        get_check(name)
+    state = history.final_state() if final_state is None else final_state
+    return [run_check(n, history, state, p) for n, p in norm]
+
+
+__all__ = ["REGISTRY", "CheckResult", "CheckFn", "CheckParamError", "Verdict", "PASS",
+           "FAIL", "UNKNOWN", "UnknownCheckError", "get_check", "run_check", "run_checks",
+           "worst"]

@@ -1,0 +1,382 @@
+"""The history: one record type for operations, one for events, one file.
+
+Every figure in a report is derived from ``history.jsonl``. Each line is one
+JSON object with a ``"type"`` field:
+
+* ``"meta"``  - first line: format version, ``t0_wall`` (Unix seconds at t0).
+* ``"op"``    - one completed operation (:class:`Op`).
+* ``"event"`` - something that happened to the system (:class:`Event`):
+  fault inject/heal, phase change, server INFO sample, breaker state change,
+  node role change, the final state read after the run.
+
+Times: ``intended``, ``start``, ``end`` and ``Event.t`` are monotonic seconds
+relative to the run's t0 (``time.monotonic()`` at writer creation). ``wall``
+is Unix seconds (wall clock), only for lining up with other logs.
+
+Outcomes follow Jepsen: ``ok`` (it happened), ``fail`` (it certainly did not
+happen), ``unknown`` (a timeout or lost connection: it may have happened).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal
+
+FORMAT_VERSION = 1
+
+Outcome = Literal["ok", "fail", "unknown"]
+OK: Outcome = "ok"
+FAIL: Outcome = "fail"
+UNKNOWN: Outcome = "unknown"
+OUTCOMES: tuple[Outcome, ...] = (OK, FAIL, UNKNOWN)
+
+# Event kinds. Producers may add their own kinds; these are the ones the
+# report and checks understand.
+FAULT_INJECT = "fault_inject"  # fields: fault (id), label, color?, target?
+FAULT_HEAL = "fault_heal"      # fields: fault (id matching the inject), label
+PHASE = "phase"                # fields: name, start, end (s since t0)
+SERVER_INFO = "server_info"    # fields: node, info (dict of INFO fields)
+BREAKER = "breaker"            # fields: name?, state ("closed"|"open"|"half-open")
+ROLE = "role"                  # fields: node, role ("master"|"replica"|...)
+FINAL_STATE = "final_state"    # fields: anything the checks need (merged)
+RUN_START = "run_start"        # fields: workload parameters
+RUN_END = "run_end"            # fields: counts; absent => run was interrupted
+
+# Error type recorded for operations refused by the load generator itself
+# because too many operations were in flight (see experiments.workload).
+OVERLOAD = "overload"
+
+
+@dataclass(slots=True)
+class Op:
+    """One operation, as the client saw it.
+
+    Attributes:
+        client: logical client id (0..clients-1).
+        op: operation name, e.g. ``"get"``, ``"add"``, ``"acquire"``.
+        args: JSON-able arguments chosen for the operation.
+        intended: when the operation was scheduled to start (s since t0).
+        start: when it actually started (s since t0); ``start - intended`` is
+            the send lag.
+        end: when the client got its answer or gave up (s since t0).
+        wall: Unix seconds at ``start``.
+        outcome: ``ok`` | ``fail`` | ``unknown``.
+        value: JSON-able result (read value, acknowledgement details...).
+        error: error type name when outcome is not ok (e.g. ``"TimeoutError"``).
+        node: the node that served it, when known.
+        phase: name of the workload phase at ``intended``.
+    """
+
+    client: int
+    op: str
+    args: Any
+    intended: float
+    start: float
+    end: float
+    wall: float
+    outcome: Outcome
+    value: Any = None
+    error: str | None = None
+    node: str | None = None
+    phase: str | None = None
+
+    @property
+    def latency(self) -> float:
+        """Seconds from intended start to end (includes send lag: no
+        coordinated omission)."""
+        return self.end - self.intended
+
+    @property
+    def service_time(self) -> float:
+        """Seconds from actual start to end."""
+        return self.end - self.start
+
+    @property
+    def send_lag(self) -> float:
+        """Seconds between intended and actual start."""
+        return self.start - self.intended
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "op", "client": self.client, "op": self.op,
+            "args": self.args, "intended": self.intended,
+            "start": self.start, "end": self.end, "wall": self.wall,
+            "outcome": self.outcome, "value": self.value,
+            "error": self.error, "node": self.node, "phase": self.phase,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Op":
+        outcome = d["outcome"]
+        if outcome not in OUTCOMES:
+            raise ValueError(f"bad outcome {outcome!r}; expected one of {OUTCOMES}")
+        return cls(
+            client=d["client"], op=d["op"], args=d.get("args"),
+            intended=d["intended"], start=d["start"], end=d["end"],
+            wall=d.get("wall", math.nan), outcome=outcome,
+            value=d.get("value"), error=d.get("error"), node=d.get("node"),
+            phase=d.get("phase"),
+        )
+
+
+@dataclass(slots=True)
+class Event:
+    """Something that happened to the system under test.
+
+    Attributes:
+        t: monotonic seconds since t0.
+        wall: Unix seconds.
+        kind: one of the kind constants above, or a producer-specific kind.
+        fields: JSON-able details.
+    """
+
+    t: float
+    wall: float
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "event", "t": self.t, "wall": self.wall,
+                "kind": self.kind, "fields": self.fields}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Event":
+        return cls(t=d["t"], wall=d.get("wall", math.nan), kind=d["kind"],
+                   fields=d.get("fields") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """A fault's active interval (s since t0); ``end`` is None if never healed."""
+
+    fault: str
+    label: str
+    start: float
+    end: float | None
+    color: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseWindow:
+    """A workload phase interval (s since t0)."""
+
+    name: str
+    start: float
+    end: float
+
+
+@dataclass
+class History:
+    """Operations and events of one run, each sorted by time.
+
+    Ops are sorted by ``intended``; events by ``t``. ``truncated_lines`` counts
+    unparseable lines skipped by the reader (a run killed mid-write).
+    """
+
+    ops: list[Op] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    truncated_lines: int = 0
+
+    def __post_init__(self) -> None:
+        self.ops.sort(key=lambda o: o.intended)
+        self.events.sort(key=lambda e: e.t)
+
+    def events_of(self, *kinds: str) -> list[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    def fault_windows(self) -> list[FaultWindow]:
+        """Pair ``fault_inject`` with the next ``fault_heal`` of the same
+        ``fault`` id (default id: the label)."""
+        open_: dict[str, Event] = {}
+        windows: list[FaultWindow] = []
+        for e in self.events:
+            if e.kind not in (FAULT_INJECT, FAULT_HEAL):
+                continue
+            fid = str(e.fields.get("fault", e.fields.get("label", "fault")))
+            if e.kind == FAULT_INJECT:
+                if fid not in open_:
+                    open_[fid] = e
+            elif fid in open_:
+                inj = open_.pop(fid)
+                windows.append(_window(fid, inj, e.t))
+        windows.extend(_window(fid, inj, None) for fid, inj in open_.items())
+        windows.sort(key=lambda w: w.start)
+        return windows
+
+    def phase_windows(self) -> list[PhaseWindow]:
+        """Phases announced by ``phase`` events (their scheduled bounds)."""
+        out = []
+        for e in self.events_of(PHASE):
+            f = e.fields
+            out.append(PhaseWindow(str(f["name"]), float(f.get("start", e.t)),
+                                   float(f.get("end", math.inf))))
+        return out
+
+    def final_state(self) -> dict[str, Any]:
+        """Merge of all ``final_state`` events' fields (later wins)."""
+        state: dict[str, Any] = {}
+        for e in self.events_of(FINAL_STATE):
+            state.update(e.fields)
+        return state
+
+    @property
+    def completed(self) -> bool:
+        """True when the workload wrote its ``run_end`` event."""
+        return any(e.kind == RUN_END for e in self.events)
+
+    @property
+    def t_end(self) -> float:
+        """Last time in the history (s since t0)."""
+        ts = [o.end for o in self.ops] + [e.t for e in self.events]
+        return max(ts) if ts else 0.0
+
+
+def _window(fid: str, inj: Event, end: float | None) -> FaultWindow:
+    return FaultWindow(fid, str(inj.fields.get("label", fid)), inj.t, end,
+                       inj.fields.get("color"))
+
+
+class HistoryWriter:
+    """Appends records to ``history.jsonl``; safe to share across threads.
+
+    Records are serialised into an in-memory buffer and written every
+    ``flush_every`` records (and on :meth:`flush`/:meth:`close`), so logging
+    10k ops/s costs about one ``json.dumps`` per op. Use as a context manager
+    so the buffer is flushed even when the run is interrupted.
+
+    ``clock()`` is the run's time base: monotonic seconds since t0. Fault
+    injectors and samplers must stamp their events with it (``event()`` does).
+    """
+
+    def __init__(self, path: str | Path, flush_every: int = 2000,
+                 t0: float | None = None, append: bool = False) -> None:
+        """``path`` is created (truncated) unless ``append``; ``t0`` is the
+        ``time.monotonic()`` value that run time 0 stands for (default: now)."""
+        self.path = Path(path)
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.wall0 = time.time() - (time.monotonic() - self.t0)
+        self._flush_every = flush_every
+        self._buf: list[str] = []
+        self._lock = threading.Lock()
+        self._dumps = json.JSONEncoder(separators=(",", ":"), default=_jsonable).encode
+        fresh = not append or not self.path.exists() or self.path.stat().st_size == 0
+        self._f: io.TextIOBase | None = open(self.path, "a" if append else "w",
+                                              encoding="utf-8", buffering=1 << 20)
+        if fresh:
+            self._append({"type": "meta", "version": FORMAT_VERSION,
+                          "t0_wall": self.wall0})
+
+    def clock(self) -> float:
+        """Monotonic seconds since t0."""
+        return time.monotonic() - self.t0
+
+    def wall_at(self, t: float) -> float:
+        """Unix seconds corresponding to run time ``t``."""
+        return self.wall0 + t
+
+    def write_op(self, op: Op) -> None:
+        self._append(op.to_json())
+
+    def write_event(self, event: Event) -> None:
+        self._append(event.to_json())
+
+    def event(self, kind: str, t: float | None = None, **fields: Any) -> Event:
+        """Record an event now (or at run time ``t``) and return it."""
+        t = self.clock() if t is None else t
+        ev = Event(t, self.wall_at(t), kind, fields)
+        self.write_event(ev)
+        return ev
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = self._dumps(record)
+        with self._lock:
+            self._buf.append(line)
+            if len(self._buf) >= self._flush_every:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._f is None:
+            raise ValueError(f"history writer for {self.path} is closed")
+        if self._buf:
+            self._f.write("\n".join(self._buf))
+            self._f.write("\n")
+            self._buf.clear()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+            assert self._f is not None
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is None:
+                return
+            self._flush_locked()
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> "HistoryWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _jsonable(o: Any) -> Any:
+    """Fallback encoder: sets/tuples to lists, bytes to str, else repr."""
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, bytes):
+        return o.decode("utf-8", "backslashreplace")
+    return repr(o)
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield parsed JSON lines; an unparseable line yields ``{"type": "bad"}``."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                yield {"type": "bad"}
+
+
+def read_history(path: str | Path) -> History:
+    """Load ``history.jsonl`` into typed records (tolerates a torn last line)."""
+    ops: list[Op] = []
+    events: list[Event] = []
+    meta: dict[str, Any] = {}
+    bad = 0
+    for rec in iter_records(path):
+        kind = rec.get("type")
+        if kind == "op":
+            ops.append(Op.from_json(rec))
+        elif kind == "event":
+            events.append(Event.from_json(rec))
+        elif kind == "meta":
+            meta = rec
+        else:
+            bad += 1
+    return History(ops, events, meta, bad)
+
+
+def history_from(records: Iterable[Op | Event]) -> History:
+    """Build a History from in-memory records (tests, re-analysis)."""
+    records = list(records)
+    return History([r for r in records if isinstance(r, Op)],
+                   [r for r in records if isinstance(r, Event)])

@@ -1,0 +1,224 @@
+"""Statistics derived from a history: latency percentiles, throughput, errors.
+
+Latencies are recorded into HdrHistograms in **microseconds** (1 µs to 1 h,
+3 significant digits) and reported in **milliseconds** (keys ending ``_ms``).
+Latency is ``end - intended`` (includes send lag). Operations refused by the
+load generator (error ``overload``) never ran and have no latency; they count
+in totals and error rates.
+
+Time buckets group operations by **completion time** (``end``): a bucket's
+throughput is ok ops completed per second in it, and its error rate is the
+share of ops completed in it that were not ok.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+from hdrh.histogram import HdrHistogram
+
+from .history import FAIL, OK, OVERLOAD, UNKNOWN, History, Op
+
+HDR_LOW_US = 1
+HDR_HIGH_US = 3_600_000_000  # 1 h in µs
+HDR_DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty latency histogram (µs)."""
+    return HdrHistogram(HDR_LOW_US, HDR_HIGH_US, HDR_DIGITS)
+
+
+def has_latency(op: Op) -> bool:
+    """False for ops the load generator refused (they never ran)."""
+    return op.error != OVERLOAD
+
+
+def record(h: HdrHistogram, ops: Iterable[Op]) -> HdrHistogram:
+    """Record the latency (µs, clamped to the histogram range) of ``ops``.
+    Equal values are counted first: ``record_value`` is pure Python."""
+    counts = Counter(int(round((o.end - o.intended) * 1e6)) for o in ops if has_latency(o))
+    for us, n in counts.items():
+        h.record_value(min(max(us, HDR_LOW_US), HDR_HIGH_US), n)
+    return h
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency percentiles in ms over ``count`` operations."""
+
+    count: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mean_ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def latency_from_histogram(h: HdrHistogram, mean_ms: float | None = None
+                           ) -> LatencyStats | None:
+    """Percentiles of ``h`` (µs) in ms; None if empty. Pass ``mean_ms`` when
+    known: ``HdrHistogram.get_mean_value`` walks every bucket in Python."""
+    n = h.get_total_count()
+    if n == 0:
+        return None
+    p = {k: h.get_value_at_percentile(v) / 1000 for k, v in PERCENTILES.items()}
+    mean = h.get_mean_value() / 1000 if mean_ms is None else mean_ms
+    return LatencyStats(n, p["p50"], p["p90"], p["p99"], p["p999"],
+                        h.get_max_value() / 1000, mean)
+
+
+def latency_stats(ops: Iterable[Op]) -> LatencyStats | None:
+    """Latency percentiles of ``ops`` (None when none has a latency)."""
+    ops = [o for o in ops if has_latency(o)]
+    if not ops:
+        return None
+    mean_ms = sum(o.latency for o in ops) / len(ops) * 1000
+    return latency_from_histogram(record(new_histogram(), ops), mean_ms)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Outcome counts, availability (ok / total) and latency of a set of ops."""
+
+    total: int
+    ok: int
+    fail: int
+    unknown: int
+    availability: float | None
+    latency: LatencyStats | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return None if self.availability is None else 1.0 - self.availability
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"ops": self.total, "ok": self.ok, "fail": self.fail,
+                             "unknown": self.unknown,
+                             "availability": self.availability,
+                             "error_rate": self.error_rate}
+        lat = self.latency.to_json() if self.latency else {}
+        for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"):
+            d[k] = lat.get(k)
+        return d
+
+
+def summarize(ops: Sequence[Op]) -> Summary:
+    """Counts, availability and latency percentiles of ``ops``."""
+    counts = {OK: 0, FAIL: 0, UNKNOWN: 0}
+    for o in ops:
+        counts[o.outcome] += 1
+    n = len(ops)
+    return Summary(n, counts[OK], counts[FAIL], counts[UNKNOWN],
+                   counts[OK] / n if n else None, latency_stats(ops))
+
+
+def phase_order(history: History) -> list[str]:
+    """Phase names in order of first appearance (phase events first)."""
+    names: list[str] = [p.name for p in history.phase_windows()]
+    for o in history.ops:
+        if o.phase is not None and o.phase not in names:
+            names.append(o.phase)
+    return names
+
+
+def by_phase(history: History) -> dict[str, Summary]:
+    """Summary per phase (ops tagged with the phase of their intended time)."""
+    groups: dict[str, list[Op]] = {name: [] for name in phase_order(history)}
+    for o in history.ops:
+        groups.setdefault(o.phase or "-", []).append(o)
+    return {k: summarize(v) for k, v in groups.items() if v}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One time bucket: ``start`` (s since t0), ``width`` (s), counts of ops
+    completed in it, ``throughput`` (ok ops/s), ``error_rate`` (non-ok share,
+    None if empty), latency p50/p99 (ms, None if none)."""
+
+    start: float
+    width: float
+    total: int
+    ok: int
+    fail: int
+    unknown: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.width
+
+    @property
+    def error_rate(self) -> float | None:
+        return (self.total - self.ok) / self.total if self.total else None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["throughput"] = self.throughput
+        d["error_rate"] = self.error_rate
+        return d
+
+
+def time_buckets(ops: Sequence[Op], width: float = 1.0,
+                 start: float | None = None, end: float | None = None,
+                 latency: bool = True) -> list[Bucket]:
+    """Bucket ``ops`` by completion time into ``width``-second buckets from
+    ``start`` (default: earliest intended time) to ``end`` (default: last
+    completion). Empty buckets are included. ``latency=False`` skips the
+    percentiles (faster)."""
+    if width <= 0:
+        raise ValueError(f"bucket width must be > 0 s, got {width}")
+    if not ops:
+        return []
+    t0 = min(o.intended for o in ops) if start is None else start
+    t1 = max(o.end for o in ops) if end is None else end
+    n = max(1, int((t1 - t0) // width) + 1)
+    slots: list[list[Op]] = [[] for _ in range(n)]
+    for o in ops:
+        i = int((o.end - t0) // width)
+        if 0 <= i < n:
+            slots[i].append(o)
+    out = []
+    for i, s in enumerate(slots):
+        # a fresh histogram is cheaper than HdrHistogram.reset()
+        lat = latency_stats(s) if latency and s else None
+        c = {OK: 0, FAIL: 0, UNKNOWN: 0}
+        for o in s:
+            c[o.outcome] += 1
+        out.append(Bucket(t0 + i * width, width, len(s), c[OK], c[FAIL], c[UNKNOWN],
+                          lat.p50_ms if lat else None, lat.p99_ms if lat else None))
+    return out
+
+
+def ops_between(ops: Iterable[Op], start: float, end: float,
+                key: str = "intended") -> list[Op]:
+    """Ops whose ``key`` time (``intended``/``start``/``end``) is in
+    [start, end) seconds."""
+    return [o for o in ops if start <= getattr(o, key) < end]
+
+
+def baseline_throughput(history: History, baseline_phase: str = "baseline"
+                        ) -> float | None:
+    """Mean ok ops/s during the baseline: the phase named ``baseline_phase``
+    if present, else everything before the first fault (or the whole run).
+    Measured over the span of the baseline ops' intended times."""
+    ops = [o for o in history.ops if o.phase == baseline_phase]
+    if not ops:
+        faults = history.fault_windows()
+        cut = faults[0].start if faults else float("inf")
+        ops = [o for o in history.ops if o.intended < cut]
+    if len(ops) < 2:
+        return None
+    span = ops[-1].intended - ops[0].intended
+    if span <= 0:
+        return None
+    # n ops spread over span seconds: rate = (n - 1) / span for evenly spaced
+    return sum(1 for o in ops if o.ok) * (len(ops) - 1) / len(ops) / span

@@ -1,0 +1,404 @@
+"""Open-loop workload scheduler (asyncio).
+
+Each operation has an *intended* start time fixed in advance by the schedule
+(constant rate or Poisson arrivals at ``rate`` ops/s). The scheduler launches
+every operation at its intended time without waiting for earlier ones, so a
+stalled server shows up as latency and errors instead of silently lowering the
+offered load (no coordinated omission). Latency is ``end - intended``; the send
+lag ``start - intended`` is recorded too.
+
+Overload: at most ``max_in_flight`` operations run at once. When the cap is
+hit, the operation due now is **not** delayed: it is recorded at once as
+``outcome="fail", error="overload"`` and never reaches Redis. Overload
+failures therefore lower availability; ``errors_by_type`` shows them apart.
+
+Determinism: the same seed gives the same intended times, the same client for
+each operation, and the same per-operation RNG (seeded from seed and the
+operation's index), so an op function that draws its choices from the RNG it
+is given makes the same choices whatever the timing.
+
+The op function::
+
+    async def op(client_id: int, rng: random.Random) -> OpResult | tuple[str, Any, Any]
+
+returns ``OpResult`` (or ``(op_name, args, value)``, meaning ok). Wrap Redis
+calls with :func:`attempt` so failures keep their op name and args and are
+classified (timeout -> unknown). An exception escaping the op function is
+classified too, but is recorded with op name ``"?"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple, Sequence
+
+from hdrh.histogram import HdrHistogram
+
+from .history import (FAIL, OK, OVERLOAD, PHASE, RUN_END, RUN_START, UNKNOWN,
+                      HistoryWriter, Op, Outcome, PhaseWindow)
+
+Arrivals = Literal["constant", "poisson"]
+
+HDR_MAX_US = 3_600_000_000  # highest trackable latency: 1 hour, in µs
+HDR_DIGITS = 3              # significant digits
+
+
+class OpResult(NamedTuple):
+    """What an op function returns. ``(name, args, value)`` tuples also work."""
+
+    op: str
+    args: Any = None
+    value: Any = None
+    outcome: Outcome = OK
+    error: str | None = None
+    node: str | None = None
+
+
+OpFn = Callable[[int, random.Random], Awaitable["OpResult | tuple[Any, ...]"]]
+PhaseHook = Callable[[PhaseWindow], "Awaitable[None] | None"]
+
+# Exception class names that prove the request never took effect although
+# they derive from a connection error class.
+_NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsError",
+                "AuthenticationError", "AuthenticationWrongNumberOfArgsError"}
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str]:
+    """Map an exception to (outcome, error type).
+
+    Timeouts and dropped connections -> ``unknown`` (the command may have run);
+    a refused connection, a "connecting to" failure, an exhausted client pool,
+    loading/auth errors and every other error (e.g. READONLY, ClusterDown)
+    -> ``fail``.
+    """
+    name = type(exc).__name__
+    mro = {c.__name__ for c in type(exc).__mro__}
+    if any("Timeout" in n for n in mro):
+        return UNKNOWN, name
+    if name in _NOT_APPLIED or "connecting to" in str(exc):
+        return FAIL, name
+    if "ConnectionError" in mro or "ConnectionResetError" in mro or "BrokenPipeError" in mro:
+        return UNKNOWN, name
+    return FAIL, name
+
+
+async def attempt(op: str, args: Any, awaitable: Awaitable[Any], *,
+                  timeout: float | None = None, node: str | None = None,
+                  classify: Callable[[BaseException], tuple[Outcome, str]] = classify,
+                  ) -> OpResult:
+    """Await a client call and turn its result or exception into an OpResult.
+
+    ``timeout`` is in seconds; exceeding it gives ``unknown``/``TimeoutError``.
+    """
+    try:
+        if timeout is None:
+            value = await awaitable
+        else:
+            async with asyncio.timeout(timeout):
+                value = await awaitable
+    except Exception as e:  # noqa: BLE001 - every failure becomes a record
+        outcome, err = classify(e)
+        return OpResult(op, args, None, outcome, err, node)
+    return OpResult(op, args, value, OK, None, node)
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Parameters of one workload run.
+
+    rate: target ops/s for the whole workload (all clients together).
+    duration: seconds; defaults to the sum of phase durations.
+    clients: number of logical clients; op i belongs to client ``i % clients``.
+    seed: RNG seed for arrivals and per-op RNGs.
+    arrivals: ``constant`` (every 1/rate s) or ``poisson`` (exponential gaps).
+    max_in_flight: cap on concurrent operations (see module doc: overload).
+    drain_timeout: seconds to wait for in-flight ops after the last launch;
+        ops still running are cancelled and recorded ``unknown``/``cancelled``.
+    phases: ``(name, duration_s)`` pairs laid end to end from the start.
+    """
+
+    rate: float
+    duration: float | None = None
+    clients: int = 1
+    seed: int = 0
+    arrivals: Arrivals = "constant"
+    max_in_flight: int = 1000
+    drain_timeout: float = 10.0
+    phases: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError(f"rate must be > 0 ops/s, got {self.rate}")
+        if self.clients < 1 or self.max_in_flight < 1:
+            raise ValueError("clients and max_in_flight must be >= 1")
+        if self.arrivals not in ("constant", "poisson"):
+            raise ValueError(f"arrivals must be 'constant' or 'poisson', got {self.arrivals!r}")
+        if self.duration is None and not self.phases:
+            raise ValueError("give a duration or phases")
+
+    @property
+    def total_duration(self) -> float:
+        """Seconds of scheduled load."""
+        if self.duration is not None:
+            return self.duration
+        return sum(d for _, d in self.phases)
+
+    def phase_windows(self, offset: float = 0.0) -> list[PhaseWindow]:
+        """Phases as windows starting at ``offset`` (s since t0). Without
+        phases, one phase ``main`` covers the run."""
+        if not self.phases:
+            return [PhaseWindow("main", offset, offset + self.total_duration)]
+        out, t = [], offset
+        for name, d in self.phases:
+            out.append(PhaseWindow(name, t, t + d))
+            t += d
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rate": self.rate, "duration": self.total_duration,
+                "clients": self.clients, "seed": self.seed,
+                "arrivals": self.arrivals, "max_in_flight": self.max_in_flight,
+                "drain_timeout": self.drain_timeout,
+                "phases": [list(p) for p in self.phases]}
+
+
+class Planned(NamedTuple):
+    """One scheduled operation: index, intended time (s from workload start),
+    client id, and the seed of its RNG."""
+
+    index: int
+    intended: float
+    client: int
+    seed: int
+
+
+def intended_times(rate: float, duration: float, arrivals: Arrivals,
+                   rng: random.Random) -> Iterator[float]:
+    """Intended start times in [0, duration) seconds at ``rate`` ops/s."""
+    if arrivals == "constant":
+        n = math.ceil(duration * rate)
+        for i in range(n):
+            t = i / rate
+            if t >= duration:
+                return
+            yield t
+    else:
+        t = rng.expovariate(rate)
+        while t < duration:
+            yield t
+            t += rng.expovariate(rate)
+
+
+def plan(config: WorkloadConfig) -> Iterator[Planned]:
+    """The deterministic schedule for ``config`` (times from workload start)."""
+    rng = random.Random(config.seed)
+    base = config.seed * (1 << 32)
+    for i, t in enumerate(intended_times(config.rate, config.total_duration,
+                                         config.arrivals, rng)):
+        yield Planned(i, t, i % config.clients, base + i)
+
+
+def op_rng(planned: Planned) -> random.Random:
+    """The RNG handed to the op function for this operation."""
+    return random.Random(planned.seed)
+
+
+def _hist() -> HdrHistogram:
+    return HdrHistogram(1, HDR_MAX_US, HDR_DIGITS)
+
+
+@dataclass
+class WorkloadSummary:
+    """Counts and quick figures from the run (the history is the record).
+
+    ``send_lag_us``/``latency_us``: HdrHistograms in microseconds of the
+    launched operations.
+    """
+
+    planned: int = 0
+    launched: int = 0
+    overloaded: int = 0
+    cancelled: int = 0
+    completed: int = 0
+    ok: int = 0
+    start: float = 0.0   # s since t0
+    end: float = 0.0     # s since t0
+    send_lag_us: HdrHistogram = field(default_factory=_hist)
+    latency_us: HdrHistogram = field(default_factory=_hist)
+
+    @property
+    def elapsed(self) -> float:
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        return {"planned": self.planned, "launched": self.launched,
+                "overloaded": self.overloaded, "cancelled": self.cancelled,
+                "completed": self.completed, "ok": self.ok,
+                "elapsed_s": self.elapsed,
+                "send_lag_p99_ms": self.send_lag_us.get_value_at_percentile(99) / 1000,
+                "latency_p99_ms": self.latency_us.get_value_at_percentile(99) / 1000}
+
+
+async def run_workload(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
+                       on_phase: PhaseHook | None = None) -> WorkloadSummary:
+    """Run ``op`` open-loop per ``config``, recording every op to ``writer``.
+
+    Intended times are offset by the writer clock at call time. At each phase
+    start a ``phase`` event is written and ``on_phase(window)`` is called
+    (awaited if it returns an awaitable; an exception aborts the run). A
+    ``run_end`` event is written only when the run completes normally.
+    """
+    loop = asyncio.get_running_loop()
+    clock = writer.clock
+    wall0 = writer.wall0
+    offset = clock()
+    phases = config.phase_windows(offset)
+    starts = [p.start for p in phases]
+    summary = WorkloadSummary(start=offset)
+    tasks: dict[int, asyncio.Task[None]] = {}
+    lag_hist, lat_hist = summary.send_lag_us, summary.latency_us
+    writer.event(RUN_START, t=offset, **config.to_json())
+
+    async def one(p: Planned, intended: float, phase: str) -> None:
+        start = clock()
+        res: OpResult | None = None
+        try:
+            res = await op(p.client, op_rng(p))
+            if type(res) is not OpResult:
+                res = OpResult(*res)
+        except asyncio.CancelledError:
+            res = OpResult("?", None, None, UNKNOWN, "cancelled")
+            summary.cancelled += 1
+            raise
+        except Exception as e:  # noqa: BLE001 - recorded, never lost
+            outcome, err = classify(e)
+            res = OpResult("?", None, None, outcome, err)
+        finally:
+            end = clock()
+            if res is None:  # KeyboardInterrupt or similar
+                res = OpResult("?", None, None, UNKNOWN, "interrupted")
+            tasks.pop(p.index, None)
+            summary.completed += 1
+            if res.outcome == OK:
+                summary.ok += 1
+            lag_hist.record_value(max(1, int((start - intended) * 1e6)))
+            lat_hist.record_value(max(1, int((end - intended) * 1e6)))
+            writer.write_op(Op(p.client, res.op, res.args, intended, start, end,
+                               wall0 + start, res.outcome, res.value, res.error,
+                               res.node, phase))
+
+    async def announce() -> None:
+        for w in phases:
+            delay = w.start - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.event(PHASE, name=w.name, start=w.start, end=w.end)
+            if on_phase is not None:
+                r = on_phase(w)
+                if inspect.isawaitable(r):
+                    await r
+
+    announcer = loop.create_task(announce())
+    try:
+        phase_i = 0
+        burst = 0
+        for p in plan(config):
+            intended = offset + p.intended
+            delay = intended - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                burst = 0
+            else:
+                burst += 1
+                if burst >= 64:  # behind schedule: still let ops run
+                    burst = 0
+                    await asyncio.sleep(0)
+            if announcer.done() and announcer.exception() is not None:
+                raise announcer.exception()  # type: ignore[misc]
+            while phase_i + 1 < len(starts) and intended >= starts[phase_i + 1]:
+                phase_i += 1
+            phase = phases[phase_i].name
+            summary.planned += 1
+            if len(tasks) >= config.max_in_flight:
+                now = clock()
+                summary.overloaded += 1
+                writer.write_op(Op(p.client, "?", None, intended, now, now,
+                                   wall0 + now, FAIL, None, OVERLOAD, None, phase))
+                continue
+            summary.launched += 1
+            tasks[p.index] = loop.create_task(one(p, intended, phase))
+        if tasks:
+            await asyncio.wait(list(tasks.values()), timeout=config.drain_timeout)
+        await announcer
+    finally:
+        # Interrupted or drained: cancel what is left; each records itself.
+        pending = list(tasks.values())
+        for t in pending:
+            t.cancel()
+        if not announcer.done():
+            announcer.cancel()
+        await asyncio.gather(*pending, announcer, return_exceptions=True)
+        summary.end = clock()
+    writer.event(RUN_END, **summary.to_json())
+    return summary
+
+
+def run(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
+        on_phase: PhaseHook | None = None) -> WorkloadSummary:
+    """Synchronous wrapper around :func:`run_workload`."""
+    return asyncio.run(run_workload(op, config, writer, on_phase))
+
+
+async def noop_op(client: int, rng: random.Random) -> OpResult:
+    """A trivial operation for benchmarks: returns at once."""
+    return OpResult("noop", None, None)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One benchmark row. Rates in ops/s, lags in ms."""
+
+    target_rate: float
+    achieved_rate: float
+    launched: int
+    overloaded: int
+    send_lag_p50_ms: float
+    send_lag_p99_ms: float
+    send_lag_max_ms: float
+
+
+def benchmark_rate(rate: float, duration: float = 2.0, clients: int = 16,
+                   arrivals: Arrivals = "constant", max_in_flight: int = 10_000,
+                   history_dir: str | Path | None = None) -> BenchResult:
+    """Run the no-op workload at ``rate`` ops/s for ``duration`` s, writing a
+    real history file, and report achieved rate and send lag.
+
+    Achieved rate = ok operations / elapsed seconds (launch of the first op
+    to completion of the last), so falling behind schedule shows.
+    """
+    with tempfile.TemporaryDirectory(dir=history_dir) as d:
+        with HistoryWriter(Path(d) / "history.jsonl") as w:
+            cfg = WorkloadConfig(rate=rate, duration=duration, clients=clients,
+                                 arrivals=arrivals, max_in_flight=max_in_flight)
+            s = run(noop_op, cfg, w)
+    lag = s.send_lag_us
+    return BenchResult(rate, s.ok / max(s.elapsed, duration), s.launched, s.overloaded,
+                       lag.get_value_at_percentile(50) / 1000,
+                       lag.get_value_at_percentile(99) / 1000,
+                       lag.get_max_value() / 1000)
+
+
+def phases_from(spec: Sequence[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    """Validate a ``[(name, seconds), ...]`` phase list."""
+    out = []
+    for name, d in spec:
+        if d <= 0:
+            raise ValueError(f"phase {name!r} has non-positive duration {d}")
+        out.append((str(name), float(d)))
+    return tuple(out)

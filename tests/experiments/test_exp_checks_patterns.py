@@ -1,0 +1,273 @@
+"""Pattern checks on small hand-written histories: one valid, one violating each."""
+
+import pytest
+
+from experiments.checks import run_check
+from exp_helpers import history, op
+
+
+# ---------------------------------------------------------------- writes (set, counter)
+
+def _set_history():
+    return history(*[op("add", {"value": v}, start=v) for v in range(1, 6)],
+                   op("add", {"value": 6}, start=6, outcome="unknown"),
+                   op("add", {"value": 7}, start=7, outcome="fail"))
+
+
+def test_lost_writes_valid_unknown_may_be_present():
+    r = run_check("lost_writes", _set_history(), {"set": [1, 2, 3, 4, 5, 6]})
+    assert r.verdict == "pass", r.explanation
+    assert r.metrics["acked"] == 5 and r.metrics["unknown_present"] == 1
+
+
+def test_lost_writes_detects_lost_acked_write():
+    r = run_check("lost_writes", _set_history(), {"set": [1, 2, 4, 5]})
+    assert r.verdict == "fail"
+    assert r.metrics["lost"] == 1 and r.metrics["lost_examples"] == [3]
+
+
+def test_lost_writes_failed_write_present_is_a_violation():
+    r = run_check("lost_writes", _set_history(), {"set": [1, 2, 3, 4, 5, 7]})
+    assert r.verdict == "fail" and r.metrics["failed_present"] == 1
+
+
+def test_lost_writes_without_final_read_is_unknown():
+    assert run_check("lost_writes", _set_history(), {}).verdict == "unknown"
+
+
+def _incr_history():
+    return history(op("incr", {"amount": 1}, 0), op("incr", {"amount": 1}, 1),
+                   op("incr", {"amount": 1}, 2), op("incr", {"amount": 1}, 3, outcome="unknown"),
+                   op("incr", {"amount": 1}, 4, outcome="fail"))
+
+
+@pytest.mark.parametrize("final", [3, 4])
+def test_counter_within_bounds(final):
+    assert run_check("counter", _incr_history(), {"counter": final}).verdict == "pass"
+
+
+def test_counter_lost_and_phantom_increments():
+    lost = run_check("counter", _incr_history(), {"counter": 2})
+    assert lost.verdict == "fail" and lost.metrics["lost"] == 1
+    assert run_check("counter", _incr_history(), {"counter": 5}).verdict == "fail"
+
+
+# ---------------------------------------------------------------- leaderboard
+
+def _zincr():
+    return history(op("zincrby", {"member": "ann", "amount": 10}, 0),
+                   op("zincrby", {"member": "ann", "amount": 5}, 1),
+                   op("zincrby", {"member": "bob", "amount": 3}, 2),
+                   op("zincrby", {"member": "bob", "amount": 2}, 3, outcome="unknown"))
+
+
+def test_leaderboard_valid():
+    r = run_check("leaderboard_increments", _zincr(), {"scores": {"ann": 15, "bob": 5}})
+    assert r.verdict == "pass", r.explanation
+
+
+def test_leaderboard_lost_increments():
+    r = run_check("leaderboard_increments", _zincr(), {"scores": {"ann": 10, "bob": 3}})
+    assert r.verdict == "fail"
+    assert r.metrics["lost_sum"] == 5 and r.metrics["lost_examples"] == {"ann": 5}
+
+
+# ---------------------------------------------------------------- cache
+
+def _cache(read_version, read_start=4.0):
+    return history(op("write", {"key": "k", "version": 1}, 0, 1),
+                   op("write", {"key": "k", "version": 2}, 2, 3),
+                   op("read", {"key": "k"}, read_start, read_start + 0.1,
+                      value={"version": read_version, "source": "cache"}))
+
+
+def test_cache_fresh_read_and_concurrent_read_are_not_stale():
+    assert run_check("cache_stale_reads", _cache(2), {}).verdict == "pass"
+    # read started while version 2 was not yet acknowledged: version 1 is fine
+    r = run_check("cache_stale_reads", _cache(1, read_start=2.5), {})
+    assert r.verdict == "pass" and r.metrics["stale_reads"] == 0
+
+
+def test_cache_stale_read_and_max_staleness():
+    r = run_check("cache_stale_reads", _cache(1), {})
+    assert r.verdict == "fail"
+    assert r.metrics["stale_reads"] == 1
+    assert r.metrics["max_staleness_s"] == pytest.approx(1.0)  # read at 4, v2 acked at 3
+    tolerant = run_check("cache_stale_reads", _cache(1), {}, {"max_staleness_s": 2.0})
+    assert tolerant.verdict == "pass" and tolerant.metrics["stale_reads"] == 1
+
+
+def test_cache_phantom_version_fails():
+    assert run_check("cache_stale_reads", _cache(9), {}).verdict == "fail"
+
+
+def _fallback():
+    base = [op("read", {"key": i}, i * 0.1, value={"source": "db" if i % 10 == 0 else "cache"},
+               phase="baseline") for i in range(20)]   # 10% misses: 0.1 db query/request
+    fault = [op("read", {"key": i}, 10 + i * 0.1, value={"source": "fallback"}, phase="fault")
+             for i in range(20)]                         # all from the db: 1 query/request
+    return history(base, fault)
+
+
+def test_cache_fallback_ratio_and_amplification():
+    r = run_check("cache_fallback", _fallback(), {})
+    assert r.verdict == "pass"
+    assert r.metrics["per_phase"]["fault"]["fallback_ratio"] == 1.0
+    assert r.metrics["max_amplification"] == pytest.approx(10.0)
+
+
+def test_cache_fallback_amplification_limit():
+    r = run_check("cache_fallback", _fallback(), {}, {"max_amplification": 3})
+    assert r.verdict == "fail" and "amplification" in r.explanation
+
+
+# ---------------------------------------------------------------- lock
+
+def _locks(second_acquire_at):
+    return history(op("acquire", {"lock": "L"}, 0, 0.1, client=0, value={"token": 1}),
+                   op("release", {"lock": "L"}, 1.0, 1.1, client=0),
+                   op("acquire", {"lock": "L"}, second_acquire_at, second_acquire_at + 0.1,
+                      client=1, value={"token": 2}),
+                   op("release", {"lock": "L"}, 2.0, 2.1, client=1))
+
+
+def test_lock_no_overlap():
+    r = run_check("lock_overlap", _locks(1.2), {})
+    assert r.verdict == "pass" and r.metrics["holds"] == 2
+
+
+def test_lock_overlapping_holders():
+    r = run_check("lock_overlap", _locks(0.5), {})
+    assert r.verdict == "fail"
+    assert r.metrics["overlaps"] == 1
+    assert r.metrics["max_overlap_s"] == pytest.approx(0.4)  # client 1 holds from 0.6, client 0 until 1.0
+
+
+def test_lock_failed_acquire_is_not_a_hold():
+    h = history(op("acquire", {"lock": "L"}, 0, 0.1, client=0),
+                op("acquire", {"lock": "L"}, 0.5, 0.6, client=1, outcome="fail"),
+                op("release", {"lock": "L"}, 1.0, 1.1, client=0))
+    assert run_check("lock_overlap", h, {}).verdict == "pass"
+
+
+def _fenced(stale_accepted):
+    return history(op("fenced_write", {"lock": "L", "token": 1}, 0, 0.1, value=True),
+                   op("fenced_write", {"lock": "L", "token": 2}, 1, 1.1, value=True),
+                   op("fenced_write", {"lock": "L", "token": 1}, 2, 2.1, value=stale_accepted,
+                      client=1))
+
+
+def test_fencing_rejects_stale_token():
+    r = run_check("fencing", _fenced(False), {})
+    assert r.verdict == "pass" and r.metrics["fenced_rejections"] == 1
+
+
+def test_fencing_violation_when_stale_token_accepted():
+    r = run_check("fencing", _fenced(True), {})
+    assert r.verdict == "fail" and r.metrics["violations"] == 1
+
+
+# ---------------------------------------------------------------- rate limiter
+
+def _req(t, allowed, outcome="ok"):
+    return op("request", {"key": "u1"}, t, t + 0.01, outcome=outcome,
+              value={"allowed": allowed} if outcome == "ok" else None)
+
+
+LIMIT = {"limit": 2, "window_s": 1.0}
+
+
+def test_rate_limit_valid():
+    h = history(_req(0.1, True), _req(0.2, True), _req(0.3, False), _req(1.1, True))
+    r = run_check("rate_limit", h, {}, LIMIT)
+    assert r.verdict == "pass", r.explanation
+    assert r.metrics["over_admitted"] == 0 and r.metrics["false_rejections"] == 0
+
+
+def test_rate_limit_over_admission():
+    h = history(_req(0.1, True), _req(0.2, True), _req(0.3, True))
+    r = run_check("rate_limit", h, {}, LIMIT)
+    assert r.verdict == "fail" and r.metrics["over_admitted"] == 1
+
+
+def test_rate_limit_false_rejection():
+    h = history(_req(1.1, True), _req(1.2, False), _req(1.3, "x", outcome="fail"))
+    r = run_check("rate_limit", h, {}, LIMIT)
+    assert r.metrics["false_rejections"] == 1 and r.metrics["errors"] == 1
+    assert r.verdict == "pass"  # reported only, unless a ratio limit is set
+    strict = run_check("rate_limit", h, {}, {**LIMIT, "max_false_rejection_ratio": 0.0})
+    assert strict.verdict == "fail"
+
+
+def test_rate_limit_sliding_window_catches_boundary_burst():
+    h = history(_req(0.5, True), _req(0.9, True), _req(1.2, True))
+    assert run_check("rate_limit", h, {}, LIMIT).verdict == "pass"  # fixed: 2 + 1
+    r = run_check("rate_limit", h, {}, {**LIMIT, "mode": "sliding"})
+    assert r.verdict == "fail" and r.metrics["over_admitted"] == 1
+
+
+def test_rate_limit_requires_limit():
+    assert run_check("rate_limit", history(_req(0.1, True)), {}).verdict == "unknown"
+
+
+# ---------------------------------------------------------------- queue
+
+def _queue(processed=(1, 2, 3)):
+    h = [op("produce", {"id": i}, i) for i in (1, 2, 3)]
+    h += [op("process", {"id": i}, 10 + i) for i in processed]
+    return history(h)
+
+
+def test_queue_all_processed():
+    r = run_check("queue_delivery", _queue(), {"pending": []})
+    assert r.verdict == "pass" and r.metrics["lost"] == 0
+
+
+def test_queue_lost_acknowledged_message():
+    r = run_check("queue_delivery", _queue((1, 2)), {"pending": []})
+    assert r.verdict == "fail" and r.metrics["lost_examples"] == [3]
+    # still in the queue at the end: not lost
+    assert run_check("queue_delivery", _queue((1, 2)), {"pending": [3]}).verdict == "pass"
+
+
+def test_queue_duplicates_and_redelivery_delay():
+    h = history(op("produce", {"id": 1}, 0),
+                op("process", {"id": 1}, 1, 2, outcome="unknown", client=0),  # consumer died
+                op("process", {"id": 1}, 5, 6, client=1))                        # redelivered
+    r = run_check("queue_delivery", h, {"pending": []})
+    assert r.verdict == "pass"
+    assert r.metrics["redeliveries"] == 1 and r.metrics["redelivery_max_s"] == pytest.approx(3.0)
+    assert run_check("queue_delivery", h, {}, {"max_redelivery_s": 1.0}).verdict == "fail"
+    dup = history(op("produce", {"id": 1}, 0), op("process", {"id": 1}, 1),
+                  op("process", {"id": 1}, 2, client=1))
+    assert run_check("queue_delivery", dup, {}).metrics["duplicates"] == 1
+    assert run_check("queue_delivery", dup, {}, {"allow_duplicates": False}).verdict == "fail"
+
+
+# ---------------------------------------------------------------- geo
+
+def _geo(result, removed=False):
+    h = [op("geoadd", {"member": "a", "lon": 0.0, "lat": 0.0}, 0),
+         op("geoadd", {"member": "b", "lon": 0.01, "lat": 0.0}, 1),          # ~1.1 km east
+         op("geoadd", {"member": "c", "lon": 0.0, "lat": 0.0}, 2, outcome="unknown")]
+    if removed:
+        h.append(op("georem", {"member": "a"}, 3))
+    h.append(op("geosearch", {"lon": 0.0, "lat": 0.0, "radius_m": 500}, 5, value=result))
+    return history(h)
+
+
+def test_geo_valid_and_unknown_write_is_ambiguous():
+    r = run_check("geo_results", _geo(["a"]), {})
+    assert r.verdict == "pass", r.explanation
+    assert r.metrics["ambiguous_skipped"] == 1  # c may or may not be there
+
+
+def test_geo_missing_result():
+    r = run_check("geo_results", _geo([]), {})
+    assert r.verdict == "fail" and r.metrics["missing"] == 1
+
+
+def test_geo_stale_results():
+    assert run_check("geo_results", _geo(["a", "b"]), {}).metrics["stale"] == 1   # out of range
+    r = run_check("geo_results", _geo([["a", 0.0]], removed=True), {})            # removed
+    assert r.verdict == "fail" and r.metrics["stale"] == 1

@@ -1,0 +1,209 @@
+"""Open-loop scheduler: determinism, open-loop property, overload, phases.
+
+No wall-clock speed is asserted: margins are generous and counts exact."""
+
+import asyncio
+
+import pytest
+
+from experiments.history import PHASE, RUN_END, RUN_START, HistoryWriter, read_history
+from experiments.workload import (OpResult, WorkloadConfig, attempt, classify, plan,
+                                  run_workload)
+
+
+def _run(tmp_path, op, cfg, on_phase=None):
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as w:
+        summary = asyncio.run(run_workload(op, cfg, w, on_phase))
+    return summary, read_history(path)
+
+
+@pytest.mark.parametrize("arrivals", ["constant", "poisson"])
+def test_same_seed_same_schedule(arrivals):
+    cfg = WorkloadConfig(rate=500, duration=2, clients=3, seed=42, arrivals=arrivals)
+    a, b = list(plan(cfg)), list(plan(cfg))
+    assert a == b and len(a) > 100
+    other = list(plan(WorkloadConfig(rate=500, duration=2, clients=3, seed=43, arrivals=arrivals)))
+    if arrivals == "poisson":
+        assert [p.intended for p in other] != [p.intended for p in a]
+    assert [p.seed for p in other] != [p.seed for p in a]
+
+
+def test_constant_schedule_times():
+    cfg = WorkloadConfig(rate=10, duration=1, clients=2)
+    ps = list(plan(cfg))
+    assert [p.intended for p in ps] == pytest.approx([i / 10 for i in range(10)])
+    assert [p.client for p in ps] == [0, 1] * 5
+
+
+def test_poisson_mean_rate():
+    ps = list(plan(WorkloadConfig(rate=1000, duration=10, seed=1, arrivals="poisson")))
+    assert 9000 < len(ps) < 11000
+
+
+async def _choosing_op(client, rng):
+    await asyncio.sleep(rng.random() * 0.01)  # finishes out of order
+    k = rng.randrange(1000)                    # drawn after an await: still deterministic
+    return ("get" if rng.random() < 0.5 else "set"), {"key": k}, None
+
+
+def test_same_seed_same_op_choices(tmp_path):
+    cfg = WorkloadConfig(rate=400, duration=0.25, clients=4, seed=7)
+    runs = []
+    for i in range(2):
+        d = tmp_path / str(i)
+        d.mkdir()
+        _, h = _run(d, _choosing_op, cfg)
+        t_start = h.events_of(RUN_START)[0].t  # intended times are offset by the start
+        runs.append(sorted((round(o.intended - t_start, 9), o.client, o.op, o.args["key"])
+                           for o in h.ops))
+    assert runs[0] == runs[1] and len(runs[0]) == 100
+
+
+def test_open_loop_stall_does_not_reduce_launches(tmp_path):
+    stall = 0.2  # s
+
+    async def stalled(client, rng):
+        await asyncio.sleep(stall)
+        return OpResult("get")
+
+    cfg = WorkloadConfig(rate=100, duration=0.5, clients=2, max_in_flight=10_000)
+    summary, h = _run(tmp_path, stalled, cfg)
+    # a closed loop with 2 clients would manage ~2 * 0.5 / 0.2 = 5 ops
+    assert summary.planned == summary.launched == len(h.ops) == 50
+    assert summary.overloaded == 0
+    assert all(o.ok for o in h.ops)
+    assert min(o.latency for o in h.ops) >= stall * 0.99
+    assert all(o.latency >= o.service_time for o in h.ops)
+    assert [o.intended - h.ops[0].intended for o in h.ops] == pytest.approx(
+        [i / 100 for i in range(50)])
+
+
+def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path):
+    import time
+    blocked = []
+
+    async def op(client, rng):
+        if not blocked:
+            blocked.append(1)
+            time.sleep(0.2)  # blocks the event loop: later ops start late
+        return OpResult("get")
+
+    cfg = WorkloadConfig(rate=100, duration=0.3, max_in_flight=10_000)
+    _, h = _run(tmp_path, op, cfg)
+    late = [o for o in h.ops if o.send_lag > 0.05]
+    assert late, "ops due during the block must start late"
+    assert all(o.latency >= o.send_lag for o in h.ops)
+
+
+def test_overload_is_recorded_not_delayed(tmp_path):
+    async def stalled(client, rng):
+        await asyncio.sleep(0.3)
+        return OpResult("get")
+
+    cfg = WorkloadConfig(rate=100, duration=0.3, max_in_flight=5)
+    summary, h = _run(tmp_path, stalled, cfg)
+    over = [o for o in h.ops if o.error == "overload"]
+    assert summary.planned == 30 == len(h.ops)
+    assert summary.launched == 5 and len(over) == 25 == summary.overloaded
+    assert all(o.outcome == "fail" for o in over)
+
+
+def test_phases_tag_ops_and_emit_events_and_hooks(tmp_path):
+    seen = []
+
+    async def hook(window):
+        seen.append(window.name)
+
+    cfg = WorkloadConfig(rate=100, clients=1, phases=(("baseline", 0.2), ("fault", 0.2),
+                                                      ("recovery", 0.1)))
+    _, h = _run(tmp_path, lambda c, r: _ok(), cfg, hook)
+    assert seen == ["baseline", "fault", "recovery"]
+    assert [e.fields["name"] for e in h.events_of(PHASE)] == seen
+    t0 = h.ops[0].intended
+    for o in h.ops:
+        rel = o.intended - t0
+        want = "baseline" if rel < 0.2 - 1e-9 else "fault" if rel < 0.4 - 1e-9 else "recovery"
+        assert o.phase == want
+    assert h.completed and h.events_of(RUN_END)
+
+
+async def _ok():
+    return OpResult("get")
+
+
+def test_phase_hook_failure_aborts_run(tmp_path):
+    def hook(window):
+        if window.name == "fault":
+            raise RuntimeError("injector broke")
+
+    cfg = WorkloadConfig(rate=100, phases=(("baseline", 0.1), ("fault", 0.5)))
+    with pytest.raises(RuntimeError, match="injector broke"):
+        _run(tmp_path, lambda c, r: _ok(), cfg, hook)
+    h = read_history(tmp_path / "history.jsonl")
+    assert not h.completed
+
+
+def test_exceptions_become_records(tmp_path):
+    async def op(client, rng):
+        if rng.random() < 0.5:
+            raise ValueError("bug in op")
+        return await attempt("get", {"k": 1}, _raise(asyncio.TimeoutError()))
+
+    _, h = _run(tmp_path, op, WorkloadConfig(rate=200, duration=0.1, seed=3))
+    assert {(o.op, o.outcome, o.error) for o in h.ops} == {
+        ("?", "fail", "ValueError"), ("get", "unknown", "TimeoutError")}
+
+
+async def _raise(e):
+    raise e
+
+
+def test_attempt_timeout_is_unknown():
+    r = asyncio.run(attempt("set", {"k": 1}, asyncio.sleep(1), timeout=0.01))
+    assert (r.op, r.outcome, r.error) == ("set", "unknown", "TimeoutError")
+
+
+def test_classify_redis_errors():
+    import redis.exceptions as rex
+    assert classify(rex.TimeoutError("Timeout reading from socket"))[0] == "unknown"
+    assert classify(rex.ConnectionError("Connection closed by server."))[0] == "unknown"
+    assert classify(rex.ConnectionError("Error 111 connecting to localhost:6379. Connection refused."))[0] == "fail"
+    assert classify(rex.BusyLoadingError("loading"))[0] == "fail"
+    assert classify(rex.MaxConnectionsError("Too many connections"))[0] == "fail"
+    assert classify(rex.ClusterDownError("CLUSTERDOWN"))[0] == "fail"
+    assert classify(rex.ReadOnlyError("READONLY"))[0] == "fail"
+    assert classify(ConnectionRefusedError())[0] == "fail"
+    assert classify(ConnectionResetError())[0] == "unknown"
+
+
+def test_interrupted_run_has_no_run_end(tmp_path):
+    path = tmp_path / "history.jsonl"
+
+    async def main():
+        with HistoryWriter(path) as w:
+            task = asyncio.create_task(run_workload(lambda c, r: _slow(), WorkloadConfig(
+                rate=100, duration=5), w))
+            while w.clock() < 0.2:  # let some ops start; then interrupt
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    h = read_history(path)
+    assert not h.completed
+    assert any(o.error == "cancelled" and o.outcome == "unknown" for o in h.ops)
+
+
+async def _slow():
+    await asyncio.sleep(10)
+    return OpResult("get")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        WorkloadConfig(rate=0, duration=1)
+    with pytest.raises(ValueError):
+        WorkloadConfig(rate=1)
+    assert WorkloadConfig(rate=1, phases=(("a", 2), ("b", 3))).total_duration == 5
