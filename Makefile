@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status test test-unit bench compose clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults test test-unit bench compose clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,10 +19,20 @@ setup: ## install what is missing (Debian packages, toxiproxy, venv, compose plu
 
 # Starting a topology on docker/auto also starts a Docker daemon when none answers
 # (as root); `make down` stops the daemon again if the lab started it.
-up-%: setup ## up-single / up-sentinel / up-cluster: start a topology, return when healthy
+define up_topology
 	@if [[ "$(BACKEND)" != local ]] && command -v dockerd >/dev/null && [[ $$(id -u) -eq 0 ]]; then \
 		$(LAB) docker-daemon start; fi
-	@$(LAB) up $* --backend $(BACKEND)
+	@$(LAB) up $(1) --backend $(BACKEND)
+endef
+
+up-single: setup ## one Redis node behind Toxiproxy
+	$(call up_topology,single)
+
+up-sentinel: setup ## primary + 2 replicas + 3 Sentinels behind Toxiproxy
+	$(call up_topology,sentinel)
+
+up-cluster: setup ## Redis Cluster: 3 primaries + 3 replicas behind Toxiproxy
+	$(call up_topology,cluster)
 
 down: ## stop the topology; remove containers, networks, volumes, processes
 	@if [[ -x $(LAB) ]]; then $(LAB) down; else echo "nothing to do (no venv yet)"; fi
@@ -30,14 +40,22 @@ down: ## stop the topology; remove containers, networks, volumes, processes
 status: setup ## show the running topology, node roles and addresses
 	@$(LAB) status
 
+heal: setup ## undo every fault (toxics, disabled proxies, partitions, paused/stopped nodes)
+	@$(LAB) heal
+
+faults: setup ## list the faults with their parameters and units
+	@$(LAB) faults
+
 test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## only the tests that need no Redis
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: setup ## benchmarks (not tests): time to healthy, failover time
+bench: setup ## benchmarks (not tests): topology start/failover, Toxiproxy overhead, workload engine ceiling
 	@$(PY) -m topologies.bench --backend $(BACKEND)
+	@$(PY) -m faults.bench --backend $(BACKEND)
+	@$(PY) -m experiments.bench_workload
 
 compose: setup ## regenerate topologies/compose/*.yml from the spec
 	@$(PY) -m topologies.compose_gen
