@@ -92,7 +92,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))
-    print(f"| backend | topology | up→healthy median (max) s | kill→first write median (max) s | detection s |")
+    print("| backend | topology | up→healthy median (max) s | kill→first write median (max) s | detection s |")
     print("|---|---|---|---|---|")
     for r in rows:
         kw = (f"{r['kill_to_first_write_s_median']} ({r['kill_to_first_write_s_max']})"

@@ -1,7 +1,6 @@
 """Every fault's effect observed from a client, on both backends, and always healed."""
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess

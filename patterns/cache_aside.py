@@ -1,0 +1,261 @@
+"""Cache-aside over the SQLite catalogue, with stampede protection and fallback.
+
+Read: near cache (optional, tiny TTL) -> Redis GET -> on miss, one database
+query per key per process (single flight) -> SET with TTL + jitter.
+Write: update the database, then DEL the key (invalidate, never write-through).
+Stampede: single flight per key in process, and XFetch probabilistic early
+refresh (Vattani et al., "Optimal Probabilistic Cache Stampede Prevention").
+Failure: see ``FallbackMode`` and patterns/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import math
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from patterns.breaker import AsyncBreaker, CircuitBreakerError, StateListener
+from patterns.catalogue_db import CatalogueDB, Product
+from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, jittered_ttl_ms
+
+T = TypeVar("T")
+
+COUNTERS = (
+    "hits",
+    "misses",
+    "near_hits",
+    "db_queries",
+    "fallbacks",
+    "breaker_rejections",
+    "early_refreshes",
+    "single_flight_joins",
+    "fill_failures",
+    "invalidation_failures",
+)
+
+
+class FallbackMode(enum.Enum):
+    NONE = "none"  # Redis failures raise CacheUnavailableError
+    DATABASE = "database"  # every Redis failure falls back to a database read
+    DATABASE_BREAKER = "database+breaker"  # as DATABASE, and an open breaker skips Redis entirely
+
+
+class CacheUnavailableError(Exception):
+    """Redis failed (or the breaker is open) and ``FallbackMode.NONE`` is set.
+    ``__cause__`` holds the underlying Redis error."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """``ttl_ms`` is the logical TTL; each write adds up to ``ttl_jitter_ratio``
+    of it. ``xfetch_beta`` 0 disables early refresh (1.0 is the paper's default;
+    >1 refreshes earlier). ``near_ttl_ms`` 0 disables the near cache."""
+
+    key_prefix: str = "cat"
+    ttl_ms: int = 300_000
+    ttl_jitter_ratio: float = 0.1
+    missing_ttl_ms: int = 30_000  # negative caching for ids that do not exist
+    xfetch_beta: float = 1.0
+    single_flight: bool = True
+    near_ttl_ms: int = 0
+    near_max_entries: int = 10_000
+    fallback: FallbackMode = FallbackMode.DATABASE_BREAKER
+    breaker_fail_max: int = 5
+    breaker_reset_timeout_s: float = 5.0
+
+
+def xfetch_should_refresh(now_ms: float, expiry_ms: float, delta_ms: float, beta: float, rand: float) -> bool:
+    """XFetch: refresh early when ``now - delta * beta * ln(rand) >= expiry``.
+
+    ``delta_ms`` is how long the last recompute took; ``rand`` is uniform in (0, 1].
+    The closer to expiry and the slower the recompute, the likelier a refresh.
+    """
+    if beta <= 0:
+        return False
+    rand = min(max(rand, 1e-12), 1.0)
+    return now_ms - delta_ms * beta * math.log(rand) >= expiry_ms
+
+
+class _NearCache:
+    """Bounded in-process map with a per-entry TTL (monotonic clock)."""
+
+    def __init__(self, ttl_ms: int, max_entries: int) -> None:
+        self.ttl_s = ttl_ms / 1000
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        item = self._data.get(key)
+        if item is None:
+            return False, None
+        if item[0] < time.monotonic():
+            del self._data[key]
+            return False, None
+        return True, item[1]
+
+    def put(self, key: str, value: Any) -> None:
+        self._data[key] = (time.monotonic() + self.ttl_s, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
+class CacheAside:
+    """Product reads through Redis with database fallback.
+
+    ``client`` is any ``redis.asyncio`` client (plain, Sentinel master, cluster).
+    Only single-key commands are used, so no hash tags are needed.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        db: CatalogueDB,
+        config: CacheConfig = CacheConfig(),
+        retry: RetryPolicy = RetryPolicy.none(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.config = config
+        self.retry = retry
+        self.counters = Counters(COUNTERS)
+        self._rng = rng or random.Random()
+        self._inflight: dict[int, asyncio.Task[Product | None]] = {}
+        self._generation: dict[int, int] = {}
+        self._near = _NearCache(config.near_ttl_ms, config.near_max_entries) if config.near_ttl_ms > 0 else None
+        self.breaker: AsyncBreaker | None = None
+        if config.fallback is FallbackMode.DATABASE_BREAKER:
+            self.breaker = AsyncBreaker(config.breaker_fail_max, config.breaker_reset_timeout_s, name="cache-aside")
+
+    # -- observability -------------------------------------------------------
+
+    @property
+    def breaker_state(self) -> str:
+        """``"closed" | "open" | "half-open"``, or ``"disabled"`` without a breaker."""
+        return self.breaker.state if self.breaker else "disabled"
+
+    def add_breaker_listener(self, listener: StateListener) -> None:
+        """``listener(old, new)`` on every breaker transition (no-op without a breaker)."""
+        if self.breaker:
+            self.breaker.add_listener(listener)
+
+    def key(self, product_id: int) -> str:
+        return f"{self.config.key_prefix}:product:{product_id}"
+
+    # -- read path -----------------------------------------------------------
+
+    async def get_product(self, product_id: int) -> Product | None:
+        """The product, or None if it does not exist (a cached fact too)."""
+        key = self.key(product_id)
+        if self._near is not None:
+            found, value = self._near.get(key)
+            if found:
+                self.counters.inc("near_hits")
+                return value
+        try:
+            raw = await self._redis(lambda: self.client.get(key))
+        except CircuitBreakerError as exc:
+            self.counters.inc("breaker_rejections")
+            return await self._fallback(product_id, exc)
+        except REDIS_FAILURES as exc:
+            return await self._fallback(product_id, exc)
+
+        if raw is None:
+            self.counters.inc("misses")
+            return await self._load(product_id, fill=True)
+
+        self.counters.inc("hits")
+        entry = json.loads(raw)
+        value = Product.from_dict(entry["v"]) if entry["v"] is not None else None
+        if xfetch_should_refresh(time.time() * 1000, entry["e"], entry["d"], self.config.xfetch_beta, self._rng.random()):
+            self.counters.inc("early_refreshes")
+            return await self._load(product_id, fill=True)
+        if self._near is not None:
+            self._near.put(key, value)
+        return value
+
+    async def _fallback(self, product_id: int, exc: BaseException) -> Product | None:
+        if self.config.fallback is FallbackMode.NONE:
+            raise CacheUnavailableError(f"redis unavailable for {self.key(product_id)}: {exc!r}") from exc
+        self.counters.inc("fallbacks")
+        return await self._load(product_id, fill=False)
+
+    async def _load(self, product_id: int, fill: bool) -> Product | None:
+        if not self.config.single_flight:
+            return await self._load_and_fill(product_id, fill)
+        task = self._inflight.get(product_id)
+        if task is None:
+            task = asyncio.ensure_future(self._load_and_fill(product_id, fill))
+            self._inflight[product_id] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(product_id, None))
+        else:
+            self.counters.inc("single_flight_joins")
+        # shield: a caller that gives up must not cancel the load others wait on
+        return await asyncio.shield(task)
+
+    async def _load_and_fill(self, product_id: int, fill: bool) -> Product | None:
+        generation = self._generation.get(product_id, 0)
+        started = time.monotonic()
+        self.counters.inc("db_queries")
+        product = await self.db.get_product(product_id)
+        delta_ms = (time.monotonic() - started) * 1000
+        key = self.key(product_id)
+        if self._near is not None:
+            self._near.put(key, product)
+        # an in-process write since we read the DB makes our value stale: do not cache it
+        if not fill or self._generation.get(product_id, 0) != generation:
+            return product
+        base_ms = self.config.ttl_ms if product is not None else self.config.missing_ttl_ms
+        ttl_ms = jittered_ttl_ms(base_ms, self.config.ttl_jitter_ratio, self._rng)
+        payload = json.dumps(
+            {"v": product.to_dict() if product else None, "d": round(delta_ms, 3), "e": time.time() * 1000 + ttl_ms}
+        )
+        try:
+            await self._redis(lambda: self.client.set(key, payload, px=ttl_ms))
+        except CircuitBreakerError:
+            self.counters.inc("breaker_rejections")
+            self.counters.inc("fill_failures")
+        except REDIS_FAILURES:
+            self.counters.inc("fill_failures")  # error already counted by type
+        return product
+
+    # -- write path ----------------------------------------------------------
+
+    async def update_price(self, product_id: int, price_cents: int) -> bool:
+        """Update the database, then invalidate. If the DEL fails the cached copy
+        stays stale until its TTL; counted as ``invalidation_failures`` (and
+        raised as ``CacheUnavailableError`` in ``FallbackMode.NONE``)."""
+        self.counters.inc("db_queries")
+        updated = await self.db.update_price(product_id, price_cents)
+        self._generation[product_id] = self._generation.get(product_id, 0) + 1
+        key = self.key(product_id)
+        if self._near is not None:
+            self._near.drop(key)
+        try:
+            await self._redis(lambda: self.client.delete(key))
+        except (CircuitBreakerError, *REDIS_FAILURES) as exc:
+            if isinstance(exc, CircuitBreakerError):
+                self.counters.inc("breaker_rejections")
+            self.counters.inc("invalidation_failures")
+            if self.config.fallback is FallbackMode.NONE:
+                raise CacheUnavailableError(f"invalidation of {key} failed: {exc!r}") from exc
+        return updated
+
+    # -- plumbing ------------------------------------------------------------
+
+    async def _redis(self, op: Callable[[], Awaitable[T]]) -> T:
+        if self.breaker is None:
+            return await self.retry.run(op, self.counters)
+        breaker = self.breaker
+        return await breaker.call(lambda: self.retry.run(op, self.counters))

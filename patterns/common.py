@@ -1,0 +1,198 @@
+"""Shared pieces for the patterns: counters, error classification, retry policy.
+
+One retry mechanism is used everywhere: tenacity's ``AsyncRetrying`` built by
+``RetryPolicy``. The redis-py client's own ``Retry`` (set on the client by
+whoever builds it) sits *under* this one; the lab's topologies should give the
+client a small or zero retry so the pattern's policy is the one that is
+visible and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError as RedisConnectionError,
+    MaxConnectionsError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TimeoutError as RedisTimeoutError,
+    TryAgainError,
+)
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+T = TypeVar("T")
+
+#: Every exception that means "Redis did not give us an answer". Note that
+#: ``RedisClusterException`` (e.g. "cannot connect to any startup node") is NOT
+#: a ``RedisError`` subclass, and ``asyncio.timeout`` raises the builtin
+#: ``TimeoutError``; both are caught at the pattern boundary.
+REDIS_FAILURES: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    TimeoutError,
+)
+
+
+class ErrorKind(enum.Enum):
+    """What a failure means for the caller."""
+
+    UNAVAILABLE = "unavailable"  # command was not executed (connect refused, cluster down)
+    TIMEOUT = "timeout"  # outcome unknown: the command may have been executed
+    READONLY = "readonly"  # talked to a demoted primary (failover in progress)
+    REJECTED = "rejected"  # server answered with an error: a bug, not an outage
+    SATURATED = "saturated"  # client pool exhausted (MaxConnectionsError): nothing was sent
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    """Map a Redis client exception to an ``ErrorKind``."""
+    if isinstance(exc, (RedisTimeoutError, TimeoutError)):
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, MaxConnectionsError):
+        return ErrorKind.SATURATED
+    if isinstance(exc, ReadOnlyError):
+        return ErrorKind.READONLY
+    if isinstance(exc, (RedisConnectionError, ClusterDownError, TryAgainError, RedisClusterException)):
+        return ErrorKind.UNAVAILABLE
+    if isinstance(exc, BusyLoadingError):
+        return ErrorKind.UNAVAILABLE
+    return ErrorKind.REJECTED
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same command may succeed (outage, timeout, failover)."""
+    return isinstance(exc, REDIS_FAILURES) and classify(exc) is not ErrorKind.REJECTED
+
+
+class Counters:
+    """Named event counters plus errors keyed by exception class name.
+
+    The set of names is fixed at construction: ``inc("typo")`` raises
+    ``KeyError`` listing the known names instead of silently creating a counter.
+    Not thread-safe; each pattern instance lives on one event loop.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._counts: dict[str, int] = {name: 0 for name in ("retries", *names)}
+        self.errors: Counter[str] = Counter()
+
+    def inc(self, name: str, n: int = 1) -> None:
+        if name not in self._counts:
+            raise KeyError(f"unknown counter {name!r}; known: {sorted(self._counts)}")
+        self._counts[name] += n
+
+    def error(self, exc: BaseException) -> None:
+        self.errors[type(exc).__name__] += 1
+
+    def __getitem__(self, name: str) -> int:
+        return self._counts[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-dict copy: ``{name: count, ..., "errors": {ExcName: count}}``."""
+        return {**self._counts, "errors": dict(self.errors)}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a pattern retries one logical Redis operation.
+
+    ``attempts`` counts the first try (1 = no retry). Waits are full-jitter
+    exponential: ``uniform(0, min(cap_s, base_s * 2**n))``. ``deadline_s`` bounds
+    the whole operation including waits; ``attempt_timeout_s`` bounds one
+    attempt (on top of the client's socket timeout). Only transient errors
+    (see ``is_transient``) are retried. A retried write after a TIMEOUT may
+    execute twice: each pattern documents whether that is safe.
+    """
+
+    attempts: int = 3
+    base_s: float = 0.01
+    cap_s: float = 0.5
+    deadline_s: float | None = 2.0
+    attempt_timeout_s: float | None = None
+    retry_if: Callable[[BaseException], bool] = field(default=is_transient)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """Single attempt, no retry."""
+        return cls(attempts=1, deadline_s=None)
+
+    async def run(self, op: Callable[[], Awaitable[T]], counters: Counters) -> T:
+        """Run ``op`` under this policy; every failed attempt is counted by type."""
+
+        async def attempt() -> T:
+            try:
+                if self.attempt_timeout_s is None:
+                    return await op()
+                async with asyncio.timeout(self.attempt_timeout_s):
+                    return await op()
+            except REDIS_FAILURES as exc:
+                counters.error(exc)
+                raise
+
+        if self.attempts <= 1:
+            return await attempt()
+        stop = stop_after_attempt(self.attempts)
+        if self.deadline_s is not None:
+            stop = stop | stop_after_delay(self.deadline_s)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self.retry_if),
+            wait=wait_random_exponential(multiplier=self.base_s, max=self.cap_s),
+            stop=stop,
+            reraise=True,
+            before_sleep=lambda _state: counters.inc("retries"),
+        )
+        return await retrying(attempt)
+
+
+def jittered_ttl_ms(base_ms: int, jitter_ratio: float, rng: random.Random | None = None) -> int:
+    """``base_ms`` plus uniform jitter in ``[0, base_ms * jitter_ratio]`` so keys
+    written together do not expire together (avoids synchronized misses)."""
+    if base_ms <= 0:
+        raise ValueError(f"base_ms must be > 0, got {base_ms}")
+    if not 0 <= jitter_ratio <= 1:
+        raise ValueError(f"jitter_ratio must be in [0, 1], got {jitter_ratio}")
+    r = (rng or random).random()
+    return base_ms + int(base_ms * jitter_ratio * r)
+
+
+def tagged(tag: str) -> str:
+    """Cluster hash tag: keys containing the same ``{tag}`` map to one slot."""
+    if "{" in tag or "}" in tag:
+        raise ValueError(f"hash tag must not contain braces: {tag!r}")
+    return "{" + tag + "}"
+
+
+def as_str(value: bytes | str | None) -> str | None:
+    """Decode a reply that may be bytes (client without decode_responses)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+async def prepare_client(client: Any) -> Any:
+    """Initialise a ``redis.asyncio.cluster.RedisCluster`` before concurrent use.
+
+    redis-py 8.1's async cluster client discovers the cluster lazily; when many
+    coroutines issue their first command at once, some fail with
+    ``AttributeError: 'NoneType' object has no attribute 'writelines'``
+    (reproduced with 20 concurrent SETs on a fresh client). Awaiting
+    ``initialize()`` first avoids it. No-op for other clients."""
+    initialize = getattr(client, "initialize", None)
+    if initialize is not None and hasattr(client, "nodes_manager"):
+        await initialize()
+    return client

@@ -1,0 +1,196 @@
+"""Proximity search over moving entities (e.g. drivers), with staleness sweep and
+a degraded answer when Redis is unavailable.
+
+Keys (one hash tag per fleet): ``geo:{fleet}:pos`` (GEO set = sorted set of
+52-bit geohashes, ~0.6 m precision) and ``geo:{fleet}:seen`` (sorted set
+member -> last-seen epoch ms). Update and sweep are Lua scripts touching both
+keys atomically. Timestamps come from the caller (the device's report time),
+so every writer and the sweeper must share a reasonably synced clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagged
+
+COUNTERS = ("updates", "update_failures", "searches", "stale_answers", "unavailable", "swept")
+
+#: Earth radius Redis uses in its haversine (src/geohash_helper.c), metres.
+EARTH_RADIUS_M = 6372797.560856
+
+# KEYS[1] pos, KEYS[2] seen; ARGV repeated (lon, lat, member, ts_ms) -> number of entities
+_UPDATE = """
+for i = 1, #ARGV, 4 do
+  redis.call('GEOADD', KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  redis.call('ZADD', KEYS[2], ARGV[i + 3], ARGV[i + 2])
+end
+return #ARGV / 4
+"""
+
+# KEYS[1] pos, KEYS[2] seen; ARGV cutoff_ms, batch -> removed count
+_SWEEP = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+if #stale == 0 then return 0 end
+redis.call('ZREM', KEYS[1], unpack(stale))
+redis.call('ZREM', KEYS[2], unpack(stale))
+return #stale
+"""
+
+
+class GeoUnavailable(Exception):
+    """Redis failed and no earlier answer for this query exists; ``__cause__`` is the Redis error."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    member: str
+    distance_m: float
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    stale: bool = False  # True: Redis failed, this is the last good answer to the same query
+    age_s: float = 0.0  # age of a stale answer
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres, with Redis's earth radius."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dlat, dlon = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dlat / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+class FleetIndex:
+    """Positions of one fleet. ``stale_cache_size`` bounds the last-known answers."""
+
+    def __init__(
+        self,
+        client: Any,
+        fleet: str,
+        retry: RetryPolicy = RetryPolicy.none(),
+        stale_cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.pos_key = f"geo:{tagged(fleet)}:pos"
+        self.seen_key = f"geo:{tagged(fleet)}:seen"
+        self.retry = retry
+        self.clock = clock
+        self.counters = Counters(COUNTERS)
+        self._update = client.register_script(_UPDATE)
+        self._sweep = client.register_script(_SWEEP)
+        self._last: OrderedDict[tuple[Any, ...], tuple[float, list[Hit]]] = OrderedDict()
+        self._last_max = stale_cache_size
+
+    async def update(self, positions: Sequence[tuple[str, float, float]], ts_ms: int | None = None) -> int:
+        """Upsert ``(member, lon, lat)`` positions with last-seen ``ts_ms`` (default now).
+        Idempotent, so retries are safe. Raises the Redis error after counting it."""
+        ts = int(self.clock() * 1000) if ts_ms is None else ts_ms
+        args: list[Any] = []
+        for member, lon, lat in positions:
+            args += [lon, lat, member, ts]
+        try:
+            n = await self.retry.run(lambda: self._update(keys=[self.pos_key, self.seen_key], args=args), self.counters)
+        except REDIS_FAILURES:
+            self.counters.inc("update_failures")
+            raise
+        self.counters.inc("updates", len(positions))
+        return int(n)
+
+    async def sweep(self, max_age_s: float, batch: int = 1000) -> int:
+        """Remove entities not seen for ``max_age_s``; at most ``batch`` per call."""
+        cutoff_ms = int((self.clock() - max_age_s) * 1000)
+        removed = int(await self.retry.run(lambda: self._sweep(keys=[self.pos_key, self.seen_key], args=[cutoff_ms, batch]), self.counters))
+        self.counters.inc("swept", removed)
+        return removed
+
+    async def search_radius(self, lon: float, lat: float, radius_m: float, count: int | None = None) -> SearchResult:
+        """Entities within ``radius_m`` of (lon, lat), nearest first."""
+        return await self._search(("r", lon, lat, radius_m, count), dict(radius=radius_m), lon, lat, count)
+
+    async def search_box(self, lon: float, lat: float, width_m: float, height_m: float, count: int | None = None) -> SearchResult:
+        """Entities inside the ``width_m`` x ``height_m`` box centred on (lon, lat), nearest first."""
+        return await self._search(("b", lon, lat, width_m, height_m, count), dict(width=width_m, height=height_m), lon, lat, count)
+
+    async def _search(self, query: tuple[Any, ...], shape: dict[str, float], lon: float, lat: float, count: int | None) -> SearchResult:
+        self.counters.inc("searches")
+        cache_key = tuple(round(x, 6) if isinstance(x, float) else x for x in query)
+        try:
+            rows = await self.retry.run(
+                lambda: self.client.geosearch(
+                    self.pos_key, longitude=lon, latitude=lat, unit="m", sort="ASC", count=count,
+                    withdist=True, withcoord=True, **shape,
+                ),
+                self.counters,
+            )
+        except REDIS_FAILURES as exc:
+            last = self._last.get(cache_key)
+            if last is None:
+                self.counters.inc("unavailable")
+                raise GeoUnavailable(f"{self.pos_key}: {exc!r}") from exc
+            self.counters.inc("stale_answers")
+            return SearchResult(last[1], stale=True, age_s=time.monotonic() - last[0])
+        hits = [Hit(as_str(m) or "", float(d), float(c[0]), float(c[1])) for m, d, c in rows]
+        self._last[cache_key] = (time.monotonic(), hits)
+        self._last.move_to_end(cache_key)
+        while len(self._last) > self._last_max:
+            self._last.popitem(last=False)
+        return SearchResult(hits)
+
+
+class DriverSimulator:
+    """Seeded fleet: ``n`` drivers scattered (Gaussian, sigma ``spread_m``) around a
+    centre (default Paris), moving by random walk at ``speed_mps`` with slowly
+    turning headings."""
+
+    def __init__(
+        self,
+        n: int,
+        centre: tuple[float, float] = (2.3522, 48.8566),
+        spread_m: float = 5_000.0,
+        speed_mps: float = 8.0,
+        seed: int = 7,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.centre = centre
+        self.speed_mps = speed_mps
+        self.positions: dict[str, tuple[float, float]] = {}
+        self.headings: dict[str, float] = {}
+        for i in range(n):
+            dx, dy = self.rng.gauss(0, spread_m), self.rng.gauss(0, spread_m)
+            self.positions[f"driver:{i}"] = offset(centre[0], centre[1], dx, dy)
+            self.headings[f"driver:{i}"] = self.rng.uniform(0, 2 * math.pi)
+
+    def step(self, dt_s: float) -> list[tuple[str, float, float]]:
+        """Advance every driver by ``dt_s`` seconds; returns (member, lon, lat) for all."""
+        out = []
+        for member, (lon, lat) in self.positions.items():
+            h = self.headings[member] + self.rng.gauss(0, 0.3)
+            self.headings[member] = h
+            dist = self.speed_mps * dt_s * self.rng.uniform(0.5, 1.5)
+            lon, lat = offset(lon, lat, dist * math.cos(h), dist * math.sin(h))
+            lat = max(-85.0, min(85.0, lat))
+            self.positions[member] = (lon, lat)
+            out.append((member, lon, lat))
+        return out
+
+    def snapshot(self) -> list[tuple[str, float, float]]:
+        return [(m, lon, lat) for m, (lon, lat) in self.positions.items()]
+
+
+def offset(lon: float, lat: float, east_m: float, north_m: float) -> tuple[float, float]:
+    """Move (lon, lat) by metres east/north (equirectangular; fine for a city)."""
+    dlat = math.degrees(north_m / EARTH_RADIUS_M)
+    dlon = math.degrees(east_m / (EARTH_RADIUS_M * math.cos(math.radians(lat))))
+    return lon + dlon, lat + dlat

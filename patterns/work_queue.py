@@ -1,0 +1,323 @@
+"""Work queue on Redis Streams with consumer groups: at-least-once delivery,
+exactly-once *effects* through idempotent handling, crash recovery, dead letters.
+
+Keys (one hash tag per queue, so scripts may touch several on a cluster):
+``q:{name}:stream`` (jobs), ``q:{name}:dlq`` (dead letters),
+``q:{name}:done:<job_id>`` (processed markers, TTL ``dedup_ttl_s``).
+
+Each entry carries ``job_id`` (chosen by the producer, so a producer retry
+that re-adds the same job is deduplicated too) and ``payload`` (JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagged
+
+CONSUMER_COUNTERS = (
+    "delivered",
+    "claimed",
+    "redelivered",
+    "processed",
+    "handler_failures",
+    "duplicates_skipped",
+    "dead_lettered",
+    "trimmed_lost",
+    "ack_failures",
+    "loop_errors",
+)
+
+# KEYS[1] stream, KEYS[2] marker; ARGV group, id, ttl_s -> XACK count
+_COMPLETE = """
+redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3])
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+# KEYS[1] stream, KEYS[2] dlq; ARGV group, id, dlq_maxlen, reason, deliveries, field, value, ...
+# XACK first: if another consumer already settled the entry, do not dead-letter it twice.
+_DEAD_LETTER = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local fields = {'orig_id', ARGV[2], 'reason', ARGV[4], 'deliveries', ARGV[5]}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str  # stream entry id
+    job_id: str  # idempotency key
+    payload: Any
+    deliveries: int  # times delivered, this delivery included
+    raw: dict[str, str]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    length: int  # XLEN
+    pending: int  # delivered, not acknowledged
+    lag: int | None  # entries not yet delivered to the group (None: Redis cannot tell, e.g. after trims)
+    entries_read: int | None
+    dlq_length: int
+
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class WorkQueue:
+    """Producer side plus shared key layout. ``maxlen_approx`` bounds the stream
+    with ``MAXLEN ~``: entries trimmed before they are processed are LOST, so
+    size it above the worst backlog you expect."""
+
+    def __init__(
+        self,
+        client: Any,
+        name: str,
+        group: str = "workers",
+        maxlen_approx: int = 100_000,
+        dlq_maxlen_approx: int = 100_000,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.group = group
+        self.maxlen_approx = maxlen_approx
+        self.dlq_maxlen_approx = dlq_maxlen_approx
+        self.retry = retry
+        self.counters = Counters(("enqueued",))
+        self.stream_key = f"q:{tagged(name)}:stream"
+        self.dlq_key = f"q:{tagged(name)}:dlq"
+        self._complete = client.register_script(_COMPLETE)
+        self._dead_letter = client.register_script(_DEAD_LETTER)
+
+    def done_key(self, job_id: str) -> str:
+        return f"q:{tagged(self.name)}:done:{job_id}"
+
+    async def ensure_group(self, start_id: str = "0") -> None:
+        """Create the group (and the stream) if missing; an existing group is fine."""
+        try:
+            await self.client.xgroup_create(self.stream_key, self.group, id=start_id, mkstream=True)
+        except REDIS_FAILURES as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, payload: Any, job_id: str | None = None) -> str:
+        """XADD a job; returns its entry id. Retried per policy: a retry after a
+        timeout may add the job twice, which consumers dedupe by ``job_id``.
+        An XADD acknowledged by a primary that fails before replicating is lost."""
+        fields = {"job_id": job_id or uuid.uuid4().hex, "payload": json.dumps(payload)}
+        entry_id = await self.retry.run(
+            lambda: self.client.xadd(self.stream_key, fields, maxlen=self.maxlen_approx, approximate=True),
+            self.counters,
+        )
+        self.counters.inc("enqueued")
+        return as_str(entry_id) or ""
+
+    async def stats(self) -> QueueStats:
+        groups = await self.client.xinfo_groups(self.stream_key)
+        mine = next((g for g in groups if as_str(g.get("name")) == self.group), None)
+        length = int(await self.client.xlen(self.stream_key))
+        dlq = int(await self.client.xlen(self.dlq_key))
+        if mine is None:
+            return QueueStats(length, 0, None, None, dlq)
+        lag, read = mine.get("lag"), mine.get("entries-read")
+        return QueueStats(
+            length, int(mine["pending"]), None if lag is None else int(lag), None if read is None else int(read), dlq
+        )
+
+
+class Consumer:
+    """One consumer of the group. ``start()`` runs the loop as a task,
+    ``stop()`` shuts down gracefully (stop reading, finish the in-flight batch,
+    acknowledge). Cancelling the task instead simulates a crash: its delivered
+    but unacknowledged entries stay pending until another consumer claims them
+    after ``claim_idle_ms``.
+
+    The client's socket timeout must exceed ``block_ms`` (XREADGROUP BLOCK)."""
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        name: str,
+        handler: Handler,
+        batch: int = 10,
+        block_ms: int = 500,
+        claim_idle_ms: int = 30_000,
+        claim_every_s: float = 1.0,
+        max_deliveries: int = 5,
+        dedup_ttl_s: int = 86_400,
+        error_backoff_s: tuple[float, float] = (0.05, 2.0),
+    ) -> None:
+        self.queue = queue
+        self.client = queue.client
+        self.name = name
+        self.handler = handler
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_every_s = claim_every_s
+        self.max_deliveries = max_deliveries
+        self.dedup_ttl_s = dedup_ttl_s
+        self.error_backoff_s = error_backoff_s
+        self.counters = Counters(CONSUMER_COUNTERS)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._claim_cursor = "0-0"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.name}")
+        return self._task
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Graceful: no new reads, in-flight jobs finish and are acknowledged."""
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, timeout_s)
+
+    async def run(self) -> None:
+        await self.queue.ensure_group()
+        next_claim = 0.0
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                jobs: list[Job] = []
+                if time.monotonic() >= next_claim:
+                    jobs = await self._claim()
+                    next_claim = time.monotonic() + self.claim_every_s
+                if not jobs:
+                    jobs = await self._read_new()
+                if jobs:
+                    await asyncio.gather(*(self._handle(j) for j in jobs))
+                failures = 0
+            except REDIS_FAILURES as exc:
+                self.counters.error(exc)
+                self.counters.inc("loop_errors")
+                failures += 1
+                lo, hi = self.error_backoff_s
+                await asyncio.sleep(random.uniform(0, min(hi, lo * 2**failures)))
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_new(self) -> list[Job]:
+        reply = await self.client.xreadgroup(
+            self.queue.group, self.name, {self.queue.stream_key: ">"}, count=self.batch, block=self.block_ms
+        )
+        entries = _stream_entries(reply)
+        self.counters.inc("delivered", len(entries))
+        return [_job(eid, fields, 1) for eid, fields in entries if fields is not None]
+
+    async def _claim(self) -> list[Job]:
+        """XAUTOCLAIM entries idle longer than ``claim_idle_ms`` (their consumer
+        died or is stuck); delivery counts come from XPENDING."""
+        reply = await self.client.xautoclaim(
+            self.queue.stream_key, self.queue.group, self.name, self.claim_idle_ms, self._claim_cursor, count=self.batch
+        )
+        cursor, entries = as_str(reply[0]) or "0-0", reply[1]
+        deleted = reply[2] if len(reply) > 2 else []
+        self._claim_cursor = cursor
+        if deleted:
+            self.counters.inc("trimmed_lost", len(deleted))  # pending entries trimmed away: lost work
+        entries = [(as_str(eid) or "", f) for eid, f in entries if f is not None]
+        if not entries:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for eid, _ in entries:
+            pipe.xpending_range(self.queue.stream_key, self.queue.group, min=eid, max=eid, count=1)
+        pending = await pipe.execute()
+        jobs = []
+        for (eid, fields), info in zip(entries, pending):
+            deliveries = int(info[0]["times_delivered"]) if info else 1
+            jobs.append(_job(eid, fields, deliveries))
+        self.counters.inc("claimed", len(jobs))
+        self.counters.inc("redelivered", len(jobs))
+        return jobs
+
+    # -- processing --------------------------------------------------------------
+
+    async def _handle(self, job: Job) -> None:
+        try:
+            if job.job_id == "" or job.payload is _MALFORMED:
+                await self._dead(job, "malformed")
+                return
+            if job.deliveries > self.max_deliveries:
+                await self._dead(job, "max_deliveries")
+                return
+            if await self.client.exists(self.queue.done_key(job.job_id)):
+                await self.client.xack(self.queue.stream_key, self.queue.group, job.id)
+                self.counters.inc("duplicates_skipped")
+                return
+        except REDIS_FAILURES as exc:
+            self.counters.error(exc)
+            self.counters.inc("ack_failures")
+            return
+        try:
+            await self.handler(job)
+        except Exception:  # noqa: BLE001 - any handler failure leaves the job pending for redelivery
+            self.counters.inc("handler_failures")
+            return
+        try:
+            await self.queue._complete(
+                keys=[self.queue.stream_key, self.queue.done_key(job.job_id)],
+                args=[self.queue.group, job.id, self.dedup_ttl_s],
+            )
+            self.counters.inc("processed")
+        except REDIS_FAILURES as exc:
+            # the effect happened but the ack did not: the job will be redelivered
+            # and must be deduplicated by the handler's own idempotency
+            self.counters.error(exc)
+            self.counters.inc("ack_failures")
+
+    async def _dead(self, job: Job, reason: str) -> None:
+        flat: list[str] = []
+        for k, v in job.raw.items():
+            flat += [k, v]
+        moved = await self.queue._dead_letter(
+            keys=[self.queue.stream_key, self.queue.dlq_key],
+            args=[self.queue.group, job.id, self.queue.dlq_maxlen_approx, reason, job.deliveries, *flat],
+        )
+        if moved:
+            self.counters.inc("dead_lettered")
+
+
+_MALFORMED = object()
+
+
+def _job(entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Job:
+    raw = {as_str(k) or "": as_str(v) or "" for k, v in fields.items()}
+    payload: Any
+    try:
+        payload = json.loads(raw["payload"])
+    except (KeyError, ValueError):
+        payload = _MALFORMED
+    return Job(as_str(entry_id) or "", raw.get("job_id", ""), payload, deliveries, raw)
+
+
+def _stream_entries(reply: Any) -> list[tuple[Any, Any]]:
+    """XREADGROUP reply for one stream, RESP2 (list) or RESP3 (dict)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0]) if reply else []
+    return list(reply[0][1])
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: Consumer, stop_timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+    """``async with running(consumer):`` start, then stop gracefully on exit."""
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(stop_timeout_s)

@@ -1,0 +1,48 @@
+"""Helpers shared by the pattern tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from patterns.common import prepare_client
+
+
+def closed_port() -> int:
+    """A local TCP port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def closed_port_client(**kwargs: Any) -> redis.asyncio.Redis:
+    """A client whose every command fails fast with ConnectionError. The
+    client's own retry is off: redis-py 8.1's default (10 retries, 10 ms..1 s
+    backoff) takes about 5 s per command against a dead server."""
+    kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+    kwargs.setdefault("socket_connect_timeout", 0.5)
+    kwargs.setdefault("socket_timeout", 0.5)
+    return redis.asyncio.Redis(host="127.0.0.1", port=closed_port(), **kwargs)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.02) -> None:
+    """Poll ``check`` until it returns True or ``timeout_s`` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}")
+        await asyncio.sleep(interval_s)
+
+
+async def open_client(factory: Callable[..., Any], **kwargs: Any) -> Any:
+    """A fresh client from ``factory``, initialised (cluster) before concurrent use."""
+    return await prepare_client(factory(**kwargs))

@@ -1,0 +1,179 @@
+"""Cache-aside over SQLite against real Redis: hits, stampede, invalidation,
+fallback to the database and the circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode
+from patterns.catalogue_db import CatalogueDB
+from faults import catalog
+from faults.injector import FaultInjector, heal_all
+from patterns.common import prepare_client
+from tests.patterns.helpers import closed_port_client, eventually, open_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    catalogue = CatalogueDB.create(tmp_path / "catalogue.sqlite", n_products=200, seed=1)
+    yield catalogue
+    catalogue.close()
+
+
+def test_read_through_hit_miss_and_negative_caching(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            cache = CacheAside(client, db, CacheConfig(key_prefix=prefix, ttl_ms=60_000))
+            first = await cache.get_product(1)
+            second = await cache.get_product(1)
+            assert first == second and first is not None and first.id == 1
+            assert await cache.get_product(10_000) is None
+            assert await cache.get_product(10_000) is None  # the absence is cached too
+            c = cache.counters
+            assert (c["misses"], c["hits"], c["db_queries"], db.queries) == (2, 2, 2, 2)
+            ttl = await client.pttl(cache.key(1))
+            assert 50_000 < ttl <= 66_000  # ttl + up to 10% jitter
+            assert 0 < await client.pttl(cache.key(10_000)) <= 33_000
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            cache = CacheAside(client, db, CacheConfig(key_prefix=prefix))
+            results = await asyncio.gather(*(cache.get_product(5) for _ in range(200)))
+            assert len({r for r in results}) == 1
+            assert cache.counters["db_queries"] == 1 and db.queries == 1
+            assert cache.counters["single_flight_joins"] == cache.counters["misses"] - 1
+
+            unprotected = CacheAside(client, db, CacheConfig(key_prefix=prefix + "x", single_flight=False))
+            await asyncio.gather(*(unprotected.get_product(6) for _ in range(200)))
+            assert unprotected.counters["db_queries"] > 1  # what single flight prevents
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            cache = CacheAside(client, db, CacheConfig(key_prefix=prefix, near_ttl_ms=60_000))
+            before = await cache.get_product(3)
+            assert before is not None
+            assert await cache.update_price(3, before.price_cents + 100)
+            assert await client.exists(cache.key(3)) == 0
+            after = await cache.get_product(3)  # near cache was dropped too
+            assert after is not None and after.price_cents == before.price_cents + 100
+            assert await cache.get_product(3) == after
+            assert cache.counters["near_hits"] == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_xfetch_refreshes_early(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            eager = CacheAside(client, db, CacheConfig(key_prefix=prefix, xfetch_beta=1e12))
+            await eager.get_product(9)
+            for _ in range(3):
+                await eager.get_product(9)
+            assert eager.counters["early_refreshes"] == 3 and eager.counters["db_queries"] == 4
+            calm = CacheAside(client, db, CacheConfig(key_prefix=prefix + "c", xfetch_beta=1.0))
+            for _ in range(4):
+                await calm.get_product(9)
+            assert calm.counters["early_refreshes"] == 0 and calm.counters["db_queries"] == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_falls_back_to_sqlite_when_redis_is_down(db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = closed_port_client()
+        try:
+            cache = CacheAside(client, db, CacheConfig(fallback=FallbackMode.DATABASE))
+            product = await cache.get_product(1)
+            assert product is not None and product.id == 1
+            assert cache.counters["fallbacks"] == 1 and cache.counters["db_queries"] == 1
+            assert cache.counters.errors["ConnectionError"] == 1
+            assert await cache.update_price(1, 999)
+            assert cache.counters["invalidation_failures"] == 1
+            assert (await cache.get_product(1)).price_cents == 999  # type: ignore[union-attr]
+
+            strict = CacheAside(client, db, CacheConfig(fallback=FallbackMode.NONE))
+            with pytest.raises(CacheUnavailableError) as info:
+                await strict.get_product(1)
+            assert isinstance(info.value.__cause__, redis.ConnectionError)
+            assert strict.counters["db_queries"] == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    topo = app_client_factory.topo
+    outage = [catalog.make("down", n.name) for n in topo.spec.redis_nodes]  # Toxiproxy: refused + dropped
+    injector = FaultInjector(topo)
+
+    async def main() -> None:
+        client = app_client_factory(socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+        await prepare_client(client)
+        try:
+            config = CacheConfig(key_prefix=prefix, breaker_fail_max=3, breaker_reset_timeout_s=0.3)
+            cache = CacheAside(client, db, config)
+            seen: list[tuple[str, str]] = []
+            cache.add_breaker_listener(lambda old, new: seen.append((old, new)))
+            assert await cache.get_product(1) is not None and cache.breaker_state == "closed"
+
+            for fault in outage:
+                injector.inject(fault)
+            for _ in range(3):  # each Redis failure falls back to SQLite
+                assert (await cache.get_product(1)) is not None
+            assert cache.breaker_state == "open"
+            errors_when_opened = sum(cache.counters.errors.values())
+            assert errors_when_opened == 3
+            for _ in range(5):  # open: Redis is not even tried
+                assert (await cache.get_product(1)) is not None
+            assert cache.counters["breaker_rejections"] == 5
+            assert sum(cache.counters.errors.values()) == errors_when_opened
+            assert cache.counters["fallbacks"] == 8
+
+            for fault in outage:
+                injector.heal(fault)
+
+            async def closed_again() -> bool:
+                await cache.get_product(1)
+                return cache.breaker_state == "closed"
+
+            await eventually(closed_again, 10, "breaker half-opens after 0.3 s and closes on success", interval_s=0.05)
+            assert seen[0] == ("closed", "open")
+            assert ("open", "half-open") in seen and seen[-1] == ("half-open", "closed")
+            assert [t.new for t in cache.breaker.transitions] == [new for _, new in seen]  # type: ignore[union-attr]
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        heal_all(topo)

@@ -1,0 +1,177 @@
+"""Leaderboard against real Redis: ordering with ties, ranks, pages, windows, replica reads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from patterns.leaderboard import Entry, Leaderboard, Window
+from tests.patterns.helpers import closed_port, closed_port_client, eventually, open_client
+
+pytestmark = pytest.mark.integration
+
+SCORES = {"dave": 50, "carol": 70, "bob": 70, "alice": 70, "erin": 50, "frank": 10, "gina": 90}
+# expected order: score desc, ties by member asc; rank = 1 + number strictly better
+EXPECTED = [
+    Entry("gina", 90, 1, 1),
+    Entry("alice", 70, 2, 2),
+    Entry("bob", 70, 3, 2),
+    Entry("carol", 70, 4, 2),
+    Entry("dave", 50, 5, 5),
+    Entry("erin", 50, 6, 5),
+    Entry("frank", 10, 7, 7),
+]
+
+
+def test_order_ranks_and_pages_with_ties(app_client_factory: Any, prefix: str) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            board = Leaderboard(client, f"{prefix}:game")
+            for member, score in SCORES.items():
+                await board.add(member, score)
+            assert await board.top(100) == EXPECTED
+            assert await board.top(3) == EXPECTED[:3]
+            assert await board.page(1, 3) == EXPECTED[0:3]
+            assert await board.page(2, 3) == EXPECTED[3:6]  # page starts mid-tie? no: check next
+            assert await board.page(3, 3) == EXPECTED[6:]
+            assert await board.page(4, 3) == []
+            # a page that starts inside a run of ties still reports the shared rank
+            assert await board.page(2, 2) == EXPECTED[2:4]
+            for e in EXPECTED:
+                assert await board.rank(e.member) == e
+                assert await board.score(e.member) == e.score
+            assert await board.rank("nobody") is None and await board.score("nobody") is None
+            assert await board.around("carol", 1) == EXPECTED[2:5]
+            assert await board.around("gina", 2) == EXPECTED[0:3]
+            assert await board.around("nobody", 2) == []
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_incr_is_atomic_under_concurrency(app_client_factory: Any, prefix: str) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            board = Leaderboard(client, f"{prefix}:game")
+            await asyncio.gather(*(board.incr(f"p{i % 5}", 1.5) for i in range(500)))
+            top = await board.top(5)
+            assert [e.score for e in top] == [150.0] * 5
+            assert [e.member for e in top] == [f"p{i}" for i in range(5)]
+            assert {e.rank for e in top} == {1}
+            assert await board.incr("p0", -200) == -50.0
+            assert (await board.rank("p0")).position == 5  # type: ignore[union-attr]
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_time_windows_use_separate_expiring_keys(app_client_factory: Any, prefix: str) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            now = time.time()  # real time: an EXPIREAT in the past would delete the key at once
+            board = Leaderboard(client, f"{prefix}:game", window=Window.HOURLY, retention_s=3600, clock=lambda: now)
+            hour = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y%m%d%H")
+            assert board.key() == f"lb:{{{prefix}:game}}:h:{hour}"
+            assert board.key(1_700_000_000) == f"lb:{{{prefix}:game}}:h:2023111422"
+            await board.incr("a", 5)
+            await board.incr("a", 1, at_s=now - 3600)  # previous hour
+            await board.incr("b", 4, at_s=now - 3600)
+            assert [e.member for e in await board.top(10)] == ["a"]
+            expired = Leaderboard(client, f"{prefix}:old", window=Window.DAILY, retention_s=60)
+            await expired.incr("x", 1, at_s=now - 3 * 86_400)  # window long past: gone at once
+            assert await expired.top(10, at_s=now - 3 * 86_400) == []
+            assert [(e.member, e.score) for e in await board.top(10, at_s=now - 3600)] == [("b", 4.0), ("a", 1.0)]
+            summed = await board.top_over([now, now - 3600], 10)
+            assert [(e.member, e.score, e.rank) for e in summed] == [("a", 6.0, 1), ("b", 4.0, 2)]
+            _, end = board.window_bounds()
+            assert await client.expiretime(board.key()) == end + 3600
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_replica_read_falls_back_to_primary_when_replica_is_down(app_client_factory: Any, prefix: str) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        replica = closed_port_client()
+        try:
+            board = Leaderboard(client, f"{prefix}:game", replica=replica)
+            await board.add("a", 1)
+            result = await board.replica_read("top", 5)
+            assert result.source == "primary" and not result.stale
+            assert [e.member for e in result.value] == ["a"]
+            assert board.counters["replica_fallbacks"] == 1
+            assert board.counters.errors["ConnectionError"] == 1
+            with pytest.raises(ValueError, match="known"):
+                await board.replica_read("delete_everything")
+        finally:
+            await replica.aclose()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+REPLICA_PORT = 6420  # this test's own replica process (ports 6400-6499 belong to the pattern tests)
+
+
+def test_replica_reads_report_staleness(app_client_factory: Any, prefix: str, tmp_path: Path) -> None:
+    """A real replica of the primary: fresh reads are flagged fresh; once its
+    link is cut, it keeps serving the old value and the read is flagged stale."""
+    if app_client_factory.topology != "single":
+        pytest.skip("replica reads with lag probing are for plain/Sentinel clients")
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        kw = client.connection_pool.connection_kwargs
+        password = kw.get("password")
+        subprocess.run(
+            ["redis-server", "--port", str(REPLICA_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "yes", "--dir", str(tmp_path), "--logfile", str(tmp_path / "replica.log"),
+             "--replicaof", kw["host"], str(kw["port"]), *(["--masterauth", password] if password else [])],
+            check=True,
+        )
+        replica = redis.asyncio.Redis(port=REPLICA_PORT, decode_responses=True, retry=Retry(NoBackoff(), 0))
+        try:
+            board = Leaderboard(client, f"{prefix}:game", replica=replica, lag_probe_interval_s=0)
+            await board.add("a", 1)
+
+            async def caught_up() -> bool:
+                try:
+                    r = await board.replica_read("score", "a")
+                except Exception:  # noqa: BLE001 - replica still loading
+                    return False
+                return r.source == "replica" and r.value == 1.0 and not r.stale
+
+            await eventually(caught_up, 20, "replica synced and caught up")
+            assert (await board.replica_read("score", "a")).lag_bytes == 0
+
+            await replica.replicaof("127.0.0.1", str(closed_port()))  # cut the link; data stays
+            await board.add("a", 2)
+            stale = await board.replica_read("score", "a")
+            assert stale.source == "replica" and stale.value == 1.0 and stale.stale
+            assert await board.score("a") == 2.0  # the primary has moved on
+        finally:
+            try:
+                await replica.shutdown(nosave=True, now=True, force=True)
+            except redis.ConnectionError:
+                pass  # shutdown drops the connection: expected
+            await replica.aclose()
+            await client.aclose()
+
+    asyncio.run(main())

@@ -1,0 +1,179 @@
+"""Pure logic of the patterns, no Redis: counters, retry policy, jitter,
+XFetch, local fallback limiter, sliding-window-counter maths, haversine."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, ReadOnlyError, ResponseError, TimeoutError as RedisTimeoutError
+
+from patterns.cache_aside import xfetch_should_refresh
+from patterns.common import Counters, ErrorKind, RetryPolicy, classify, is_transient, jittered_ttl_ms, tagged
+from patterns.geo import haversine_m, offset
+from patterns.rate_limiter import LocalTokenBucket, swc_estimate, swc_retry_after_ms
+
+
+def test_counters_reject_unknown_names_and_count_errors_by_type() -> None:
+    c = Counters(["hits"])
+    c.inc("hits", 2)
+    c.error(RedisConnectionError("x"))
+    c.error(RedisConnectionError("y"))
+    assert c.snapshot() == {"retries": 0, "hits": 2, "errors": {"ConnectionError": 2}}
+    with pytest.raises(KeyError, match="hits"):
+        c.inc("hitz")
+
+
+def test_classify() -> None:
+    assert classify(RedisTimeoutError()) is ErrorKind.TIMEOUT
+    assert classify(TimeoutError()) is ErrorKind.TIMEOUT
+    assert classify(RedisConnectionError()) is ErrorKind.UNAVAILABLE
+    assert classify(ReadOnlyError()) is ErrorKind.READONLY
+    assert classify(ResponseError("WRONGTYPE")) is ErrorKind.REJECTED
+    assert classify(MaxConnectionsError()) is ErrorKind.SATURATED
+    assert is_transient(ReadOnlyError()) and not is_transient(ResponseError("x")) and not is_transient(ValueError())
+
+
+def test_retry_policy_retries_transient_errors_and_counts_each_attempt() -> None:
+    counters = Counters([])
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise RedisConnectionError("refused")
+        return "ok"
+
+    policy = RetryPolicy(attempts=5, base_s=0.001, cap_s=0.002)
+    assert asyncio.run(policy.run(flaky, counters)) == "ok"
+    assert calls == 3
+    assert counters["retries"] == 2
+    assert counters.errors == {"ConnectionError": 2}
+
+
+def test_retry_policy_does_not_retry_server_rejections_and_stops_at_attempts() -> None:
+    counters = Counters([])
+    calls = 0
+
+    async def wrong_type() -> None:
+        nonlocal calls
+        calls += 1
+        raise ResponseError("WRONGTYPE")
+
+    with pytest.raises(ResponseError):
+        asyncio.run(RetryPolicy(attempts=5, base_s=0.001).run(wrong_type, counters))
+    assert calls == 1
+
+    async def down() -> None:
+        raise RedisConnectionError("down")
+
+    counters = Counters([])
+    with pytest.raises(RedisConnectionError):
+        asyncio.run(RetryPolicy(attempts=3, base_s=0.001, cap_s=0.001).run(down, counters))
+    assert counters["retries"] == 2 and counters.errors["ConnectionError"] == 3
+
+
+def test_retry_policy_attempt_timeout_is_counted_as_timeout() -> None:
+    counters = Counters([])
+
+    async def stall() -> None:
+        await asyncio.sleep(10)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(RetryPolicy(attempts=2, base_s=0.001, attempt_timeout_s=0.01).run(stall, counters))
+    assert counters.errors == {"TimeoutError": 2}
+
+
+def test_jittered_ttl_stays_in_range_and_spreads() -> None:
+    rng = random.Random(1)
+    ttls = [jittered_ttl_ms(1000, 0.2, rng) for _ in range(1000)]
+    assert min(ttls) >= 1000 and max(ttls) <= 1200
+    assert len(set(ttls)) > 100
+    with pytest.raises(ValueError):
+        jittered_ttl_ms(1000, 1.5)
+
+
+def test_tagged_rejects_braces() -> None:
+    assert tagged("user1") == "{user1}"
+    with pytest.raises(ValueError):
+        tagged("a}b")
+
+
+def test_xfetch_decision() -> None:
+    # far from expiry: never refresh, even with the unluckiest draw
+    assert not xfetch_should_refresh(now_ms=0, expiry_ms=100_000, delta_ms=10, beta=1.0, rand=1e-9)
+    # past expiry: always refresh
+    assert xfetch_should_refresh(now_ms=100_001, expiry_ms=100_000, delta_ms=10, beta=1.0, rand=1.0)
+    # beta 0 disables
+    assert not xfetch_should_refresh(now_ms=100_001, expiry_ms=100_000, delta_ms=10, beta=0, rand=0.5)
+    # 50 ms before expiry with a 100 ms recompute: refresh iff -ln(rand) >= 0.5, i.e. rand <= e^-0.5
+    assert xfetch_should_refresh(99_950, 100_000, 100, 1.0, math.exp(-0.5) - 1e-6)
+    assert not xfetch_should_refresh(99_950, 100_000, 100, 1.0, math.exp(-0.5) + 1e-6)
+    # the probability grows as expiry approaches
+    rng = random.Random(3)
+
+    def rate(now: float) -> float:
+        return sum(xfetch_should_refresh(now, 100_000, 100, 1.0, rng.random()) for _ in range(5000)) / 5000
+
+    assert rate(99_500) < rate(99_900) < rate(99_990)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_local_token_bucket_bursts_then_refills() -> None:
+    clock = FakeClock()
+    bucket = LocalTokenBucket(capacity=5, refill_per_s=10, clock=clock)
+    results = [bucket.check("u").allowed for _ in range(7)]
+    assert results == [True] * 5 + [False] * 2
+    denied = bucket.check("u")
+    assert denied.retry_after_s == pytest.approx(0.1) and denied.source == "local"
+    clock.t += 0.1
+    assert bucket.check("u").allowed
+    assert not bucket.check("u").allowed
+    assert bucket.check("other").allowed  # per user
+    clock.t += 100
+    assert bucket.check("u").remaining == 4  # capped at capacity
+    assert bucket.check("u", cost=6).retry_after_s == math.inf
+
+
+def test_local_token_bucket_is_bounded() -> None:
+    bucket = LocalTokenBucket(1, 1, max_users=10, clock=FakeClock())
+    for i in range(100):
+        bucket.check(f"u{i}")
+    assert len(bucket._buckets) == 10
+
+
+def test_sliding_window_counter_maths() -> None:
+    assert swc_estimate(prev=10, cur=2, elapsed_ms=250, window_ms=1000) == pytest.approx(9.5)
+    # room now in this window: no wait
+    assert swc_retry_after_ms(prev=0, cur=3, elapsed_ms=100, window_ms=1000, limit=10, cost=1) == 0
+    # prev=10 decays: need 10*(1000-e-t)/1000 + 5 + 1 <= 10 -> e+t >= 600
+    assert swc_retry_after_ms(prev=10, cur=5, elapsed_ms=100, window_ms=1000, limit=10, cost=1) == pytest.approx(500)
+    # current window full: wait past the boundary until cur*(w-e')/w + 1 <= 10 -> e' >= 100
+    assert swc_retry_after_ms(prev=0, cur=10, elapsed_ms=400, window_ms=1000, limit=10, cost=1) == pytest.approx(700)
+    assert swc_retry_after_ms(prev=0, cur=0, elapsed_ms=0, window_ms=1000, limit=10, cost=11) == -1
+
+
+def test_haversine_and_offset_agree() -> None:
+    lon, lat = offset(2.35, 48.85, 3000.0, 4000.0)
+    assert haversine_m(2.35, 48.85, lon, lat) == pytest.approx(5000.0, rel=1e-3)
+    assert haversine_m(0, 0, 0, 0) == 0
+
+
+def test_registry_loads_every_pattern_and_rejects_unknown_names() -> None:
+    import patterns
+
+    for name in patterns.REGISTRY:
+        assert patterns.load(name).__name__ == patterns.REGISTRY[name]
+    with pytest.raises(KeyError, match="known"):
+        patterns.load("bloom_filter")
