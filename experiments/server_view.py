@@ -13,6 +13,8 @@ import threading
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from experiments.history import HistoryWriter
 from topologies.api import Topology
@@ -61,7 +63,8 @@ class ServerView:
 
     def _loop(self) -> None:
         clients = {n.name: self.topo.node_client(n.name, direct=True, socket_timeout=PROBE_TIMEOUT_S,
-                                                 socket_connect_timeout=PROBE_TIMEOUT_S, decode_responses=True)
+                                                 socket_connect_timeout=PROBE_TIMEOUT_S, decode_responses=True,
+                                                 retry=Retry(NoBackoff(), 0))  # a dead node must not stall sampling
                    for n in self.topo.spec.redis_nodes}
         try:
             while not self._stop.is_set():

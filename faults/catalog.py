@@ -148,6 +148,18 @@ class ClientPause(Fault):
             pass
 
 
+class ClientKill(ClientPause):
+    kind = "client_kill"
+    summary = ("SIGKILL one of the lab's own client processes (e.g. a consumer mid-batch); heal cannot "
+               "resurrect it: the experiment's supervisor starts a replacement")
+
+    def inject(self, topo: Topology) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+
+    def heal(self, topo: Topology) -> None:
+        """Nothing to undo: a killed process stays dead (restarting is the supervisor's job)."""
+
+
 # -- Toxiproxy faults --------------------------------------------------------------------------
 class ProxyFault(Fault):
     """A fault on one Toxiproxy proxy: a node's client port (NODE), its cluster bus (NODE-bus),
@@ -283,7 +295,7 @@ class Memory(Fault):
 
 FAULTS: dict[str, type[Fault]] = {f.kind: f for f in (
     Kill, Stop, Pause, Latency, Bandwidth, Timeout, ResetPeer, SlowClose, LimitData, Down, Partition,
-    ClientPause, Memory)}
+    ClientPause, ClientKill, Memory)}
 
 
 def make(kind: str, target: str, **params: Any) -> Fault:

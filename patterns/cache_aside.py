@@ -157,33 +157,39 @@ class CacheAside:
 
     async def get_product(self, product_id: int) -> Product | None:
         """The product, or None if it does not exist (a cached fact too)."""
+        product, _source = await self.read(product_id)
+        return product
+
+    async def read(self, product_id: int) -> tuple[Product | None, str]:
+        """The product and where it came from: ``near`` (in-process), ``cache`` (Redis),
+        ``db`` (a miss, then filled) or ``fallback`` (Redis failed or the breaker is open)."""
         key = self.key(product_id)
         if self._near is not None:
             found, value = self._near.get(key)
             if found:
                 self.counters.inc("near_hits")
-                return value
+                return value, "near"
         try:
             raw = await self._redis(lambda: self.client.get(key))
         except CircuitBreakerError as exc:
             self.counters.inc("breaker_rejections")
-            return await self._fallback(product_id, exc)
+            return await self._fallback(product_id, exc), "fallback"
         except REDIS_FAILURES as exc:
-            return await self._fallback(product_id, exc)
+            return await self._fallback(product_id, exc), "fallback"
 
         if raw is None:
             self.counters.inc("misses")
-            return await self._load(product_id, fill=True)
+            return await self._load(product_id, fill=True), "db"
 
         self.counters.inc("hits")
         entry = json.loads(raw)
         value = Product.from_dict(entry["v"]) if entry["v"] is not None else None
         if xfetch_should_refresh(time.time() * 1000, entry["e"], entry["d"], self.config.xfetch_beta, self._rng.random()):
             self.counters.inc("early_refreshes")
-            return await self._load(product_id, fill=True)
+            return await self._load(product_id, fill=True), "db"
         if self._near is not None:
             self._near.put(key, value)
-        return value
+        return value, "cache"
 
     async def _fallback(self, product_id: int, exc: BaseException) -> Product | None:
         if self.config.fallback is FallbackMode.NONE:

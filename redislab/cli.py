@@ -157,6 +157,57 @@ def heal() -> None:
     out.print("; ".join(done) if done else "nothing to heal: the topology was clean")
 
 
+@cli.command("list")
+def list_experiments() -> None:
+    """The experiments, one line each."""
+    from experiments.registry import EXPERIMENTS
+    for name, exp in EXPERIMENTS.items():
+        click.echo(f"{name:22} [{exp.pattern} on {exp.topology}] {exp.summary}")
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("--topology", default=None, help="topology to run on (default: the experiment's own)")
+@click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
+@click.option("--profile", default="quick", show_default=True, help="quick (CI, ~20 s) or full (~75 s)")
+@click.option("--duration", "duration_s", type=float, default=None, help="total seconds (phases scale)")
+@click.option("--rate", type=float, default=None, help="target operations per second (all clients)")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
+def run(experiment: str, topology: str | None, backend: str, profile: str, duration_s: float | None,
+        rate: float | None, seed: int, out_dir: str) -> None:
+    """Run an experiment: load, fault schedule, history, checks, report."""
+    from experiments.runner import RunRequest, run_experiment
+    run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed, out_dir),
+                             console=err)
+    result = json.loads((run_dir / "result.json").read_text())
+    out.print(f"verdict: [bold]{result['verdict']}[/]  report: {run_dir / 'report.md'}  "
+              f"plot: {run_dir / 'timeline.png'}")
+
+
+@cli.command()
+@click.argument("run_dir", required=False)
+@click.option("--out", "out_dir", default="results", show_default=True, help="results directory (for the index)")
+def report(run_dir: str | None, out_dir: str) -> None:
+    """Re-render a run's report from its history (default: the latest run)."""
+    from pathlib import Path
+
+    from experiments.report import render_run, write_index
+    root = Path(out_dir)
+    if run_dir is None:
+        runs = sorted((p for p in root.glob("*/history.jsonl")), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise LabError(f"no runs in {root}/", "run one: redislab run cache-primary-kill")
+        path = runs[-1].parent
+    else:
+        path = Path(run_dir)
+        if not (path / "history.jsonl").exists():
+            raise LabError(f"{path} holds no history.jsonl", f"give a run directory under {root}/")
+    render_run(path)
+    write_index(root)
+    out.print(f"re-rendered {path / 'report.md'}")
+
+
 def _require_topology() -> api.Topology:
     topo = api.current()
     if topo is None:

@@ -11,6 +11,8 @@ from typing import TypeVar
 
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from topologies.errors import NotReadyError
 from topologies.spec import HOST, MASTER_NAME, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
@@ -43,8 +45,11 @@ def wait_until(probe: Callable[[], T | None], timeout_s: float, what: str,
 
 def node_client(node: NodeSpec, password: str, *, direct: bool = False,
                 timeout_s: float = PROBE_TIMEOUT_S) -> redis.Redis:
+    # No client-side retry: redis-py 8's default (10 retries with backoff) turns one
+    # probe of a dead node into seconds of waiting.
     return redis.Redis(host=HOST, port=node.direct_port if direct else node.port, password=password,
-                       socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+                       socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True,
+                       retry=Retry(NoBackoff(), 0))
 
 
 def toxiproxy_ready() -> bool:

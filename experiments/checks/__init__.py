@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ..history import History
-from . import availability, cache, geo, leaderboard, lock, queue, ratelimit, recovery, writes
+from . import availability, cache, failover, geo, leaderboard, lock, queue, ratelimit, recovery, writes
 from .base import (FAIL, PASS, UNKNOWN, CheckFn, CheckParamError, CheckResult, Verdict,
                    run_check as _run_fn, worst)
 
@@ -21,6 +21,7 @@ REGISTRY: dict[str, CheckFn] = {
     "send_lag": availability.send_lag,
     "time_to_detect": recovery.time_to_detect,
     "time_to_recover": recovery.time_to_recover,
+    "failover_time": failover.failover_time,
     "lost_writes": writes.lost_writes,
     "counter": writes.counter,
     "leaderboard_increments": leaderboard.leaderboard_increments,

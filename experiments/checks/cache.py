@@ -5,7 +5,9 @@ Stale reads. Writes: op ``write`` with args ``{"key": k, "version": v}``
 value ``{"version": v, ...}`` (or the bare version; None = no data). A read
 is stale when it returns a version older than the newest version whose write
 was acknowledged before the read started. Its staleness is the read's start
-minus the acknowledgement of the first newer version (seconds).
+minus the acknowledgement of the first newer version (seconds). Final state
+``initial_versions`` ({key: version}) names the versions present before the run;
+any other version never written is a phantom read.
 
 Fallback. Reads return ``{"source": "cache"|"db"|"fallback", "db_queries": n}``;
 ``fallback`` means the database answered because the cache was unavailable.
@@ -25,6 +27,7 @@ from .base import (FAIL, PASS, UNKNOWN, CheckResult, arg, fmt_pct, fmt_s,
 
 STALE_DEFAULTS = {"write_op": "write", "read_op": "read", "key_arg": "key",
                   "version_arg": "version",
+                  "initial_key": "initial_versions",  # final-state {key: version} present before the run
                   "max_staleness_s": 0.0}  # s of staleness tolerated (e.g. the TTL)
 
 
@@ -35,6 +38,8 @@ def cache_stale_reads(history: History, final_state: Mapping[str, Any],
     p = get_params("cache_stale_reads", params, STALE_DEFAULTS)
     acks: dict[Any, list[tuple[float, Any]]] = defaultdict(list)  # key -> (end, version)
     attempted: dict[Any, set[Any]] = defaultdict(set)
+    for k, v in (final_state.get(p["initial_key"]) or {}).items():
+        attempted[k].add(v)  # the data set the run started from was written, before t0
     for o in history.ops:
         if o.op == p["write_op"]:
             k, v = arg(o.args, p["key_arg"]), arg(o.args, p["version_arg"])

@@ -1,0 +1,91 @@
+"""What an experiment declares, and the context a scenario runs in.
+
+An experiment = a pattern scenario (setup / one operation / final state) + a
+topology + a workload (rate, clients, phases) + a fault plan (what to inject at
+the start of the ``fault`` phase, healed at the start of ``recovery``) + a
+steady-state hypothesis + the checks to run over the history.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.history import HistoryWriter
+from experiments.workload import OpResult
+from faults.catalog import Fault
+from topologies.api import Topology
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Phase lengths (s) and load. ``quick`` is for CI and a hurried user."""
+
+    baseline_s: float
+    fault_s: float
+    recovery_s: float
+    rate: float  # ops/s, all clients together
+    clients: int
+
+
+PROFILES = {
+    "quick": Profile(baseline_s=4, fault_s=8, recovery_s=8, rate=200, clients=8),
+    "full": Profile(baseline_s=15, fault_s=30, recovery_s=30, rate=500, clients=16),
+}
+
+
+@dataclass
+class RunContext:
+    """Everything a scenario may use during one run."""
+
+    topo: Topology
+    run_dir: Path
+    run_id: str
+    writer: HistoryWriter
+    seed: int
+    options: dict[str, Any]
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class Scenario:
+    """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    async def setup(self) -> None:
+        """Build clients and pattern objects, seed data (before the workload starts)."""
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        raise NotImplementedError
+
+    async def after_heal(self) -> None:
+        """Called once the fault is healed (e.g. a supervisor restarting a killed worker)."""
+
+    async def finish(self) -> dict[str, Any]:
+        """Drain, read back what the checks need (the final state), close everything."""
+        return {}
+
+    def fault_target_pid(self) -> int | None:
+        """For client faults: the pid of the client process to hit."""
+        return None
+
+
+FaultPlan = Callable[[Topology, Scenario], Fault]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    summary: str  # one line for `redislab list`
+    pattern: str
+    topology: str
+    scenario: type[Scenario]
+    fault: FaultPlan
+    fault_label: str  # e.g. "kill the Sentinel primary"
+    hypothesis: dict[str, Any]
+    checks: list[Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    topologies: tuple[str, ...] = ()  # others it may also run on (--topology)

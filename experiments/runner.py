@@ -1,0 +1,210 @@
+"""Run one experiment end to end: topology, scenario, open-loop workload, fault
+schedule, server view, history, checks, report.
+
+Phases: ``baseline`` -> ``fault`` (the fault is injected at its start) ->
+``recovery`` (healed at its start). Ctrl-C (or SIGTERM through the CLI) heals,
+cleans up and still writes a report marked interrupted.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from experiments import registry
+from experiments.history import FAIL, OK, HistoryWriter
+from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
+from experiments.report import render_run, write_index
+from experiments.server_view import ServerView
+from experiments.workload import OpResult, WorkloadConfig, run_workload
+from faults.catalog import Fault
+from faults.events import Event, EventLog
+from faults.injector import FaultInjector, active_faults, heal_all
+from topologies import api
+from topologies.errors import LabError, UnknownNameError
+
+
+@dataclass
+class RunRequest:
+    experiment: str
+    topology: str | None = None
+    backend: str = "auto"
+    profile: str = "quick"
+    duration_s: float | None = None  # total; phases scaled to it
+    rate: float | None = None  # ops/s
+    seed: int = 1
+    out: str = "results"
+    progress: bool = True
+
+    def reproduce(self, topology: str, backend: str) -> str:
+        cmd = ["redislab", "run", self.experiment, "--topology", topology, "--backend", backend,
+               "--profile", self.profile, "--seed", str(self.seed)]
+        if self.duration_s is not None:
+            cmd += ["--duration", f"{self.duration_s:g}"]
+        if self.rate is not None:
+            cmd += ["--rate", f"{self.rate:g}"]
+        return shlex.join(cmd)
+
+
+def _profile(req: RunRequest) -> Profile:
+    if req.profile not in PROFILES:
+        raise UnknownNameError("profile", req.profile, list(PROFILES))
+    p = PROFILES[req.profile]
+    total = p.baseline_s + p.fault_s + p.recovery_s
+    scale = 1.0
+    if req.duration_s is not None:
+        if not 3 <= req.duration_s <= 86_400:
+            raise LabError(f"--duration {req.duration_s:g} is out of range; accepted: 3..86400 seconds")
+        scale = req.duration_s / total
+    rate = p.rate if req.rate is None else req.rate
+    if not 1 <= rate <= 100_000:
+        raise LabError(f"--rate {rate:g} is out of range; accepted: 1..100000 operations per second")
+    return Profile(p.baseline_s * scale, p.fault_s * scale, p.recovery_s * scale, rate, p.clients)
+
+
+class _Progress:
+    """Live counters for the progress display (updated by the op wrapper)."""
+
+    def __init__(self) -> None:
+        self.phase = "setup"
+        self.fault = "-"
+        self.sent = self.ok = self.failed = self.unknown = 0
+        self.started = time.monotonic()
+
+    def table(self, exp: Experiment, total_s: float) -> Table:
+        t = Table(title=f"{exp.name}: {exp.fault_label}", show_header=False)
+        elapsed = time.monotonic() - self.started
+        t.add_row("phase", self.phase)
+        t.add_row("elapsed", f"{elapsed:5.1f} s of {total_s:.0f} s")
+        t.add_row("operations", f"{self.sent} sent, {self.sent / max(elapsed, 1e-9):.0f}/s")
+        t.add_row("ok / fail / unknown", f"{self.ok} / {self.failed} / {self.unknown}")
+        t.add_row("current fault", self.fault)
+        return t
+
+
+def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
+    """The topology to run on, and whether this run started it (and must tear it down)."""
+    name = req.topology or exp.topology
+    allowed = (exp.topology, *exp.topologies)
+    if name not in allowed:
+        raise UnknownNameError(f"topology for {exp.name}", name, list(allowed))
+    backend = api.resolve_backend(req.backend)
+    existing = api.current()
+    if existing is not None and existing.backend.owns_anything():
+        if existing.name == name and existing.backend.name == backend:
+            existing.wait_healthy(timeout_s=30)
+            return existing, False
+        raise LabError(f"topology {existing.name} ({existing.backend.name}) is up; this run needs {name} ({backend})",
+                       "run `redislab down` first")
+    return api.up(name, backend=backend), True
+
+
+def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
+    """Run ``req``; returns the run directory (``result.json``, ``report.md``, ``timeline.png`` ...)."""
+    exp = registry.get(req.experiment)
+    profile = _profile(req)
+    console = console or Console(stderr=True)
+    topo, owned = _topology(req, exp)
+    interrupted = False
+    run_dir: Path | None = None
+    try:
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{exp.name}-{topo.name}-{topo.backend.name}"
+        run_dir = Path(req.out) / run_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        config = {
+            "run_id": run_id, "experiment": exp.name, "summary": exp.summary, "pattern": exp.pattern,
+            "topology": topo.name, "backend": topo.backend.name, "profile": req.profile, "seed": req.seed,
+            "workload": asdict(profile), "fault": exp.fault_label, "hypothesis": exp.hypothesis,
+            "checks": exp.checks, "options": exp.options, "reproduce": req.reproduce(topo.name, topo.backend.name),
+            "topology_options": asdict(topo.spec.options),
+        }
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        try:
+            asyncio.run(_run(exp, topo, profile, req, run_dir, run_id, console))
+        except KeyboardInterrupt:
+            interrupted = True
+        render_run(run_dir, reproduce=config["reproduce"], interrupted=interrupted or None)
+        write_index(req.out)
+    finally:
+        if active_faults():
+            heal_all(topo)
+        if owned:
+            api.down()
+    if interrupted:
+        raise KeyboardInterrupt
+    return run_dir
+
+
+async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRequest, run_dir: Path,
+               run_id: str, console: Console) -> None:
+    with HistoryWriter(run_dir / "history.jsonl") as writer:
+        def to_history(e: Event) -> None:
+            kind = "fault_inject" if e["action"] == "inject" else "fault_heal"
+            writer.event(kind, t=e["mono"] - writer.t0, fault=f"{e['fault']}:{e['target']}",
+                         label=f"{exp.fault_label} ({e['fault']} {e['target']})", params=e["params"])
+
+        injector = FaultInjector(topo, EventLog(sink=to_history))
+        ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), random.Random(req.seed))
+        scenario: Scenario = exp.scenario(ctx)
+        progress = _Progress()
+        active: list[Fault] = []
+        final_state: dict[str, Any] = {}
+        total = profile.baseline_s + profile.fault_s + profile.recovery_s
+
+        async def op(client_id: int, rng: random.Random) -> OpResult:
+            progress.sent += 1
+            res = await scenario.op(client_id, rng)
+            if res.outcome == OK:
+                progress.ok += 1
+            elif res.outcome == FAIL:
+                progress.failed += 1
+            else:
+                progress.unknown += 1
+            return res
+
+        async def on_phase(window: Any) -> None:
+            progress.phase = window.name
+            if window.name == "fault":
+                fault = exp.fault(topo, scenario)
+                await asyncio.to_thread(injector.inject, fault)
+                active.append(fault)
+                progress.fault = repr(fault)
+            elif window.name == "recovery" and active:
+                await asyncio.to_thread(injector.heal, active.pop())
+                progress.fault = "-"
+                await scenario.after_heal()
+
+        workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
+                                  phases=(("baseline", profile.baseline_s), ("fault", profile.fault_s),
+                                          ("recovery", profile.recovery_s)), max_in_flight=5000)
+        with ServerView(topo, writer), Live(progress.table(exp, total), console=console,
+                                           refresh_per_second=4, transient=not req.progress) as live:
+            async def refresh() -> None:
+                while True:
+                    live.update(progress.table(exp, total))
+                    await asyncio.sleep(0.25)
+
+            refresher = asyncio.create_task(refresh())
+            try:
+                await scenario.setup()
+                progress.started = time.monotonic()
+                await run_workload(op, workload, writer, on_phase=on_phase)
+                progress.phase = "drain and final read"
+            finally:
+                try:
+                    while active:
+                        await asyncio.to_thread(injector.heal, active.pop())
+                    final_state = await asyncio.wait_for(scenario.finish(), timeout=90)
+                finally:
+                    writer.event("final_state", **final_state)
+                    refresher.cancel()
+                    live.update(progress.table(exp, total))

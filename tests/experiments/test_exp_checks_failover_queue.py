@@ -1,0 +1,58 @@
+"""failover_time and the queue's stuck / redelivered accounting, on hand-written histories."""
+from __future__ import annotations
+
+from experiments.checks import run_check
+from experiments.history import ROLE
+
+from exp_helpers import ev, fault, history, op
+
+
+def _roles(*items: tuple[float, str, str]) -> list:
+    return [ev(ROLE, t, node=node, role=role) for t, node, role in items]
+
+
+def test_failover_time_measures_the_first_promotion_after_the_fault() -> None:
+    h = history(_roles((0.1, "redis-1", "primary"), (0.1, "redis-2", "replica"), (5.0, "redis-1", "down"),
+                       (7.5, "redis-2", "primary")), fault(5.0, 15.0))
+    r = run_check("failover_time", h, {}, {})
+    assert r.verdict == "pass" and r.metrics["failover_s"] == 2.5
+    assert r.metrics["failovers"][0]["promoted"] == "redis-2"
+
+
+def test_failover_time_fails_when_no_replica_is_promoted_within_the_limit() -> None:
+    h = history(_roles((0.1, "redis-1", "primary"), (5.0, "redis-1", "down"), (15.2, "redis-1", "primary")),
+                fault(5.0, 15.0))
+    r = run_check("failover_time", h, {}, {"max_failover_s": 5})
+    assert r.verdict == "fail" and r.metrics["failover_s"] is None
+
+
+def test_failover_time_without_role_samples_is_unknown() -> None:
+    assert run_check("failover_time", history(fault(1.0, 2.0)), {}, {}).verdict == "unknown"
+
+
+def test_queue_counts_redelivered_messages_and_passes_when_all_were_processed() -> None:
+    h = history(op("produce", {"id": "a"}, 0.0), op("produce", {"id": "b"}, 0.1),
+                op("process", {"id": "a", "deliveries": 1}, 0.5), op("process", {"id": "b", "deliveries": 2}, 3.0))
+    r = run_check("queue_delivery", h, {"pending": [], "effects": ["a", "b"]}, {"max_stuck": 0})
+    assert r.verdict == "pass" and r.metrics["redelivered_messages"] == 1 and r.metrics["lost"] == 0
+
+
+def test_queue_fails_when_acknowledged_messages_are_stuck_after_the_drain() -> None:
+    h = history(op("produce", {"id": "a"}, 0.0), op("produce", {"id": "b"}, 0.1),
+                op("process", {"id": "a", "deliveries": 1}, 0.5))
+    r = run_check("queue_delivery", h, {"pending": ["b"], "effects": ["a"]}, {"max_stuck": 0})
+    assert r.verdict == "fail" and r.metrics["pending_unprocessed"] == 1 and r.metrics["lost"] == 0
+
+
+def test_queue_effect_store_counts_a_job_whose_worker_died_before_recording_it() -> None:
+    h = history(op("produce", {"id": "a"}, 0.0))
+    r = run_check("queue_delivery", h, {"pending": [], "effects": ["a"]}, {})
+    assert r.verdict == "pass" and r.metrics["processed_without_record"] == 1
+
+
+def test_cache_initial_versions_are_not_phantoms_but_unknown_versions_are() -> None:
+    h = history(op("read", {"key": "k"}, 1.0, value={"version": 7}), op("read", {"key": "k"}, 2.0, value={"version": 9}))
+    r = run_check("cache_stale_reads", h, {"initial_versions": {"k": 7}}, {})
+    assert r.verdict == "fail" and r.metrics["phantom_reads"] == 1  # 9 was never written
+    h_ok = history(op("read", {"key": "k"}, 1.0, value={"version": 7}))
+    assert run_check("cache_stale_reads", h_ok, {"initial_versions": {"k": 7}}, {}).verdict == "pass"
