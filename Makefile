@@ -56,6 +56,7 @@ bench: setup ## benchmarks (not tests): topology start/failover, Toxiproxy overh
 	@$(PY) -m topologies.bench --backend $(BACKEND)
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
+	@$(PY) -m experiments.bench_redis --backend $(BACKEND)
 
 compose: setup ## regenerate topologies/compose/*.yml from the spec
 	@$(PY) -m topologies.compose_gen

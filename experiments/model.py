@@ -7,6 +7,7 @@ steady-state hypothesis + the checks to run over the history.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,15 @@ class RunContext:
     rng: random.Random = field(default_factory=random.Random)
 
 
+POOL_SIZE = 128  # connections a scenario's client may open (above any experiment's concurrency)
+
+
+async def warm_up(client: Any, connections: int) -> None:
+    """Open ``connections`` pooled connections now, so the run does not start with a
+    connection storm (every concurrent first request opening its own connection)."""
+    await asyncio.gather(*(client.ping() for _ in range(connections)))
+
+
 class Scenario:
     """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``."""
 
@@ -89,3 +99,4 @@ class Experiment:
     checks: list[Any]
     options: dict[str, Any] = field(default_factory=dict)
     topologies: tuple[str, ...] = ()  # others it may also run on (--topology)
+    concurrency: int = 64  # requests in flight at most, like an app's bounded worker pool

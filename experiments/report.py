@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from .checks import CheckResult, UnknownCheckError, get_check, run_check, worst
 from .history import BREAKER, ROLE, History, Op, read_history
-from .stats import baseline_throughput, summarize, time_buckets
+from .stats import baseline_throughput, server_summary, summarize, time_buckets
 
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "timeline.png"
@@ -124,6 +124,7 @@ def analyze(history: History, config: Mapping[str, Any] | None = None,
         "reproduce": reproduce if reproduce is not None else config.get("reproduce"),
         "hypothesis": {**DEFAULT_HYPOTHESIS, **(config.get("hypothesis") or {})},
         "metrics": metrics,
+        "server": server_summary(history),
         "checks": [r.to_json() for r in results],
         "history": {"ops": len(history.ops), "events": len(history.events),
                     "truncated_lines": history.truncated_lines},
@@ -344,6 +345,17 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     for name, s in m["per_phase"].items():
         lines.append(f"| {name} | {s['ops']} | {_pct(s['availability'])} | {_ms(s['p50_ms'])} "
                      f"| {_ms(s['p99_ms'])} | {_ms(s['max_ms'])} |")
+    server = result.get("server") or {}
+    if server:
+        lines += ["", "## What Redis saw", "", "Sampled from each node's INFO every 0.5 s (direct port).", "",
+                  "| Node | Roles | Unanswered samples | ops/s mean / peak | Peak memory | Evicted | Hit rate "
+                  "| Peak replication lag | Peak clients |", "|---|---|---|---|---|---|---|---|---|"]
+        for node, n in sorted(server.items()):
+            hit = _pct(n["hit_rate"]) if n.get("hit_rate") is not None else "n/a"
+            lines.append(f"| {node} | {' → '.join(n['roles']) or 'n/a'} | {n['down_samples']} of {n['samples']} "
+                         f"| {n['ops_per_sec_mean']:.0f} / {n['ops_per_sec_peak']} "
+                         f"| {n['used_memory_peak'] / 1048576:.1f} MiB | {n['evicted_keys']} | {hit} "
+                         f"| {n['repl_lag_bytes_peak']} B | {n['connected_clients_peak']} |")
     if result.get("reproduce"):
         lines += ["", "## Reproduce", "", "```", result["reproduce"], "```"]
     lines += ["", f"Derived from `{HISTORY_FILE}` ({result['history']['ops']} operations, "

@@ -160,9 +160,12 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
         final_state: dict[str, Any] = {}
         total = profile.baseline_s + profile.fault_s + profile.recovery_s
 
+        slots = asyncio.Semaphore(exp.concurrency)
+
         async def op(client_id: int, rng: random.Random) -> OpResult:
             progress.sent += 1
-            res = await scenario.op(client_id, rng)
+            async with slots:  # waiting for a slot counts as latency (measured from the intended time)
+                res = await scenario.op(client_id, rng)
             if res.outcome == OK:
                 progress.ok += 1
             elif res.outcome == FAIL:

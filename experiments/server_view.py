@@ -32,12 +32,13 @@ def sample_node(client: redis.Redis) -> dict[str, Any]:
     out["repl_offset"] = info.get("master_repl_offset")
     if role == "replica":
         out["master_link"] = info.get("master_link_status")
-        out["lag_bytes"] = None
-        offset = info.get("slave_repl_offset")
-        if offset is not None and info.get("master_repl_offset") is not None:
-            out["lag_bytes"] = max(0, int(info["master_repl_offset"]) - int(offset))
+        out["last_io_s"] = info.get("master_last_io_seconds_ago")
     else:
-        out["connected_replicas"] = info.get("connected_slaves")
+        # replication lag as the primary sees it: how many bytes its slowest replica is behind
+        replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        out["connected_replicas"] = len(replicas)
+        offset = int(info.get("master_repl_offset") or 0)
+        out["lag_bytes"] = max((offset - int(r.get("offset", offset)) for r in replicas), default=0)
     return out
 
 

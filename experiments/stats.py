@@ -222,3 +222,51 @@ def baseline_throughput(history: History, baseline_phase: str = "baseline"
         return None
     # n ops spread over span seconds: rate = (n - 1) / span for evenly spaced
     return sum(1 for o in ops if o.ok) * (len(ops) - 1) / len(ops) / span
+
+
+def server_summary(history: History) -> dict[str, dict[str, Any]]:
+    """What each Redis node reported over the run (from ``server_info`` events).
+
+    Per node: samples, samples when it did not answer, roles seen, peak and mean
+    ``instantaneous_ops_per_sec`` (load per node: a hot key shows as one busy node),
+    peak ``used_memory`` (bytes), evictions and keyspace hit rate over the run
+    (differences between first and last sample of a run of the same server; a
+    restart resets counters, so increases are summed), peak replication lag (bytes)
+    and peak connected clients.
+    """
+    per: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for e in history.events:
+        if e.kind != "server_info":
+            continue
+        f = e.fields
+        node = f.get("node", "?")
+        s = per.setdefault(node, {"samples": 0, "down_samples": 0, "roles": [], "ops_per_sec_peak": 0,
+                                  "ops_per_sec_sum": 0, "used_memory_peak": 0, "evicted_keys": 0,
+                                  "keyspace_hits": 0, "keyspace_misses": 0, "repl_lag_bytes_peak": 0,
+                                  "connected_clients_peak": 0})
+        s["samples"] += 1
+        if not f.get("up", True):
+            s["down_samples"] += 1
+            continue
+        role = f.get("role")
+        if role and (not s["roles"] or s["roles"][-1] != role):
+            s["roles"].append(role)
+        ops = int(f.get("instantaneous_ops_per_sec") or 0)
+        s["ops_per_sec_peak"] = max(s["ops_per_sec_peak"], ops)
+        s["ops_per_sec_sum"] += ops
+        s["used_memory_peak"] = max(s["used_memory_peak"], int(f.get("used_memory") or 0))
+        s["repl_lag_bytes_peak"] = max(s["repl_lag_bytes_peak"], int(f.get("lag_bytes") or 0))
+        s["connected_clients_peak"] = max(s["connected_clients_peak"], int(f.get("connected_clients") or 0))
+        prev = last.get(node)
+        for counter in ("evicted_keys", "keyspace_hits", "keyspace_misses"):
+            now = int(f.get(counter) or 0)
+            before = int(prev.get(counter) or 0) if prev else now
+            s[counter] += now - before if now >= before else now  # counters reset on restart
+        last[node] = f
+    for s in per.values():
+        up = s["samples"] - s["down_samples"]
+        s["ops_per_sec_mean"] = s.pop("ops_per_sec_sum") / up if up else 0.0
+        lookups = s["keyspace_hits"] + s["keyspace_misses"]
+        s["hit_rate"] = s["keyspace_hits"] / lookups if lookups else None
+    return per

@@ -22,7 +22,7 @@ from topologies.errors import LabError
 from topologies.home import password
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 NODE_ACTIONS = ("kill", "stop", "start", "pause", "resume")
 

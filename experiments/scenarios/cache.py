@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from experiments.model import Scenario
+from experiments.model import POOL_SIZE, Scenario, warm_up
 from experiments.workload import OpResult, attempt
 from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode
 from patterns.catalogue_db import CatalogueDB
@@ -31,8 +31,9 @@ class CacheScenario(Scenario):
         self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
         self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
                                            socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-                                           max_connections=4096)
+                                           max_connections=POOL_SIZE)
         await prepare_client(self.client)
+        await warm_up(self.client, 32)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
             key_prefix=f"exp:{self.ctx.run_id}", ttl_ms=TTL_MS,
             fallback=FallbackMode(opts.get("fallback", "database+breaker")),

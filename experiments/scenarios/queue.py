@@ -22,7 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from experiments.history import Op, iter_records
-from experiments.model import Scenario
+from experiments.model import POOL_SIZE, Scenario, warm_up
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
 from patterns.common import prepare_client
@@ -40,8 +40,9 @@ DRAIN_TIMEOUT_S = 60.0
 class QueueScenario(Scenario):
     async def setup(self) -> None:
         self.client = self.ctx.topo.client(asyncio=True, socket_timeout=1.0, socket_connect_timeout=0.5,
-                                           retry=Retry(NoBackoff(), 0), max_connections=4096)
+                                           retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
         await prepare_client(self.client)
+        await warm_up(self.client, 32)
         self.queue = WorkQueue(self.client, f"exp-{self.ctx.run_id}")
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"

@@ -56,3 +56,23 @@ def test_cache_initial_versions_are_not_phantoms_but_unknown_versions_are() -> N
     assert r.verdict == "fail" and r.metrics["phantom_reads"] == 1  # 9 was never written
     h_ok = history(op("read", {"key": "k"}, 1.0, value={"version": 7}))
     assert run_check("cache_stale_reads", h_ok, {"initial_versions": {"k": 7}}, {}).verdict == "pass"
+
+
+def test_server_summary_sums_counter_increases_across_a_restart_and_notes_unanswered_samples() -> None:
+    from experiments.stats import server_summary
+
+    def info(t: float, **f: object):
+        return ev("server_info", t, node="redis-1", **f)
+
+    h = history(info(0.0, up=True, role="primary", keyspace_hits=10, keyspace_misses=10, evicted_keys=0,
+                     instantaneous_ops_per_sec=100, used_memory=1000),
+                info(1.0, up=True, role="primary", keyspace_hits=40, keyspace_misses=20, evicted_keys=5,
+                     instantaneous_ops_per_sec=300, used_memory=3000),
+                info(2.0, up=False, error="ConnectionError"),
+                info(3.0, up=True, role="replica", keyspace_hits=6, keyspace_misses=4, evicted_keys=0,
+                     instantaneous_ops_per_sec=50, used_memory=500))
+    s = server_summary(h)["redis-1"]
+    assert s["keyspace_hits"] == 30 + 6 and s["keyspace_misses"] == 10 + 4  # restart: counters started over
+    assert s["evicted_keys"] == 5 and s["down_samples"] == 1 and s["samples"] == 4
+    assert s["roles"] == ["primary", "replica"] and s["ops_per_sec_peak"] == 300 and s["used_memory_peak"] == 3000
+    assert abs(s["hit_rate"] - 36 / 50) < 1e-9

@@ -50,7 +50,12 @@ def test_read_through_hit_miss_and_negative_caching(app_client_factory: Any, pre
     asyncio.run(main())
 
 
-def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str, tmp_path: Path) -> None:
+    # A slow database (100 ms a query) makes the stampede certain without single
+    # flight: every concurrent miss arrives while the first load is still running,
+    # whatever order the client sends the GETs in.
+    db = CatalogueDB.create(tmp_path / "slow.sqlite", n_products=10, seed=1, latency_ms=100)
+
     async def main() -> None:
         client = await open_client(app_client_factory)
         try:
@@ -61,12 +66,15 @@ def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str
             assert cache.counters["single_flight_joins"] == cache.counters["misses"] - 1
 
             unprotected = CacheAside(client, db, CacheConfig(key_prefix=prefix + "x", single_flight=False))
-            await asyncio.gather(*(unprotected.get_product(6) for _ in range(200)))
+            await asyncio.gather(*(unprotected.get_product(6) for _ in range(50)))
             assert unprotected.counters["db_queries"] > 1  # what single flight prevents
         finally:
             await client.aclose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()
 
 
 def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
