@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from topologies import binaries, config, health
+from topologies.health import wait_until
 from topologies.errors import LabError
 from topologies.home import lab_home
 from topologies.processes import OwnedProcess, tail
@@ -111,10 +112,13 @@ class LocalBackend:
                                               self._log(node), cwd=self._dir(node))
 
     def pause(self, name: str) -> None:
+        """SIGSTOP; returns once the kernel reports the process stopped (signals are asynchronous)."""
         self._proc(name).signal(signal.SIGSTOP)
+        wait_until(lambda: self.node_state(name) == "paused", 5, f"{name} stopped", interval_s=0.005)
 
     def resume(self, name: str) -> None:
         self._proc(name).signal(signal.SIGCONT)
+        wait_until(lambda: self.node_state(name) == "running", 5, f"{name} resumed", interval_s=0.005)
 
     def logs(self, name: str, lines: int = 20) -> str:
         if name == TOXIPROXY:
