@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status heal faults test test-unit bench compose clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench compose clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,13 @@ heal: setup ## undo every fault (toxics, disabled proxies, partitions, paused/st
 
 faults: setup ## list the faults with their parameters and units
 	@$(LAB) faults
+
+PROFILE ?= full
+demo: setup ## run the catalogue (PROFILE=quick|full) and write results/index.md + index.html
+	@started=0; if [[ "$(BACKEND)" != local ]] && command -v dockerd >/dev/null && [[ $$(id -u) -eq 0 ]] \
+		&& ! docker info >/dev/null 2>&1; then $(LAB) docker-daemon start && started=1; fi; \
+	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND); rc=$$?; \
+	if [[ $$started == 1 ]]; then $(LAB) docker-daemon stop; fi; exit $$rc
 
 test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -82,6 +82,11 @@ class Scenario:
         """For client faults: the pid of the client process to hit."""
         return None
 
+    def fault_key(self) -> str:
+        """On the Cluster, node faults hit the primary owning this key's slot: the
+        scenario names a key its workload uses (default: any)."""
+        return "lab:probe"
+
 
 FaultPlan = Callable[[Topology, Scenario], Fault]
 
@@ -100,3 +105,17 @@ class Experiment:
     options: dict[str, Any] = field(default_factory=dict)
     topologies: tuple[str, ...] = ()  # others it may also run on (--topology)
     concurrency: int = 64  # requests in flight at most, like an app's bounded worker pool
+
+
+@dataclass(frozen=True)
+class PatternLoad:
+    """A pattern's workload and invariants, independent of the fault: the matrix
+    (experiments.catalogue) crosses it with every fault and topology."""
+
+    pattern: str  # "cache-aside", "lock", ...
+    scenario: type[Scenario]
+    checks: list[Any]  # pattern-specific checks (the generic ones are added by the matrix)
+    hypothesis: dict[str, Any] = field(default_factory=lambda: {"availability_min": 0.99, "p99_max_ms": 50.0})
+    options: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 64
+    topologies: tuple[str, ...] = ("single", "sentinel", "cluster")  # where it can run

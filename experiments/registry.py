@@ -1,40 +1,38 @@
-"""The experiments, by name. Adding one = a scenario (experiments/scenarios/) + one entry here."""
+"""The experiments, by name: each scenario module's named experiments, plus the
+matrix (every pattern x kill / latency / partition; the topology is chosen with
+``--topology``). Adding a pattern = a scenario module with ``LOAD`` and
+``EXPERIMENTS`` + one line in ``SCENARIO_MODULES``."""
 from __future__ import annotations
 
-from experiments.model import Experiment
-from experiments.scenarios.cache import TTL_MS, CacheScenario
-from experiments.scenarios.queue import QueueScenario
-from faults import catalog
+from types import ModuleType
+
+from experiments.faultplans import FAULT_PLANS
+from experiments.model import Experiment, PatternLoad
+from experiments.scenarios import cache, counter, geo, queue, ratelimit, splitbrain
 from topologies.errors import UnknownNameError
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    Experiment(
-        name="cache-primary-kill",
-        summary="cache-aside (DB fallback + breaker) while the Sentinel primary is killed: "
-                "does fallback keep serving, how long is the failover, how much extra DB load?",
-        pattern="cache-aside", topology="sentinel", topologies=("single", "cluster"),
-        scenario=CacheScenario,
-        fault=lambda topo, sc: catalog.make("kill", topo.primary() or topo.spec.redis_nodes[0].name),
-        fault_label="kill the primary",
-        hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
-        checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect",
-                {"name": "time_to_recover", "params": {}}, "failover_time", "cache_fallback",
-                {"name": "cache_stale_reads", "params": {"max_staleness_s": TTL_MS / 1000}}],
-        options={"fallback": "database+breaker"},
-    ),
-    Experiment(
-        name="queue-consumer-kill",
-        summary="Streams work queue while a consumer process is SIGKILLed mid-batch: "
-                "is any acknowledged message lost, how many redeliveries, how long?",
-        pattern="work-queue", topology="single", topologies=("sentinel", "cluster"),
-        scenario=QueueScenario,
-        fault=lambda topo, sc: catalog.make("client_kill", f"pid:{sc.fault_target_pid()}"),
-        fault_label="SIGKILL consumer-1",
-        hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0, "phases": ["baseline", "fault", "recovery"]},
-        checks=["steady_state", "errors_by_type", "send_lag",
-                {"name": "queue_delivery", "params": {"max_stuck": 0}}],
-    ),
-)}
+SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter)
+SHOWCASE_MODULES: tuple[ModuleType, ...] = (splitbrain,)  # named experiments only, no matrix row
+GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
+                  "failover_time"]
+
+LOADS: dict[str, PatternLoad] = {m.LOAD.pattern: m.LOAD for m in SCENARIO_MODULES}
+
+
+def matrix_experiment(load: PatternLoad, fault: str) -> Experiment:
+    """The catalogue cell: ``load`` through ``fault`` (kill / latency / partition of the primary)."""
+    plan, label = FAULT_PLANS[fault]
+    return Experiment(
+        name=f"{load.pattern}-{fault}",
+        summary=f"{load.pattern} while we {label}",
+        pattern=load.pattern, topology=load.topologies[0], topologies=load.topologies[1:],
+        scenario=load.scenario, fault=plan, fault_label=label, hypothesis=dict(load.hypothesis),
+        checks=[*GENERIC_CHECKS, *load.checks], options=dict(load.options), concurrency=load.concurrency)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for m in (*SCENARIO_MODULES, *SHOWCASE_MODULES)
+                                      for e in m.EXPERIMENTS}
+EXPERIMENTS.update({e.name: e for e in (matrix_experiment(load, f) for load in LOADS.values() for f in FAULT_PLANS)})
 
 
 def get(name: str) -> Experiment:

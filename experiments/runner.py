@@ -8,6 +8,7 @@ cleans up and still writes a report marked interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import shlex
@@ -189,10 +190,11 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
         workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
                                   phases=(("baseline", profile.baseline_s), ("fault", profile.fault_s),
                                           ("recovery", profile.recovery_s)), max_in_flight=5000)
-        with ServerView(topo, writer), Live(progress.table(exp, total), console=console,
-                                           refresh_per_second=4, transient=not req.progress) as live:
+        display = (Live(progress.table(exp, total), console=console, refresh_per_second=4) if req.progress
+                   else contextlib.nullcontext())
+        with ServerView(topo, writer), display as live:
             async def refresh() -> None:
-                while True:
+                while live is not None:
                     live.update(progress.table(exp, total))
                     await asyncio.sleep(0.25)
 
@@ -210,4 +212,5 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                 finally:
                     writer.event("final_state", **final_state)
                     refresher.cancel()
-                    live.update(progress.table(exp, total))
+                    if live is not None:
+                        live.update(progress.table(exp, total))

@@ -65,7 +65,7 @@ PhaseHook = Callable[[PhaseWindow], "Awaitable[None] | None"]
 
 # Exception class names that prove the request never took effect although
 # they derive from a connection error class.
-_NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsError",
+_NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsError", "MasterNotFoundError",
                 "AuthenticationError", "AuthenticationWrongNumberOfArgsError"}
 
 

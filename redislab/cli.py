@@ -162,7 +162,7 @@ def list_experiments() -> None:
     """The experiments, one line each."""
     from experiments.registry import EXPERIMENTS
     for name, exp in EXPERIMENTS.items():
-        click.echo(f"{name:22} [{exp.pattern} on {exp.topology}] {exp.summary}")
+        click.echo(f"{name:24} [{exp.pattern} on {exp.topology}] {exp.summary}")
 
 
 @cli.command()
@@ -206,6 +206,31 @@ def report(run_dir: str | None, out_dir: str) -> None:
     render_run(path)
     write_index(root)
     out.print(f"re-rendered {path / 'report.md'}")
+
+
+@cli.command()
+@click.option("--profile", default="quick", show_default=True, help="quick (CI, a few minutes) or full")
+@click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
+@click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
+@click.option("--only", default=None, help="comma-separated patterns or showcases to run (default: all)")
+def demo(profile: str, backend: str, out_dir: str, only: str | None) -> None:
+    """Run the catalogue: every pattern through kill / latency / partition, and the showcases."""
+    from experiments.catalogue import run_catalogue, verify
+    from pathlib import Path
+    sections = set(only.split(",")) if only else None
+    outcomes, index = run_catalogue(profile, backend, out_dir, console=err,
+                                    only=lambda i: sections is None or i.section in sections)
+    verdicts = [o.result["verdict"] if o.result else "error" for o in outcomes]
+    out.print(f"{len(outcomes)} runs: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
+                                                   ("pass", "fail", "unknown", "error") if verdicts.count(v)))
+    for o in outcomes:
+        if o.result is None:
+            out.print(f"  error in {o.item.experiment} on {o.item.topology}: {o.error}")
+    out.print(f"answers: {index} (and {index.with_suffix('.html')})")
+    problems = verify(Path(out_dir))
+    if problems or "error" in verdicts:
+        raise LabError("the demo is incomplete: " + "; ".join(problems[:5] or ["some runs errored"]),
+                       f"see {index}")
 
 
 def _require_topology() -> api.Topology:

@@ -63,12 +63,16 @@ def _ping(node: NodeSpec, password: str) -> bool:
 
 
 def _replication_ok(spec: TopologySpec, password: str) -> bool:
+    """Exactly one primary (a restarted old primary claims the role until Sentinel
+    demotes it) and every replica's link up."""
+    primaries = 0
     for node in spec.redis_nodes:
         with node_client(node, password) as c:
             info = c.info("replication")
         if info["role"] == "slave" and info.get("master_link_status") != "up":
             return False
-    return True
+        primaries += info["role"] == "master"
+    return primaries == 1
 
 
 def _sentinels_ok(spec: TopologySpec, password: str) -> bool:

@@ -27,7 +27,8 @@ EARTH_RADIUS_M = 6372797.560856  # metres, as in Redis geohash_helper.c
 
 DEFAULTS = {"add_op": "geoadd", "remove_op": "georem", "search_op": "geosearch",
             "tolerance_m": 1.0,  # metres of slack at the radius boundary
-            "max_missing": 0, "max_stale": 0}
+            "max_missing": 0, "max_stale": 0,
+            "label": ""}  # prefixed to the explanation, e.g. "degraded answers"
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -75,7 +76,8 @@ def geo_results(history: History, final_state: Mapping[str, Any],
          "examples": {"missing": missing[:5], "stale": stale[:5]}}
     if not searches:
         return CheckResult("geo_results", UNKNOWN, m, "No successful geo searches to judge.")
-    text = (f"Across {len(searches)} searches, {len(missing)} expected members were missing "
+    prefix = f"{p['label']}: " if p["label"] else ""
+    text = (f"{prefix}Across {len(searches)} searches, {len(missing)} expected members were missing "
             f"and {len(stale)} results were stale (removed or out of range); "
             f"{ambiguous} member checks were ambiguous and skipped.")
     bad = len(missing) > p["max_missing"] or len(stale) > p["max_stale"]

@@ -13,7 +13,9 @@ from typing import Any
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from experiments.model import POOL_SIZE, Scenario, warm_up
+from experiments import faultplans
+from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
+from faults import catalog
 from experiments.workload import OpResult, attempt
 from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode
 from patterns.catalogue_db import CatalogueDB
@@ -75,3 +77,53 @@ class CacheScenario(Scenario):
         self.db.close()
         return {"cache_counters": counters, "breaker_state": self.cache.breaker_state,
                 "initial_versions": self.initial}
+
+
+CHECKS = ["cache_fallback", {"name": "cache_stale_reads", "params": {"max_staleness_s": TTL_MS / 1000}}]
+LOAD = PatternLoad(pattern="cache-aside", scenario=CacheScenario, checks=CHECKS,
+                   options={"fallback": "database+breaker"})
+GENERIC = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover", "failover_time"]
+
+
+def _squeeze(policy: str) -> Any:
+    """Fault plan: shrink the primary's maxmemory to 80 % of what it uses now (MiB)."""
+    def plan(topo: Any, sc: Scenario) -> Any:
+        node = faultplans.primary_of(topo, sc.fault_key())
+        with topo.node_client(node, direct=True) as c:
+            used = int(c.info("memory")["used_memory"])
+        return catalog.make("memory", node, maxmemory_mb=max(1.0, round(used * 0.8 / 1048576, 3)), policy=policy)
+    return plan
+
+
+def _variant(name: str, summary: str, fault: Any, label: str, options: dict[str, Any],
+             topology: str = "single", hypothesis: dict[str, Any] | None = None) -> Experiment:
+    return Experiment(name=name, summary=summary, pattern="cache-aside", topology=topology,
+                      topologies=("single", "sentinel", "cluster"), scenario=CacheScenario, fault=fault,
+                      fault_label=label, hypothesis=hypothesis or {"availability_min": 0.99, "p99_max_ms": 50.0},
+                      checks=[*GENERIC, *CHECKS], options=options)
+
+
+EXPERIMENTS = [
+    # Showcase: degradation. Redis down (the only node killed) with no fallback, DB fallback, fallback + breaker.
+    *[_variant(f"degradation-{key}", f"cache-aside with Redis down, fallback {mode}", faultplans.kill_primary,
+               "Redis down (node killed)", {"fallback": mode})
+      for key, mode in (("none", "none"), ("db", "database"), ("db-breaker", "database+breaker"))],
+    # Showcase: circuit breaking. A slow primary (latency above the client timeout), breaker off vs on.
+    *[_variant(f"breaker-{key}", f"cache-aside with a slow primary, fallback {mode}", faultplans.latency_primary,
+               f"add {faultplans.LATENCY_MS} ms latency to the primary", {"fallback": mode})
+      for key, mode in (("off", "database"), ("on", "database+breaker"))],
+    # Showcase: memory limits. maxmemory squeezed under the cache, LRU eviction vs noeviction.
+    *[_variant(f"memory-{policy}", f"cache-aside with maxmemory squeezed, policy {policy}", _squeeze(policy),
+               f"maxmemory to 80 % of use, {policy}", {"fallback": "database+breaker"})
+      for policy in ("allkeys-lru", "noeviction")],
+    Experiment(
+        name="cache-primary-kill",
+        summary="cache-aside (DB fallback + breaker) while the Sentinel primary is killed: "
+                "does fallback keep serving, how long is the failover, how much extra DB load?",
+        pattern="cache-aside", topology="sentinel", topologies=("single", "cluster"),
+        scenario=CacheScenario, fault=faultplans.kill_primary, fault_label="kill the primary",
+        hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
+        checks=[*GENERIC, *CHECKS],
+        options={"fallback": "database+breaker"},
+    ),
+]

@@ -22,7 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from experiments.history import Op, iter_records
-from experiments.model import POOL_SIZE, Scenario, warm_up
+from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
+from faults import catalog
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
 from patterns.common import prepare_client
@@ -69,6 +70,9 @@ class QueueScenario(Scenario):
             raise LabError(f"worker {name} exited at start (code {proc.returncode})",
                            f"see {self.ctx.run_dir / f'worker-{name}.log'}")
         self.ctx.writer.event("worker", name=name, pid=proc.pid, action="start")
+
+    def fault_key(self) -> str:
+        return self.queue.stream_key
 
     def fault_target_pid(self) -> int | None:
         return self.workers["consumer-1"].pid
@@ -126,3 +130,20 @@ class QueueScenario(Scenario):
                 if record.get("type") == "op":
                     self.ctx.writer.write_op(Op.from_json(record))
             path.unlink()
+
+
+CHECKS = [{"name": "queue_delivery", "params": {"max_stuck": 0}}]
+LOAD = PatternLoad(pattern="work-queue", scenario=QueueScenario, checks=CHECKS)
+EXPERIMENTS = [
+    Experiment(
+        name="queue-consumer-kill",
+        summary="Streams work queue while a consumer process is SIGKILLed mid-batch: "
+                "is any acknowledged message lost, how many redeliveries, how long?",
+        pattern="work-queue", topology="single", topologies=("sentinel", "cluster"),
+        scenario=QueueScenario,
+        fault=lambda topo, sc: catalog.make("client_kill", f"pid:{sc.fault_target_pid()}"),
+        fault_label="SIGKILL consumer-1",
+        hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0, "phases": ["baseline", "fault", "recovery"]},
+        checks=["steady_state", "errors_by_type", "send_lag", *CHECKS],
+    ),
+]

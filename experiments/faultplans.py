@@ -1,0 +1,48 @@
+"""The faults the catalogue crosses every pattern with, chosen at injection time
+from the running topology (the *current* primary, not the one at start)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from experiments.model import FaultPlan, Scenario
+from faults import catalog
+from faults.catalog import Fault
+from topologies.api import Topology
+from topologies.spec import MASTER_NAME
+
+LATENCY_MS = 300  # above the scenarios' client timeouts (250 ms): a slow primary looks like a dead one
+
+
+def primary_of(topo: Topology, key: str = "lab:probe") -> str:
+    """The node currently serving writes: the Sentinel/single primary, or on the
+    Cluster the primary owning ``key``'s slot."""
+    if topo.name == "cluster":
+        with topo.client(socket_timeout=1) as rc:
+            port = rc.get_node_from_key(key).port
+    elif topo.name == "sentinel":
+        # Sentinel's view, not the nodes': a restarted old primary claims the role
+        # until Sentinel demotes it, and the clients follow Sentinel.
+        _host, port = topo.sentinel().discover_master(MASTER_NAME)
+    else:
+        return topo.spec.redis_nodes[0].name
+    return next(n.name for n in topo.spec.redis_nodes if n.port == port)
+
+
+def kill_primary(topo: Topology, sc: Scenario) -> Fault:
+    return catalog.make("kill", primary_of(topo, sc.fault_key()))
+
+
+def latency_primary(topo: Topology, sc: Scenario) -> Fault:
+    return catalog.make("latency", primary_of(topo, sc.fault_key()), latency_ms=LATENCY_MS, direction="both")
+
+
+def partition_primary(topo: Topology, sc: Scenario) -> Fault:
+    return catalog.make("partition", primary_of(topo, sc.fault_key()))
+
+
+FAULT_PLANS: dict[str, tuple[FaultPlan, str]] = {
+    "kill": (kill_primary, "kill the primary"),
+    "latency": (latency_primary, f"add {LATENCY_MS} ms latency to the primary"),
+    "partition": (partition_primary, "isolate the primary (two-way partition)"),
+}
+FaultPlanFn = Callable[[Topology, Scenario], Fault]

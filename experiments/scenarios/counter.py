@@ -1,0 +1,67 @@
+"""Counters on the Cluster (in the spirit of the Redis cluster tutorial's consistency
+test): INCR on many keys spread over every slot range; the final values must lie
+between the acknowledged and the possible increments per key.
+
+A primary killed under this load shows read/write errors until its replica takes
+over, the time to recover, and any acknowledged increments lost because the replica
+had not received them yet.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from experiments import faultplans
+from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
+from experiments.workload import OpResult, attempt
+from patterns.common import prepare_client
+
+N_KEYS = 1000
+TIMEOUT_S = 0.25
+
+
+class CounterScenario(Scenario):
+    async def setup(self) -> None:
+        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+                                           retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
+        await prepare_client(self.client)
+        await warm_up(self.client, 16)
+        self.prefix = f"ctr:{self.ctx.run_id}"
+        self.keys = [f"{self.prefix}:{i}" for i in range(N_KEYS)]
+
+    def fault_key(self) -> str:
+        return self.keys[0]
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        key = self.keys[rng.randrange(N_KEYS)]
+        if rng.random() < 0.5:
+            return await attempt("incr", {"key": key, "amount": 1}, self.client.incr(key))
+        return await attempt("read", {"key": key}, self.client.get(key))
+
+    async def finish(self) -> dict[str, Any]:
+        values: dict[str, float] = {}
+        for i in range(0, N_KEYS, 100):
+            chunk = self.keys[i:i + 100]
+            got = await self.client.mget_nonatomic(chunk) if hasattr(self.client, "mget_nonatomic") \
+                else await self.client.mget(chunk)
+            values.update({k: float(v or 0) for k, v in zip(chunk, got)})
+        await self.client.aclose()
+        return {"counters": values}
+
+
+CHECKS = [{"name": "leaderboard_increments",
+           "params": {"incr_op": "incr", "member_arg": "key", "final_key": "counters"}}]
+LOAD = PatternLoad(pattern="counter", scenario=CounterScenario, checks=CHECKS,
+                   topologies=("cluster", "sentinel", "single"))
+EXPERIMENTS = [
+    Experiment(name="cluster-counter-kill", summary="1000 INCR counters on the Cluster while a primary is "
+               "killed: errors, time to recover, lost increments (cf. the cluster tutorial's test)",
+               pattern="counter", topology="cluster", topologies=("sentinel",), scenario=CounterScenario,
+               fault=faultplans.kill_primary, fault_label="kill a primary",
+               hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
+               checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
+                       "failover_time", *CHECKS]),
+]

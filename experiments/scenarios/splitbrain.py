@@ -1,0 +1,125 @@
+"""Split-brain write loss (after Jepsen's 2013 Redis analysis) on the Sentinel topology.
+
+Clients are in two groups: group ``a`` writes straight to the node that was primary
+when the run started (as an application whose connection was never told of a
+failover), group ``b`` writes through Sentinel (``master_for``). Each write adds a
+unique element to one set (SADD). The fault partitions ``primary + group a`` from
+``replicas + Sentinels + group b``: the majority promotes a replica while the old
+primary keeps acknowledging group a's writes; after the heal it is demoted and
+its acknowledged writes are gone (``lost_writes``).
+
+Options (the mitigations compared side by side):
+  ``min_replicas``: ``min-replicas-to-write 1`` + ``min-replicas-max-lag 2`` on every
+  node: the isolated primary refuses writes (NOREPLICAS) once its replica links are
+  older than 2 s, bounding the loss window.
+  ``wait``: every write is followed by ``WAIT 1 200``; a write no replica confirmed
+  is recorded ``unknown`` (it happened on the primary and may or may not survive).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from experiments import faultplans
+from experiments.model import POOL_SIZE, Experiment, Scenario, warm_up
+from experiments.workload import OpResult, attempt, classify
+from faults import catalog
+from topologies.api import Topology
+from topologies.health import wait_until
+
+SET_KEY = "{splitbrain}:set"
+TIMEOUT_S = 0.5
+MIN_REPLICAS_MAX_LAG_S = 2
+
+
+class SplitBrainScenario(Scenario):
+    async def setup(self) -> None:
+        topo = self.ctx.topo
+        self.primary = faultplans.primary_of(topo, SET_KEY)
+        kw = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "retry": Retry(NoBackoff(), 0),
+              "max_connections": POOL_SIZE}
+        self.client_a = topo.node_client(self.primary, asyncio=True, group="a", **kw)
+        self.client_b = topo.client(asyncio=True, group="b", **kw)
+        await warm_up(self.client_a, 16)
+        await warm_up(self.client_b, 16)
+        self.saved: dict[str, tuple[str, str]] = {}
+        if self.ctx.options.get("min_replicas"):
+            for node in topo.spec.redis_nodes:
+                with topo.node_client(node.name, direct=True, decode_responses=True) as c:
+                    self.saved[node.name] = (c.config_get("min-replicas-to-write")["min-replicas-to-write"],
+                                             c.config_get("min-replicas-max-lag")["min-replicas-max-lag"])
+                    c.config_set("min-replicas-to-write", 1)
+                    c.config_set("min-replicas-max-lag", MIN_REPLICAS_MAX_LAG_S)
+        await self.client_b.delete(SET_KEY)
+        self.seq = 0
+
+    def fault_key(self) -> str:
+        return SET_KEY
+
+    async def _write(self, client: Any, element: str) -> Any:
+        added = await client.sadd(SET_KEY, element)
+        if self.ctx.options.get("wait"):
+            replicas = await client.execute_command("WAIT", 1, 200)
+            if int(replicas) < 1:
+                raise NotReplicatedError(f"WAIT: no replica confirmed {element}")
+        return added
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        self.seq += 1
+        group = "a" if client_id % 2 == 0 else "b"
+        element = f"{group}-{client_id}-{self.seq}"
+        client = self.client_a if group == "a" else self.client_b
+        res = await attempt("add", {"value": element, "group": group}, self._write(client, element),
+                            classify=_classify)
+        return res._replace(node=self.primary if group == "a" else None)
+
+    async def finish(self) -> dict[str, Any]:
+        topo = self.ctx.topo
+        try:
+            # the converged state: the old primary demoted (its data replaced by the new primary's)
+            await asyncio.to_thread(wait_until, lambda: topo.role(self.primary) == "replica" or
+                                    topo.primary() == self.primary, 40, f"{self.primary} demoted or still primary")
+            members = await self.client_b.smembers(SET_KEY)
+            final = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        finally:
+            for node, (to_write, lag) in self.saved.items():
+                with topo.node_client(node, direct=True) as c:
+                    c.config_set("min-replicas-to-write", to_write)
+                    c.config_set("min-replicas-max-lag", lag)
+            await self.client_a.aclose()
+            await self.client_b.aclose()
+        return {"set": final, "old_primary": self.primary}
+
+
+class NotReplicatedError(Exception):
+    """WAIT returned before any replica confirmed the write."""
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, NotReplicatedError):
+        return "unknown", "NotReplicated"  # applied on the primary; may or may not survive
+    return classify(exc)
+
+
+def _split(topo: Topology, sc: Scenario) -> catalog.Fault:
+    primary = sc.primary  # type: ignore[attr-defined]
+    others = [n.name for n in topo.spec.nodes if n.name != primary]
+    return catalog.make("partition", f"{primary},@a|{','.join(others)},@b")
+
+
+CHECKS = ["steady_state", "errors_by_type", "send_lag", "failover_time", "lost_writes"]
+_COMMON = dict(pattern="split-brain", topology="sentinel", scenario=SplitBrainScenario, fault=_split,
+               fault_label="partition the primary + client group a from the rest",
+               hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0}, checks=CHECKS, concurrency=32)
+EXPERIMENTS = [
+    Experiment(name="splitbrain-plain", summary="Jepsen 2013: primary partitioned with client group a; "
+               "acknowledged writes lost after healing (no mitigation)", options={}, **_COMMON),
+    Experiment(name="splitbrain-min-replicas", summary="as splitbrain-plain with min-replicas-to-write 1 / "
+               "max-lag 2 s: the isolated primary stops acknowledging", options={"min_replicas": True}, **_COMMON),
+    Experiment(name="splitbrain-wait", summary="as splitbrain-plain with WAIT 1 200 after each write: "
+               "unconfirmed writes are unknown, not acknowledged", options={"wait": True}, **_COMMON),
+]
