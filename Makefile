@@ -47,10 +47,12 @@ faults: setup ## list the faults with their parameters and units
 	@$(LAB) faults
 
 PROFILE ?= full
-demo: setup ## run the catalogue (PROFILE=quick|full) and write results/index.md + index.html
+OUT ?= results
+ONLY ?=
+demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir): results/index.md + .html
 	@started=0; if [[ "$(BACKEND)" != local ]] && command -v dockerd >/dev/null && [[ $$(id -u) -eq 0 ]] \
 		&& ! docker info >/dev/null 2>&1; then $(LAB) docker-daemon start && started=1; fi; \
-	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND); rc=$$?; \
+	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND) --out $(OUT) $(if $(ONLY),--only $(ONLY)); rc=$$?; \
 	if [[ $$started == 1 ]]; then $(LAB) docker-daemon stop; fi; exit $$rc
 
 test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)

@@ -32,7 +32,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(baseline_s=4, fault_s=8, recovery_s=8, rate=200, clients=8),
+    "quick": Profile(baseline_s=3, fault_s=6, recovery_s=6, rate=200, clients=8),
     "full": Profile(baseline_s=15, fault_s=30, recovery_s=30, rate=500, clients=16),
 }
 

@@ -8,10 +8,10 @@ from types import ModuleType
 
 from experiments.faultplans import FAULT_PLANS
 from experiments.model import Experiment, PatternLoad
-from experiments.scenarios import cache, counter, geo, queue, ratelimit, splitbrain
+from experiments.scenarios import cache, counter, geo, leaderboard, lock, queue, ratelimit, splitbrain
 from topologies.errors import UnknownNameError
 
-SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter)
+SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter, lock, leaderboard)
 SHOWCASE_MODULES: tuple[ModuleType, ...] = (splitbrain,)  # named experiments only, no matrix row
 GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
                   "failover_time"]

@@ -169,7 +169,7 @@ def list_experiments() -> None:
 @click.argument("experiment")
 @click.option("--topology", default=None, help="topology to run on (default: the experiment's own)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
-@click.option("--profile", default="quick", show_default=True, help="quick (CI, ~20 s) or full (~75 s)")
+@click.option("--profile", default="quick", show_default=True, help="quick (CI: 3 + 6 + 6 s) or full (15 + 30 + 30 s)")
 @click.option("--duration", "duration_s", type=float, default=None, help="total seconds (phases scale)")
 @click.option("--rate", type=float, default=None, help="target operations per second (all clients)")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -209,7 +209,7 @@ def report(run_dir: str | None, out_dir: str) -> None:
 
 
 @cli.command()
-@click.option("--profile", default="quick", show_default=True, help="quick (CI, a few minutes) or full")
+@click.option("--profile", default="quick", show_default=True, help="quick (~40 short runs) or full (~80 runs, every topology)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 @click.option("--only", default=None, help="comma-separated patterns or showcases to run (default: all)")

@@ -12,27 +12,22 @@ import pytest
 from experiments import registry
 from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
-from experiments.scenarios import geo, ratelimit
+from experiments.scenarios import geo
 from topologies.api import Topology
 from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
+# The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.
+BACKEND = "local"
 DURATION_S = 14  # baseline ~2.8 s, fault ~5.6 s, recovery ~5.6 s
 GEO_KILL = registry.matrix_experiment(geo.LOAD, "kill")
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the experiments runnable by name whether or not registry lists the modules yet."""
-    for exp in (*ratelimit.EXPERIMENTS, GEO_KILL):
-        monkeypatch.setitem(registry.EXPERIMENTS, exp.name, exp)
 
 
 def _sentinel(lab: Any, backend: str) -> Topology:
     """The Sentinel topology with exactly one node claiming primary. A primary killed by an
     earlier test restarts still claiming the role until Sentinel demotes it; meanwhile the
     kill plan cannot tell which primary is real and may kill the stale one."""
-    topo: Topology = lab("sentinel", backend)
+    topo: Topology = lab("sentinel", BACKEND)
     wait_until(topo.primary, 60, "a single primary")
     return topo
 
@@ -54,9 +49,9 @@ def _requests(history: History, source: str, allowed: bool) -> list[Any]:
             and o.value["source"] == source and o.value["allowed"] is allowed]
 
 
-def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab, backend, tmp_path) -> None:
-    _sentinel(lab, backend)
-    result, history = _run(tmp_path, "ratelimit-failover-closed", backend)
+def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab, tmp_path) -> None:
+    _sentinel(lab, BACKEND)
+    result, history = _run(tmp_path, "ratelimit-failover-closed", BACKEND)
     (rl,) = _checks(result, "rate_limit")
     m = rl["metrics"]
     assert m["admitted"] > 0 and m["rejected"] > 0 and m["errors"] == 0, m
@@ -68,9 +63,9 @@ def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab
     assert rl["verdict"] == "fail"  # the showcase fails on any false rejection: that is the evidence
 
 
-def test_fail_open_over_admits_while_redis_is_unreachable(lab, backend, tmp_path) -> None:
-    _sentinel(lab, backend)
-    result, history = _run(tmp_path, "ratelimit-failover-open", backend)
+def test_fail_open_over_admits_while_redis_is_unreachable(lab, tmp_path) -> None:
+    _sentinel(lab, BACKEND)
+    result, history = _run(tmp_path, "ratelimit-failover-open", BACKEND)
     (rl,) = _checks(result, "rate_limit")
     m = rl["metrics"]
     opened = _requests(history, "fail_open", True)
@@ -82,9 +77,9 @@ def test_fail_open_over_admits_while_redis_is_unreachable(lab, backend, tmp_path
 
 
 def test_geo_search_through_a_primary_kill_judges_fresh_answers_and_records_degraded_ones(
-        lab, backend, tmp_path) -> None:
-    _sentinel(lab, backend)
-    result, history = _run(tmp_path, GEO_KILL.name, backend)
+        lab, tmp_path) -> None:
+    _sentinel(lab, BACKEND)
+    result, history = _run(tmp_path, GEO_KILL.name, BACKEND)
     fresh, degraded = _checks(result, "geo_results")
     assert fresh["verdict"] in ("pass", "fail"), fresh
     assert fresh["metrics"]["searches"] > 0

@@ -1,0 +1,129 @@
+"""Leaderboard on a sorted set under load: 80% ZINCRBY of a random player by a small
+integer, 20% reads (top 10, or one player's rank).
+
+Records: ``zincrby`` ``{"member", "amount"}`` (value: the new score), ``top``
+``{"n"}`` (value: ``[[member, score], ...]``), ``rank`` ``{"member"}`` (value:
+``{"rank", "score"}`` or null). Every call is one attempt (no pattern retry):
+ZINCRBY is not idempotent, and a retry after a timeout could apply an amount twice
+under a single record.
+
+Final state: ``scores`` (``{member: score}``), read back through the client, so
+from the *current* primary, after the run; ``final_total`` is their sum. Through a
+primary kill without AOF, acknowledged increments that had not reached the
+promoted replica are gone: ``leaderboard_increments`` fails, and that is the
+evidence, not a bug.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from experiments import faultplans
+from experiments.history import Outcome
+from experiments.model import (
+    POOL_SIZE,
+    Experiment,
+    PatternLoad,
+    RunContext,
+    Scenario,
+    warm_up,
+)
+from experiments.workload import OpResult, attempt, classify
+from patterns.common import REDIS_FAILURES, RetryPolicy, prepare_client
+from patterns.leaderboard import Leaderboard, LeaderboardUnavailable
+
+N_MEMBERS = 200
+MAX_AMOUNT = 10  # each increment adds 1..MAX_AMOUNT points
+INCR_RATIO = 0.8
+TOP_N = 10
+CLIENT_TIMEOUT_S = 0.25  # socket timeout
+FINAL_READ_TIMEOUT_S = 30.0  # keep trying the final read this long (a failover may still be settling)
+
+
+def classify_board_error(exc: BaseException) -> tuple[Outcome, str]:
+    """A ``LeaderboardUnavailable`` is judged by its Redis cause (a timeout may have applied)."""
+    if isinstance(exc, LeaderboardUnavailable) and exc.__cause__ is not None:
+        return classify(exc.__cause__)
+    return classify(exc)
+
+
+class LeaderboardScenario(Scenario):
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.client: Any = None
+
+    async def setup(self) -> None:
+        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
+                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
+                                           max_connections=POOL_SIZE)
+        await prepare_client(self.client)
+        await warm_up(self.client, 32)
+        self.board = Leaderboard(self.client, f"exp-{self.ctx.run_id}", retry=RetryPolicy.none())
+
+    def fault_key(self) -> str:
+        return self.board.key()
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        member = f"player-{rng.randrange(N_MEMBERS)}"
+        r = rng.random()
+        if r < INCR_RATIO:
+            amount = rng.randint(1, MAX_AMOUNT)
+            return await attempt("zincrby", {"member": member, "amount": amount}, self.board.incr(member, amount),
+                                 classify=classify_board_error)
+        if r < (1 + INCR_RATIO) / 2:
+            res = await attempt("top", {"n": TOP_N}, self.board.top(TOP_N), classify=classify_board_error)
+            return res._replace(value=[[e.member, e.score] for e in res.value]) if res.value is not None else res
+        res = await attempt("rank", {"member": member}, self.board.rank(member), classify=classify_board_error)
+        e = res.value
+        return res._replace(value={"rank": e.rank, "score": e.score} if e is not None else None)
+
+    async def _final_scores(self) -> tuple[dict[str, float] | None, list[str]]:
+        """Every member's score, retried until ``FINAL_READ_TIMEOUT_S``; the errors met on the way."""
+        errors: list[str] = []
+        deadline = time.monotonic() + FINAL_READ_TIMEOUT_S
+        while True:
+            try:
+                entries = await self.board.page(1, N_MEMBERS * 10)
+                return {e.member: e.score for e in entries}, errors
+            except LeaderboardUnavailable as exc:
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                errors.append(type(cause).__name__)
+                if time.monotonic() >= deadline:
+                    return None, errors
+                await asyncio.sleep(0.5)
+
+    async def finish(self) -> dict[str, Any]:
+        if self.client is None:
+            return {}
+        try:
+            scores, errors = await self._final_scores()
+            state: dict[str, Any] = {"final_read_errors": errors, "board_counters": self.board.counters.snapshot()}
+            if scores is not None:  # absent = the check says unknown, never a guess
+                state.update(scores=scores, final_total=sum(scores.values()))
+            return state
+        finally:
+            try:
+                await self.client.aclose()
+            except REDIS_FAILURES as exc:  # closing a client whose primary just died: recorded, not raised
+                self.ctx.writer.event("client_close_error", error=type(exc).__name__)
+
+
+CHECKS = ["leaderboard_increments"]
+LOAD = PatternLoad(pattern="leaderboard", scenario=LeaderboardScenario, checks=CHECKS)
+EXPERIMENTS = [
+    Experiment(
+        name="leaderboard-primary-kill",
+        summary="leaderboard ZINCRBY while the Sentinel primary is killed (no AOF): how many acknowledged "
+                "points are lost with the writes that had not replicated?",
+        pattern="leaderboard", topology="sentinel", topologies=("single", "cluster"),
+        scenario=LeaderboardScenario, fault=faultplans.kill_primary, fault_label="kill the primary",
+        hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
+        checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
+                "failover_time", *CHECKS],
+    ),
+]

@@ -1,0 +1,513 @@
+"""Distributed lock under load: clients contend for ``N_LOCKS`` named locks; each
+operation is one critical section: acquire -> a write to the protected resource
+(a SQLite row per lock, shared by every process) carrying the fencing token ->
+release.
+
+Variants (option ``lock``):
+
+* ``safe``: ``DistributedLock``; the resource accepts a write only if its token is
+  >= the highest it has seen (fencing);
+* ``nofence``: the same lock; the resource ignores tokens (it still counts the
+  stale writes it accepted, in the final state);
+* ``naive``: ``NaiveIncrLock`` (INCR + EXPIRE, no token), the baseline.
+
+Records, for ``experiments.checks.lock``. Every critical section gets its own
+process id (``SECTION_BASE`` + n), so two sections of one workload client are
+never mistaken for one holder:
+
+* ``acquire`` ``{"lock", "ttl_s"}``: ok ``{"token": n}`` (naive: null); the lock
+  still busy at the acquire deadline -> fail ``LockTimeout``;
+* ``fenced_write`` ``{"lock", "token"}``: ok ``{"accepted": bool}`` (naive: op
+  ``write`` ``{"lock"}``, no token to fence with);
+* ``release`` ``{"lock"}``: ok ``{"released": bool}`` (False: it had expired).
+
+The workload's own record of the operation is ``lock_section`` (its intended time
+keeps the open-loop latency); its outcome is the first step that was not ok.
+The steps are buffered and written in ``finish`` with the phase their start falls
+in (the op function is not told its phase).
+
+Lock-expiry showcase (option ``slow_holder``): a holder *process* (this module run
+as ``python -m experiments.scenarios.lock CONFIG.json``) idles until SIGUSR1, then
+acquires lock 0, reports it holds it, "works" for ``WORK_S`` and writes with its
+token. The fault plan :func:`pause_slow_holder` triggers it, waits until it holds
+the lock and SIGSTOPs it for the whole fault phase, far beyond ``TTL_MS``; the
+in-process clients take lock 0 over meanwhile. When resumed, the holder writes
+with its stale token: ``safe`` rejects it, ``nofence`` accepts it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from experiments.history import (
+    FAIL,
+    OK,
+    UNKNOWN,
+    HistoryWriter,
+    Op,
+    Outcome,
+    iter_records,
+)
+from experiments.model import (
+    POOL_SIZE,
+    Experiment,
+    PatternLoad,
+    RunContext,
+    Scenario,
+    warm_up,
+)
+from experiments.workload import OpResult, attempt, classify
+from faults import catalog
+from faults.catalog import Fault
+from patterns.common import Counters, RetryPolicy, prepare_client, tagged
+from patterns.lock import (
+    COUNTERS,
+    DistributedLock,
+    Lease,
+    LockTimeout,
+    LockUnavailable,
+    NaiveIncrLock,
+)
+from topologies import api
+from topologies.api import Topology
+from topologies.errors import LabError, UnknownNameError
+from topologies.health import wait_until
+
+VARIANTS = ("safe", "nofence", "naive")
+N_LOCKS = 4
+TTL_MS = 2000  # lock TTL; the naive lock's EXPIRE takes whole seconds, so keep it a multiple of 1000
+ACQUIRE_TIMEOUT_S = 0.5  # a blocking acquire gives up (LockTimeout) after this
+CLIENT_TIMEOUT_S = 0.5  # socket timeout
+WORK_S = 0.5  # the slow holder's work between "I hold it" and its write (the pause lands here)
+ARM_TIMEOUT_S = 2.0  # how long the fault plan waits for the slow holder to report its acquire
+SECTION_BASE = 1000  # process ids of in-process critical sections: SECTION_BASE + n
+SLOW_HOLDER = 500  # process id of the slow holder's sections
+STOP_TIMEOUT_S = 10.0
+
+
+def classify_lock_error(exc: BaseException) -> tuple[Outcome, str]:
+    """``LockTimeout`` (still busy at the deadline) certainly did not acquire: fail.
+    A ``LockUnavailable`` is judged by its Redis cause (a timeout may have acquired)."""
+    if isinstance(exc, LockTimeout):
+        return FAIL, "LockTimeout"
+    if isinstance(exc, LockUnavailable) and exc.__cause__ is not None:
+        return classify(exc.__cause__)
+    return classify(exc)
+
+
+# -- the protected resource ------------------------------------------------------------------
+
+class FencedStore:
+    """The resource the lock protects: one SQLite row per lock, shared by processes.
+
+    ``fenced``: a write is accepted only if its token is >= the highest token seen
+    (``UPDATE ... WHERE fence <= token``, done as a read-then-write inside one
+    ``BEGIN IMMEDIATE`` transaction). Unfenced: every write is accepted; one whose
+    token is below the highest seen is counted in ``stale_accepted``."""
+
+    def __init__(self, path: Path, locks: list[str]) -> None:
+        self._mutex = threading.Lock()  # one connection, used from worker threads one at a time
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS resource (lock TEXT PRIMARY KEY, fence INTEGER NOT NULL, "
+                           "value TEXT, writes INTEGER NOT NULL, rejected INTEGER NOT NULL, "
+                           "stale_accepted INTEGER NOT NULL)")
+        self._conn.executemany("INSERT OR IGNORE INTO resource VALUES (?, 0, NULL, 0, 0, 0)", [(n,) for n in locks])
+
+    def write(self, lock: str, token: int | None, value: str, fenced: bool) -> bool:
+        """Write ``value`` under ``token`` (None: no token, as with the naive lock); True = accepted."""
+        with self._mutex:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT fence FROM resource WHERE lock = ?", (lock,)).fetchone()
+                if row is None:
+                    raise LabError(f"no resource row for lock {lock!r}")
+                stale = token is not None and token < row[0]
+                if fenced and stale:
+                    self._conn.execute("UPDATE resource SET rejected = rejected + 1 WHERE lock = ?", (lock,))
+                else:
+                    self._conn.execute(
+                        "UPDATE resource SET fence = max(fence, ?), value = ?, writes = writes + 1, "
+                        "stale_accepted = stale_accepted + ? WHERE lock = ?",
+                        (token or 0, value, int(stale), lock))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return not (fenced and stale)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        with self._mutex:
+            rows = self._conn.execute("SELECT lock, fence, value, writes, rejected, stale_accepted FROM resource")
+            return {r[0]: {"fence": r[1], "value": r[2], "writes": r[3], "rejected": r[4], "stale_accepted": r[5]}
+                    for r in rows}
+
+    def close(self) -> None:
+        with self._mutex:
+            self._conn.close()
+
+
+# -- the lock variants behind one interface --------------------------------------------------
+
+@dataclass(frozen=True)
+class Grant:
+    """A (probable) acquisition: the fencing token (None for the naive lock) and the lease."""
+
+    lock: str
+    token: int | None
+    lease: Lease | None = None
+
+
+class Locks(Protocol):
+    counters: Counters
+
+    async def acquire(self, lock: str, timeout_s: float) -> Grant: ...
+
+    async def release(self, grant: Grant) -> bool: ...
+
+
+class TokenLocks:
+    """``DistributedLock`` per name, one attempt per Redis call (the acquire loop
+    itself retries until its deadline), one set of counters for all."""
+
+    def __init__(self, client: Any, names: list[str], ttl_ms: int) -> None:
+        self.counters = Counters(COUNTERS)
+        self.locks = {n: DistributedLock(client, n, ttl_ms=ttl_ms, retry=RetryPolicy.none(), counters=self.counters)
+                      for n in names}
+
+    async def acquire(self, lock: str, timeout_s: float) -> Grant:
+        lease = await self.locks[lock].acquire(timeout_s)
+        return Grant(lock, lease.fence, lease)
+
+    async def release(self, grant: Grant) -> bool:
+        assert grant.lease is not None
+        return await self.locks[grant.lock].release(grant.lease)
+
+
+class NaiveLocks:
+    """``NaiveIncrLock`` per name, polled until the deadline (it has no blocking acquire)."""
+
+    def __init__(self, client: Any, names: list[str], ttl_ms: int) -> None:
+        self.counters = Counters(("acquired", "busy", "released", "timeouts"))
+        self.locks = {n: NaiveIncrLock(client, n, ttl_s=max(1, ttl_ms // 1000)) for n in names}
+
+    async def acquire(self, lock: str, timeout_s: float) -> Grant:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if await self.locks[lock].try_acquire():
+                self.counters.inc("acquired")
+                return Grant(lock, None)
+            self.counters.inc("busy")
+            if time.monotonic() >= deadline:
+                self.counters.inc("timeouts")
+                raise LockTimeout(f"{self.locks[lock].key} not acquired within {timeout_s}s")
+            await asyncio.sleep(random.uniform(0.002, 0.02))
+
+    async def release(self, grant: Grant) -> bool:
+        await self.locks[grant.lock].release()  # a bare DEL: it cannot tell whether the lock was still ours
+        self.counters.inc("released")
+        return True
+
+
+def make_locks(variant: str, client: Any, names: list[str], ttl_ms: int) -> Locks:
+    if variant not in VARIANTS:
+        raise UnknownNameError("lock variant", variant, VARIANTS)
+    return NaiveLocks(client, names, ttl_ms) if variant == "naive" else TokenLocks(client, names, ttl_ms)
+
+
+# -- one critical section, recorded step by step ---------------------------------------------
+
+class Sections:
+    """Runs critical sections (acquire -> write -> release) and records each step as an op."""
+
+    def __init__(self, variant: str, locks: Locks, store: FencedStore, clock: Callable[[], float],
+                 wall_at: Callable[[float], float], record: Callable[[Op], None]) -> None:
+        self.variant = variant
+        self.locks = locks
+        self.store = store
+        self.clock = clock
+        self.wall_at = wall_at
+        self.record = record
+
+    async def _step(self, process: int, name: str, args: dict[str, Any], awaitable: Awaitable[Any],
+                    value: Callable[[Any], Any]) -> tuple[Op, Any]:
+        """Await one step and record it; a cancelled step is recorded ``unknown`` (it may have happened)."""
+        start = self.clock()
+        try:
+            res = await attempt(name, args, awaitable, classify=classify_lock_error)
+        except asyncio.CancelledError:
+            self.record(Op(process, name, args, start, start, self.clock(), self.wall_at(start), UNKNOWN,
+                           None, "cancelled"))
+            raise
+        shown = value(res.value) if res.outcome == OK else None
+        op = Op(process, name, args, start, start, self.clock(), self.wall_at(start), res.outcome, shown, res.error)
+        self.record(op)
+        return op, res.value
+
+    async def run(self, lock: str, process: int, work_s: float = 0.0,
+                  on_acquire: Callable[[Op], None] | None = None) -> OpResult:
+        """One critical section; returns its summary (``lock_section``). The lock is
+        released whatever the write did."""
+        summary_args = {"lock": lock, "process": process}
+        acq, grant = await self._step(process, "acquire", {"lock": lock, "ttl_s": TTL_MS / 1000},
+                                      self.locks.acquire(lock, ACQUIRE_TIMEOUT_S), lambda g: {"token": g.token})
+        if on_acquire is not None:
+            on_acquire(acq)
+        if acq.outcome != OK:
+            return OpResult("lock_section", summary_args, None, acq.outcome, acq.error)
+        if work_s > 0:
+            await asyncio.sleep(work_s)
+        if self.variant == "naive":
+            op, args = "write", {"lock": lock}
+        else:
+            op, args = "fenced_write", {"lock": lock, "token": grant.token}
+        write, _ = await self._step(
+            process, op, args,
+            asyncio.to_thread(self.store.write, lock, grant.token, f"p{process}", self.variant == "safe"),
+            lambda accepted: {"accepted": bool(accepted)})
+        rel, _ = await self._step(process, "release", {"lock": lock}, self.locks.release(grant),
+                                  lambda released: {"released": bool(released)})
+        worst = next((s for s in (write, rel) if s.outcome != OK), None)
+        value = {"token": grant.token, "accepted": (write.value or {}).get("accepted"),
+                 "released": (rel.value or {}).get("released")}
+        return OpResult("lock_section", summary_args, value, worst.outcome if worst else OK,
+                        worst.error if worst else None)
+
+
+# -- the scenario ----------------------------------------------------------------------------
+
+class LockScenario(Scenario):
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.client: Any = None
+        self.store: FencedStore | None = None
+        self.locks: Locks | None = None
+        self.holder: subprocess.Popen[bytes] | None = None
+        self.steps: list[Op] = []  # in-process step records, written with their phase in finish
+        self.n_sections = 0
+
+    async def setup(self) -> None:
+        variant = str(self.ctx.options.get("lock", "safe"))
+        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
+                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
+                                           max_connections=POOL_SIZE)
+        await prepare_client(self.client)
+        await warm_up(self.client, 32)
+        self.names = [f"{self.ctx.run_id}:{i}" for i in range(N_LOCKS)]
+        self.locks = make_locks(variant, self.client, self.names, TTL_MS)
+        self.store = FencedStore(self.ctx.run_dir / "resource.sqlite", self.names)
+        self.sections = Sections(variant, self.locks, self.store, self.ctx.writer.clock, self.ctx.writer.wall_at,
+                                 self.steps.append)
+        if self.ctx.options.get("slow_holder"):
+            await asyncio.to_thread(self._start_holder, variant)
+
+    def _start_holder(self, variant: str) -> None:
+        d = self.ctx.run_dir
+        cfg = {"variant": variant, "lock": self.names[0], "process": SLOW_HOLDER, "store": str(d / "resource.sqlite"),
+               "history": str(d / "slow-holder.jsonl"), "t0": self.ctx.writer.t0, "parent": os.getpid(),
+               "ready_file": str(d / "slow-holder.ready"), "acquired_file": str(d / "slow-holder.acquired")}
+        (d / "slow-holder.json").write_text(json.dumps(cfg))
+        with open(d / "slow-holder.log", "ab") as log:
+            self.holder = subprocess.Popen([sys.executable, "-m", "experiments.scenarios.lock",
+                                            str(d / "slow-holder.json")],
+                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = self.holder
+        wait_until(lambda: Path(cfg["ready_file"]).exists() or proc.poll() is not None, 30, "slow lock holder")
+        if proc.poll() is not None:
+            raise LabError(f"slow lock holder exited at start (code {proc.returncode})",
+                           f"see {d / 'slow-holder.log'}")
+        self.ctx.writer.event("worker", name="slow-holder", pid=proc.pid, action="start")
+
+    def fault_key(self) -> str:
+        return f"lock:{tagged(self.names[0])}"  # DistributedLock's key for lock 0
+
+    def fault_target_pid(self) -> int | None:
+        return self.holder.pid if self.holder is not None else None
+
+    def arm_slow_holder(self) -> int:
+        """Make the slow holder acquire lock 0 and wait (at most ``ARM_TIMEOUT_S``; this
+        blocks the event loop for the few ms an acquire takes) until it reports the
+        outcome, so the pause that follows lands while it holds the lock. Returns its pid."""
+        if self.holder is None or self.holder.poll() is not None:
+            raise LabError("the lock-expiry fault needs the slow holder process", "run with option slow_holder")
+        acquired = self.ctx.run_dir / "slow-holder.acquired"
+        acquired.unlink(missing_ok=True)
+        t = time.monotonic()
+        self.holder.send_signal(signal.SIGUSR1)
+        while not acquired.exists() and time.monotonic() - t < ARM_TIMEOUT_S and self.holder.poll() is None:
+            time.sleep(0.002)
+        report = json.loads(acquired.read_text()) if acquired.exists() else {"outcome": "no report"}
+        self.ctx.writer.event("slow_holder", action="armed", waited_ms=round((time.monotonic() - t) * 1000, 1),
+                              **report)
+        return self.holder.pid
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        lock = self.names[rng.randrange(N_LOCKS)]
+        self.n_sections += 1
+        return await self.sections.run(lock, SECTION_BASE + self.n_sections)
+
+    async def finish(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        try:
+            await asyncio.to_thread(self._stop_holder)
+            if self.store is not None:
+                state["lock_resource"] = self.store.summary()
+            if self.locks is not None:
+                state["lock_counters"] = self.locks.counters.snapshot()
+        finally:
+            if self.holder is not None:  # the attempt above never ran (e.g. cancelled first)
+                self._stop_holder()
+            self._write_steps()
+            if self.store is not None:
+                self.store.close()
+            if self.client is not None:
+                await self.client.aclose()
+        return state
+
+    def _stop_holder(self) -> None:
+        """Resume (in case it is still paused), SIGTERM, wait; SIGKILL if it hangs."""
+        proc, self.holder = self.holder, None
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            self.ctx.writer.event("worker", name="slow-holder", pid=proc.pid, action="exit", code=proc.returncode)
+
+    def _write_steps(self) -> None:
+        """Write the buffered step records, and the slow holder's, with their phases."""
+        path = self.ctx.run_dir / "slow-holder.jsonl"
+        holder = [Op.from_json(r) for r in iter_records(path) if r.get("type") == "op"] if path.exists() else []
+        phase_at = self._phase_lookup()
+        for o in [*self.steps, *holder]:
+            o.phase = phase_at(o.start)
+            self.ctx.writer.write_op(o)
+        self.steps.clear()
+        path.unlink(missing_ok=True)
+
+    def _phase_lookup(self) -> Callable[[float], str | None]:
+        """Phase by time, from the phase events already in the history."""
+        self.ctx.writer.flush()
+        starts = sorted((float(r["fields"]["start"]), str(r["fields"]["name"]))
+                        for r in iter_records(self.ctx.writer.path)
+                        if r.get("type") == "event" and r.get("kind") == "phase")
+
+        def phase_at(t: float) -> str | None:
+            name = starts[0][1] if starts else None
+            for s, n in starts:
+                if s <= t:
+                    name = n
+            return name
+
+        return phase_at
+
+
+def pause_slow_holder(topo: Topology, sc: Scenario) -> Fault:
+    """The lock-expiry fault: SIGSTOP the slow holder while it holds lock 0."""
+    if not isinstance(sc, LockScenario):
+        raise LabError(f"pause_slow_holder needs the lock scenario, not {type(sc).__name__}")
+    return catalog.make("client_pause", f"pid:{sc.arm_slow_holder()}")
+
+
+# -- the slow holder process -----------------------------------------------------------------
+
+async def holder_main(cfg: dict[str, Any]) -> None:
+    """Idle until SIGUSR1, then one slow critical section on ``cfg["lock"]``; SIGTERM
+    (or the parent's death) stops it, after the section in progress."""
+    topo = api.current()
+    if topo is None:
+        raise SystemExit("slow holder: no topology is up")
+    client = topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S, socket_connect_timeout=CLIENT_TIMEOUT_S,
+                         retry=Retry(NoBackoff(), 0), max_connections=8)
+    await prepare_client(client)
+    writer = HistoryWriter(cfg["history"], flush_every=1, t0=cfg["t0"])
+    store = FencedStore(Path(cfg["store"]), [cfg["lock"]])
+
+    def record(op: Op) -> None:
+        writer.write_op(op)
+        writer.flush()
+
+    def report(acq: Op) -> None:  # tell the fault plan: the pause may come now
+        tmp = Path(cfg["acquired_file"] + ".tmp")
+        tmp.write_text(json.dumps({"outcome": acq.outcome, "error": acq.error, "token": (acq.value or {}).get("token")}))
+        tmp.rename(cfg["acquired_file"])
+
+    sections = Sections(cfg["variant"], make_locks(cfg["variant"], client, [cfg["lock"]], TTL_MS), store,
+                        writer.clock, writer.wall_at, record)
+    trigger, stop = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, trigger.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    Path(cfg["ready_file"]).write_text(str(os.getpid()))
+    try:
+        while not stop.is_set() and os.getppid() == cfg["parent"]:
+            if trigger.is_set():
+                trigger.clear()
+                await sections.run(cfg["lock"], cfg["process"], work_s=WORK_S, on_acquire=report)
+                continue
+            waiters = [asyncio.ensure_future(e.wait()) for e in (trigger, stop)]
+            await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+    finally:
+        writer.close()
+        store.close()
+        await client.aclose()
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+CHECKS = ["lock_overlap", "fencing"]
+LOAD = PatternLoad(pattern="lock", scenario=LockScenario, checks=CHECKS, options={"lock": "safe"})
+_EXPIRY_HYPOTHESIS = {"availability_min": 0.99, "p99_max_ms": 50.0}
+
+
+def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experiment:
+    return Experiment(
+        name=name,
+        summary=f"lock ({variant}) whose holder process is paused beyond the {TTL_MS / 1000:g} s TTL "
+                f"while others take the lock over: {expect}",
+        pattern="lock", topology="single", topologies=("sentinel", "cluster"),
+        scenario=LockScenario, fault=pause_slow_holder,
+        fault_label=f"SIGSTOP the lock holder beyond its {TTL_MS / 1000:g} s TTL",
+        hypothesis=dict(_EXPIRY_HYPOTHESIS),
+        checks=["steady_state", "errors_by_type", "send_lag", *checks],
+        options={"lock": variant, "slow_holder": True})
+
+
+EXPERIMENTS = [
+    _expiry("lock-expiry-fenced", "safe", CHECKS,
+            "two holders (lock_overlap fails), the stale write is rejected (fencing passes)"),
+    _expiry("lock-expiry-unfenced", "nofence", CHECKS,
+            "two holders, and storage accepts the stale write (fencing fails)"),
+    _expiry("lock-expiry-naive", "naive", ["lock_overlap"],
+            "the seed's INCR+EXPIRE lock: two holders, nothing to fence with, release frees others' locks"),
+]
+
+
+if __name__ == "__main__":
+    asyncio.run(holder_main(json.loads(Path(sys.argv[1]).read_text())))
