@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from experiments.history import HistoryWriter
 from experiments.workload import OpResult
 from faults.catalog import Fault
+from patterns.common import prepare_client
 from topologies.api import Topology
 
 
@@ -57,6 +61,20 @@ async def warm_up(client: Any, connections: int) -> None:
     """Open ``connections`` pooled connections now, so the run does not start with a
     connection storm (every concurrent first request opening its own connection)."""
     await asyncio.gather(*(client.ping() for _ in range(connections)))
+
+
+async def app_client(topo: Topology, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
+                     warm: int = 32) -> Any:
+    """The scenario's asyncio client, as the lab measures with it: the topology's app-facing
+    client (plain / Sentinel master / Cluster), ``timeout_s`` socket timeout, no client-side
+    retry (the pattern's own policy is the one that counts), a pool above any concurrency,
+    initialised (Cluster) and warmed up."""
+    client = topo.client(asyncio=True, socket_timeout=timeout_s,
+                         socket_connect_timeout=timeout_s if connect_timeout_s is None else connect_timeout_s,
+                         retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
+    await prepare_client(client)
+    await warm_up(client, warm)
+    return client
 
 
 class Scenario:
@@ -105,6 +123,7 @@ class Experiment:
     options: dict[str, Any] = field(default_factory=dict)
     topologies: tuple[str, ...] = ()  # others it may also run on (--topology)
     concurrency: int = 64  # requests in flight at most, like an app's bounded worker pool
+    rate_factor: float = 1.0  # x the profile's rate (heavier operations: < 1, so the generator keeps up)
 
 
 @dataclass(frozen=True)
@@ -119,3 +138,4 @@ class PatternLoad:
     options: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 64
     topologies: tuple[str, ...] = ("single", "sentinel", "cluster")  # where it can run
+    rate_factor: float = 1.0  # x the profile's rate

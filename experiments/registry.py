@@ -8,7 +8,16 @@ from types import ModuleType
 
 from experiments.faultplans import FAULT_PLANS
 from experiments.model import Experiment, PatternLoad
-from experiments.scenarios import cache, counter, geo, leaderboard, lock, queue, ratelimit, splitbrain
+from experiments.scenarios import (
+    cache,
+    counter,
+    geo,
+    leaderboard,
+    lock,
+    queue,
+    ratelimit,
+    splitbrain,
+)
 from topologies.errors import UnknownNameError
 
 SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter, lock, leaderboard)
@@ -27,7 +36,8 @@ def matrix_experiment(load: PatternLoad, fault: str) -> Experiment:
         summary=f"{load.pattern} while we {label}",
         pattern=load.pattern, topology=load.topologies[0], topologies=load.topologies[1:],
         scenario=load.scenario, fault=plan, fault_label=label, hypothesis=dict(load.hypothesis),
-        checks=[*GENERIC_CHECKS, *load.checks], options=dict(load.options), concurrency=load.concurrency)
+        checks=[*GENERIC_CHECKS, *load.checks], options=dict(load.options), concurrency=load.concurrency,
+        rate_factor=load.rate_factor)
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for m in (*SCENARIO_MODULES, *SHOWCASE_MODULES)

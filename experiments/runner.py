@@ -56,7 +56,7 @@ class RunRequest:
         return shlex.join(cmd)
 
 
-def _profile(req: RunRequest) -> Profile:
+def _profile(req: RunRequest, rate_factor: float = 1.0) -> Profile:
     if req.profile not in PROFILES:
         raise UnknownNameError("profile", req.profile, list(PROFILES))
     p = PROFILES[req.profile]
@@ -66,7 +66,7 @@ def _profile(req: RunRequest) -> Profile:
         if not 3 <= req.duration_s <= 86_400:
             raise LabError(f"--duration {req.duration_s:g} is out of range; accepted: 3..86400 seconds")
         scale = req.duration_s / total
-    rate = p.rate if req.rate is None else req.rate
+    rate = p.rate * rate_factor if req.rate is None else req.rate
     if not 1 <= rate <= 100_000:
         raise LabError(f"--rate {rate:g} is out of range; accepted: 1..100000 operations per second")
     return Profile(p.baseline_s * scale, p.fault_s * scale, p.recovery_s * scale, rate, p.clients)
@@ -112,7 +112,7 @@ def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
 def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
     """Run ``req``; returns the run directory (``result.json``, ``report.md``, ``timeline.png`` ...)."""
     exp = registry.get(req.experiment)
-    profile = _profile(req)
+    profile = _profile(req, exp.rate_factor)
     console = console or Console(stderr=True)
     topo, owned = _topology(req, exp)
     interrupted = False

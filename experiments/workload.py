@@ -39,9 +39,21 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple, Sequence
 
 from hdrh.histogram import HdrHistogram
+from redis.exceptions import RedisError
 
-from .history import (FAIL, OK, OVERLOAD, PHASE, RUN_END, RUN_START, UNKNOWN,
-                      HistoryWriter, Op, Outcome, PhaseWindow)
+from .history import (
+    FAIL,
+    OK,
+    OVERLOAD,
+    PHASE,
+    RUN_END,
+    RUN_START,
+    UNKNOWN,
+    HistoryWriter,
+    Op,
+    Outcome,
+    PhaseWindow,
+)
 
 Arrivals = Literal["constant", "poisson"]
 
@@ -72,11 +84,19 @@ _NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsErr
 def classify(exc: BaseException) -> tuple[Outcome, str]:
     """Map an exception to (outcome, error type).
 
+    An exception that wraps another (``raise X from redis_error``) and is not itself
+    a Redis or OS error is judged by its cause.
     Timeouts and dropped connections -> ``unknown`` (the command may have run);
     a refused connection, a "connecting to" failure, an exhausted client pool,
     loading/auth errors and every other error (e.g. READONLY, ClusterDown)
     -> ``fail``.
     """
+    cause = exc.__cause__
+    if cause is not None and not isinstance(exc, (RedisError, OSError)):
+        # a pattern's boundary exception (LockUnavailable, GeoUnavailable ...) wrapping
+        # the Redis error that caused it: judged by that cause, named by both
+        outcome, inner = classify(cause)
+        return outcome, f"{type(exc).__name__}({inner})"
     name = type(exc).__name__
     mro = {c.__name__ for c in type(exc).__mro__}
     if any("Timeout" in n for n in mro):

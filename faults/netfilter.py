@@ -3,15 +3,17 @@
 Every node's outgoing connections come from its own loopback source address
 (``bind-source-addr 127.0.1.N``) and every node is reached on its proxied ports;
 client groups "a"/"b" reach nodes on their own proxy ports, and default clients
-come from 127.0.0.1. So "X cannot talk to Y" is a pair of DROP rules on loopback:
-packets from X's source address to Y's ports, and Y's answers back to X. Dropped
-(not rejected) packets make a partition look like one: connections stall until
-their timeouts, established ones included.
+are everything else (127.0.0.1 locally; in Docker, the host's connections arrive
+from the bridge through the published ports). So "X cannot talk to Y" is a pair
+of DROP rules: packets from X's source address to Y's ports, and Y's answers back
+to X. Dropped (not rejected) packets make a partition look like one: connections
+stall until their timeouts, established ones included.
 
-The rules live in a chain of their own (``REDISLAB``) hooked into OUTPUT (every
-loopback packet passes OUTPUT once), in the host's network namespace for the
-local backend and in the Toxiproxy container's (shared by all nodes) for Docker.
-Healing flushes the chain.
+The rules live in a chain of their own (``REDISLAB``) hooked into INPUT (every
+packet delivered to a local socket passes it: loopback traffic between nodes, and
+in Docker the host's client traffic arriving on the container's interface), in
+the host's network namespace for the local backend and in the Toxiproxy
+container's (shared by all nodes) for Docker. Healing flushes the chain.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import subprocess
 from dataclasses import dataclass
 
 from topologies.errors import LabError, UnknownNameError
-from topologies.spec import CLIENT_GROUPS, HOST, TopologySpec
+from topologies.spec import CLIENT_GROUPS, TopologySpec
 
 CHAIN = "REDISLAB"
-DEFAULT_CLIENTS = "clients"  # the lab's default client group: connections from 127.0.0.1
+DEFAULT_CLIENTS = "clients"  # the lab's default clients: any source that is not a node
+NODE_SOURCES = "127.0.1.0/24"  # where nodes' outgoing connections come from (bind-source-addr)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def members(spec: TopologySpec) -> dict[str, Member]:
     out = {n.name: Member(n.name, n.source_addr, tuple(n.proxy_ports())) for n in spec.nodes}
     for g in CLIENT_GROUPS:
         out[f"@{g}"] = Member(f"@{g}", None, (), g)
-    out[f"@{DEFAULT_CLIENTS}"] = Member(f"@{DEFAULT_CLIENTS}", HOST, ())
+    out[f"@{DEFAULT_CLIENTS}"] = Member(f"@{DEFAULT_CLIENTS}", f"!{NODE_SOURCES}", ())
     return out
 
 
@@ -57,7 +60,7 @@ def resolve(spec: TopologySpec, names: list[str]) -> list[Member]:
 def _cut_rules(spec: TopologySpec, src: Member, dst: Member) -> list[list[str]]:
     """iptables rule specs that stop ``src`` reaching ``dst`` (both directions of those connections)."""
     rules: list[list[str]] = []
-    if dst.group is not None or (not dst.ports and dst.source == HOST):
+    if dst.group is not None or not dst.ports:
         return rules  # clients accept no connections
     node = spec.node(dst.name)
     if src.group is not None:
@@ -67,9 +70,10 @@ def _cut_rules(spec: TopologySpec, src: Member, dst: Member) -> list[list[str]]:
             rules.append(["-p", "tcp", "--sport", str(p), "-j", "DROP"])
         return rules
     assert src.source is not None
+    negate, addr = (["!"], src.source[1:]) if src.source.startswith("!") else ([], src.source)
     for p in dst.ports:
-        rules.append(["-s", src.source, "-p", "tcp", "--dport", str(p), "-j", "DROP"])
-        rules.append(["-d", src.source, "-p", "tcp", "--sport", str(p), "-j", "DROP"])
+        rules.append([*negate, "-s", addr, "-p", "tcp", "--dport", str(p), "-j", "DROP"])
+        rules.append([*negate, "-d", addr, "-p", "tcp", "--sport", str(p), "-j", "DROP"])
     return rules
 
 
@@ -103,8 +107,8 @@ class Netfilter:
     def _ensure_chain(self) -> None:
         if self._iptables("-L", CHAIN, "-n", check=False).returncode != 0:
             self._iptables("-N", CHAIN)
-        if self._iptables("-C", "OUTPUT", "-o", "lo", "-j", CHAIN, check=False).returncode != 0:
-            self._iptables("-I", "OUTPUT", "1", "-o", "lo", "-j", CHAIN)
+        if self._iptables("-C", "INPUT", "-j", CHAIN, check=False).returncode != 0:
+            self._iptables("-I", "INPUT", "1", "-j", CHAIN)
 
     def apply(self, rules: list[list[str]]) -> None:
         self._ensure_chain()
@@ -121,6 +125,7 @@ class Netfilter:
         """Flush and remove the lab's chain (idempotent)."""
         if os.geteuid() != 0 or shutil.which("iptables") is None:
             return
-        self._iptables("-D", "OUTPUT", "-o", "lo", "-j", CHAIN, check=False)
+        self._iptables("-D", "INPUT", "-j", CHAIN, check=False)
+        self._iptables("-D", "OUTPUT", "-o", "lo", "-j", CHAIN, check=False)  # hook of earlier versions
         self._iptables("-F", CHAIN, check=False)
         self._iptables("-X", CHAIN, check=False)

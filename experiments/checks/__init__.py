@@ -11,9 +11,29 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ..history import History
-from . import availability, cache, failover, geo, leaderboard, lock, queue, ratelimit, recovery, writes
-from .base import (FAIL, PASS, UNKNOWN, CheckFn, CheckParamError, CheckResult, Verdict,
-                   run_check as _run_fn, worst)
+from . import (
+    availability,
+    cache,
+    failover,
+    geo,
+    leaderboard,
+    lock,
+    queue,
+    ratelimit,
+    recovery,
+    writes,
+)
+from .base import (
+    FAIL,
+    PASS,
+    UNKNOWN,
+    CheckFn,
+    CheckParamError,
+    CheckResult,
+    Verdict,
+    worst,
+)
+from .base import run_check as _run_fn
 
 REGISTRY: dict[str, CheckFn] = {
     "steady_state": availability.steady_state,

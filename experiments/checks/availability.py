@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from ..history import History, Op
 from ..stats import phase_order, summarize
-from .base import (FAIL, PASS, UNKNOWN, CheckResult, fmt_pct, get_params)
+from .base import FAIL, PASS, UNKNOWN, CheckResult, fmt_pct, get_params
 
 STEADY_DEFAULTS = {
     "availability_min": 0.99,  # share of ops with outcome ok

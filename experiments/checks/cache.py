@@ -22,8 +22,17 @@ from collections import defaultdict
 from typing import Any, Mapping
 
 from ..history import History, Op
-from .base import (FAIL, PASS, UNKNOWN, CheckResult, arg, fmt_pct, fmt_s,
-                   get_params, value_field)
+from .base import (
+    FAIL,
+    PASS,
+    UNKNOWN,
+    CheckResult,
+    arg,
+    fmt_pct,
+    fmt_s,
+    get_params,
+    value_field,
+)
 
 STALE_DEFAULTS = {"write_op": "write", "read_op": "read", "key_arg": "key",
                   "version_arg": "version",

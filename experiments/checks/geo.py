@@ -20,7 +20,8 @@ import math
 from collections import defaultdict
 from typing import Any, Mapping
 
-from ..history import FAIL as OP_FAIL, History, Op
+from ..history import FAIL as OP_FAIL
+from ..history import History, Op
 from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, get_params
 
 EARTH_RADIUS_M = 6372797.560856  # metres, as in Redis geohash_helper.c

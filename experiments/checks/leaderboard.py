@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping
 
-from ..history import FAIL as OP_FAIL, History
+from ..history import FAIL as OP_FAIL
+from ..history import History
 from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, get_params
 
 DEFAULTS = {"incr_op": "zincrby", "member_arg": "member", "amount_arg": "amount",

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping
 
-from ..history import FAIL as OP_FAIL, History, Op
+from ..history import FAIL as OP_FAIL
+from ..history import History, Op
 from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, fmt_s, get_params
 
 DEFAULTS = {"produce_op": "produce", "process_op": "process", "id_arg": "id",

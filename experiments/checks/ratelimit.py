@@ -23,8 +23,17 @@ from collections import defaultdict
 from typing import Any, Mapping
 
 from ..history import History
-from .base import (FAIL, PASS, UNKNOWN, REQUIRED, CheckResult, arg, fmt_pct,
-                           get_params, value_field)
+from .base import (
+    FAIL,
+    PASS,
+    REQUIRED,
+    UNKNOWN,
+    CheckResult,
+    arg,
+    fmt_pct,
+    get_params,
+    value_field,
+)
 
 DEFAULTS = {"limit": REQUIRED, "window_s": REQUIRED, "mode": "fixed",
             "request_op": "request", "key_arg": "key",

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..history import FAIL as OP_FAIL, OK as OP_OK, UNKNOWN as OP_UNKNOWN, History
+from ..history import FAIL as OP_FAIL
+from ..history import OK as OP_OK
+from ..history import UNKNOWN as OP_UNKNOWN
+from ..history import History
 from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, fmt_pct, get_params
 
 SET_DEFAULTS = {"write_op": "add", "value_arg": "value", "final_key": "set"}

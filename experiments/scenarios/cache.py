@@ -10,16 +10,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
-from faults import catalog
+from experiments.model import Experiment, PatternLoad, Scenario, app_client
 from experiments.workload import OpResult, attempt
+from faults import catalog
 from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode
 from patterns.catalogue_db import CatalogueDB
-from patterns.common import prepare_client
 
 N_PRODUCTS = 1000
 WRITE_RATIO = 0.1
@@ -31,16 +27,13 @@ class CacheScenario(Scenario):
     async def setup(self) -> None:
         opts = self.ctx.options
         self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
-                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-                                           max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 32)
+        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
             key_prefix=f"exp:{self.ctx.run_id}", ttl_ms=TTL_MS,
             fallback=FallbackMode(opts.get("fallback", "database+breaker")),
             breaker_fail_max=int(opts.get("breaker_fail_max", 5)),
-            breaker_reset_timeout_s=float(opts.get("breaker_reset_s", 2.0))),
+            breaker_reset_timeout_s=float(opts.get("breaker_reset_s", 2.0)),
+            near_ttl_ms=int(opts.get("near_ms", 0))),
             rng=random.Random(self.ctx.seed))
         self.cache.add_breaker_listener(
             lambda old, new: self.ctx.writer.event("breaker", state=new, previous=old))
@@ -50,6 +43,10 @@ class CacheScenario(Scenario):
             assert product is not None
             self.prices[pid] = product.price_cents
         self.initial = {f"product:{pid}": price for pid, price in self.prices.items()}
+
+    def fault_key(self) -> str:
+        """The hottest product's key: on the Cluster, node faults hit the primary serving it."""
+        return self.cache.key(1)
 
     def _product(self, rng: random.Random) -> int:
         """Skewed popularity: a few hot products get most reads (Pareto)."""
@@ -112,6 +109,12 @@ EXPERIMENTS = [
     *[_variant(f"breaker-{key}", f"cache-aside with a slow primary, fallback {mode}", faultplans.latency_primary,
                f"add {faultplans.LATENCY_MS} ms latency to the primary", {"fallback": mode})
       for key, mode in (("off", "database"), ("on", "database+breaker"))],
+    # Showcase: a hot key on the Cluster (Pareto reads: product 1 is the hottest), the primary
+    # serving it killed; load per node and availability without and with a 1 s near cache.
+    *[_variant(f"hotkey-{key}", f"cache-aside on the Cluster with a hot key, {label}", faultplans.kill_primary,
+               "kill the primary serving the hot key", {"fallback": "database+breaker", "near_ms": near},
+               topology="cluster")
+      for key, label, near in (("plain", "no relief", 0), ("near-cache", "1 s in-process near cache", 1000))],
     # Showcase: memory limits. maxmemory squeezed under the cache, LRU eviction vs noeviction.
     *[_variant(f"memory-{policy}", f"cache-aside with maxmemory squeezed, policy {policy}", _squeeze(policy),
                f"maxmemory to 80 % of use, {policy}", {"fallback": "database+breaker"})

@@ -11,13 +11,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
+from experiments.model import Experiment, PatternLoad, Scenario, app_client
 from experiments.workload import OpResult, attempt
-from patterns.common import prepare_client
 
 N_KEYS = 1000
 TIMEOUT_S = 0.25
@@ -25,10 +21,7 @@ TIMEOUT_S = 0.25
 
 class CounterScenario(Scenario):
     async def setup(self) -> None:
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
-                                           retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 16)
+        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
         self.prefix = f"ctr:{self.ctx.run_id}"
         self.keys = [f"{self.prefix}:{i}" for i in range(N_KEYS)]
 

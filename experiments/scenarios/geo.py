@@ -24,17 +24,11 @@ import math
 import random
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
-from experiments.history import Outcome
-from experiments.model import POOL_SIZE, PatternLoad, Scenario, warm_up
-from experiments.workload import OpResult, attempt, classify
-from patterns.common import prepare_client
+from experiments.model import PatternLoad, Scenario, app_client
+from experiments.workload import OpResult, attempt
 from patterns.geo import (
     DriverSimulator,
     FleetIndex,
-    GeoUnavailable,
     SearchResult,
     offset,
 )
@@ -56,21 +50,9 @@ return n
 """
 
 
-def classify_geo(exc: BaseException) -> tuple[Outcome, str]:
-    """``GeoUnavailable`` is classified by the Redis error it wraps."""
-    if isinstance(exc, GeoUnavailable) and exc.__cause__ is not None:
-        outcome, name = classify(exc.__cause__)
-        return outcome, f"GeoUnavailable({name})"
-    return classify(exc)
-
-
 class GeoScenario(Scenario):
     async def setup(self) -> None:
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
-                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-                                           max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 32)
+        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
         self.index = FleetIndex(self.client, f"exp-{self.ctx.run_id}")
         self._remove = self.client.register_script(_REMOVE)
         self.sim = DriverSimulator(N_DRIVERS, spread_m=SPREAD_M, seed=self.ctx.seed)
@@ -105,7 +87,7 @@ class GeoScenario(Scenario):
                                  self._remove(keys=[self.index.pos_key, self.index.seen_key], args=[member]))
         lon, lat, radius = rng.choice(self.pickups)
         args = {"lon": lon, "lat": lat, "radius_m": radius}
-        res = await attempt("geosearch", args, self.index.search_radius(lon, lat, radius), classify=classify_geo)
+        res = await attempt("geosearch", args, self.index.search_radius(lon, lat, radius))
         if res.outcome != "ok":
             return res
         result: SearchResult = res.value

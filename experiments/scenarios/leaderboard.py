@@ -20,21 +20,16 @@ import random
 import time
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.history import Outcome
 from experiments.model import (
-    POOL_SIZE,
     Experiment,
     PatternLoad,
     RunContext,
     Scenario,
-    warm_up,
+    app_client,
 )
-from experiments.workload import OpResult, attempt, classify
-from patterns.common import REDIS_FAILURES, RetryPolicy, prepare_client
+from experiments.workload import OpResult, attempt
+from patterns.common import REDIS_FAILURES, RetryPolicy
 from patterns.leaderboard import Leaderboard, LeaderboardUnavailable
 
 N_MEMBERS = 200
@@ -45,24 +40,13 @@ CLIENT_TIMEOUT_S = 0.25  # socket timeout
 FINAL_READ_TIMEOUT_S = 30.0  # keep trying the final read this long (a failover may still be settling)
 
 
-def classify_board_error(exc: BaseException) -> tuple[Outcome, str]:
-    """A ``LeaderboardUnavailable`` is judged by its Redis cause (a timeout may have applied)."""
-    if isinstance(exc, LeaderboardUnavailable) and exc.__cause__ is not None:
-        return classify(exc.__cause__)
-    return classify(exc)
-
-
 class LeaderboardScenario(Scenario):
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         self.client: Any = None
 
     async def setup(self) -> None:
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
-                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-                                           max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 32)
+        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
         self.board = Leaderboard(self.client, f"exp-{self.ctx.run_id}", retry=RetryPolicy.none())
 
     def fault_key(self) -> str:
@@ -73,12 +57,11 @@ class LeaderboardScenario(Scenario):
         r = rng.random()
         if r < INCR_RATIO:
             amount = rng.randint(1, MAX_AMOUNT)
-            return await attempt("zincrby", {"member": member, "amount": amount}, self.board.incr(member, amount),
-                                 classify=classify_board_error)
+            return await attempt("zincrby", {"member": member, "amount": amount}, self.board.incr(member, amount))
         if r < (1 + INCR_RATIO) / 2:
-            res = await attempt("top", {"n": TOP_N}, self.board.top(TOP_N), classify=classify_board_error)
+            res = await attempt("top", {"n": TOP_N}, self.board.top(TOP_N))
             return res._replace(value=[[e.member, e.score] for e in res.value]) if res.value is not None else res
-        res = await attempt("rank", {"member": member}, self.board.rank(member), classify=classify_board_error)
+        res = await attempt("rank", {"member": member}, self.board.rank(member))
         e = res.value
         return res._replace(value={"rank": e.rank, "score": e.score} if e is not None else None)
 

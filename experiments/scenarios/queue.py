@@ -18,15 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments.history import Op, iter_records
-from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
-from faults import catalog
+from experiments.model import Experiment, PatternLoad, Scenario, app_client
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
-from patterns.common import prepare_client
+from faults import catalog
 from patterns.work_queue import WorkQueue
 from topologies.errors import LabError
 from topologies.health import wait_until
@@ -40,10 +36,7 @@ DRAIN_TIMEOUT_S = 60.0
 
 class QueueScenario(Scenario):
     async def setup(self) -> None:
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=1.0, socket_connect_timeout=0.5,
-                                           retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 32)
+        self.client = await app_client(self.ctx.topo, 1.0, 0.5)
         self.queue = WorkQueue(self.client, f"exp-{self.ctx.run_id}")
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"
@@ -133,7 +126,7 @@ class QueueScenario(Scenario):
 
 
 CHECKS = [{"name": "queue_delivery", "params": {"max_stuck": 0}}]
-LOAD = PatternLoad(pattern="work-queue", scenario=QueueScenario, checks=CHECKS)
+LOAD = PatternLoad(pattern="work-queue", scenario=QueueScenario, checks=CHECKS, rate_factor=0.5)
 EXPERIMENTS = [
     Experiment(
         name="queue-consumer-kill",

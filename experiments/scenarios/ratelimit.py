@@ -22,13 +22,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.model import POOL_SIZE, Experiment, PatternLoad, Scenario, warm_up
+from experiments.model import Experiment, PatternLoad, Scenario, app_client
 from experiments.workload import OpResult, attempt
-from patterns.common import prepare_client
 from patterns.rate_limiter import (
     FailurePolicy,
     FixedWindow,
@@ -68,11 +64,7 @@ def failure_policy(name: str) -> FailurePolicy:
 class RateLimitScenario(Scenario):
     async def setup(self) -> None:
         policy = failure_policy(str(self.ctx.options.get("policy", "fail_open")))
-        self.client = self.ctx.topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S,
-                                           socket_connect_timeout=CLIENT_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
-                                           max_connections=POOL_SIZE)
-        await prepare_client(self.client)
-        await warm_up(self.client, 32)
+        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
         # Local fallback sized so it alone admits at most LIMIT per window (capacity + refill * W).
         local = LocalTokenBucket(capacity=LIMIT / 2, refill_per_s=LIMIT / 2 / WINDOW_S)
         writer = self.ctx.writer

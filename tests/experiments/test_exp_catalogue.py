@@ -58,7 +58,7 @@ def test_answer_page_has_a_table_per_section_with_numbers_and_links(tmp_path: Pa
     text = index.read_text()
     assert "## Showcase: Split-brain write loss" in text
     assert "| no mitigation | FAIL | 50.00% | 250 ms | 2.0 s | 1.5 s | lost_writes: 3 lost | [report](r1/report.md)" in text
-    assert "| WAIT 1 | ERROR |" in text and "1 fail, 1 error" in text
+    assert "| WAIT 1 | ERROR |" in text and "2 rows from 2 runs" in text and "1 fail, 1 error" in text
     assert (tmp_path / "index.html").read_text().count("<table>") == 1 and (tmp_path / "runs.md").exists()
 
 

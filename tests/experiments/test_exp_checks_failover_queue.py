@@ -76,3 +76,22 @@ def test_server_summary_sums_counter_increases_across_a_restart_and_notes_unansw
     assert s["evicted_keys"] == 5 and s["down_samples"] == 1 and s["samples"] == 4
     assert s["roles"] == ["primary", "replica"] and s["ops_per_sec_peak"] == 300 and s["used_memory_peak"] == 3000
     assert abs(s["hit_rate"] - 36 / 50) < 1e-9
+
+
+def test_a_pattern_exception_is_classified_by_the_redis_error_that_caused_it() -> None:
+    import redis
+
+    from experiments.workload import classify
+
+    class BoundaryError(Exception):
+        pass
+
+    def wrapped(cause: BaseException) -> BoundaryError:
+        try:
+            raise BoundaryError("pattern gave up") from cause
+        except BoundaryError as exc:
+            return exc
+
+    assert classify(wrapped(redis.TimeoutError("t"))) == ("unknown", "BoundaryError(TimeoutError)")
+    assert classify(wrapped(redis.exceptions.ReadOnlyError("ro"))) == ("fail", "BoundaryError(ReadOnlyError)")
+    assert classify(BoundaryError("no cause")) == ("fail", "BoundaryError")

@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from faults import catalog, netfilter
 from faults.events import EventLog
@@ -183,6 +185,10 @@ def test_sentinel_split_brain_old_primary_acks_minority_writes_then_is_demoted(l
                                   and p, 30, "majority side promotes a replica")
             assert client_a.set(key, "acknowledged-by-old-primary") is True  # minority primary still acks
             assert client_a.info("replication")["role"] == "master"
+            with topo.node_client(old, group="b", socket_timeout=0.5, socket_connect_timeout=0.5,
+                                  retry=Retry(NoBackoff(), 0)) as b_to_old:
+                with pytest.raises((redis.TimeoutError, redis.ConnectionError)):
+                    b_to_old.ping()  # client B is cut from the old primary, both ways
             client_b = topo.client(group="b", socket_timeout=1, decode_responses=True)
             wait_until(lambda: client_b.set(f"{key}:b", "ok"), 15, "client B writes to the new primary")
             assert new_port != topo.spec.node(old).group_port("b")
@@ -206,6 +212,10 @@ def test_cluster_isolating_a_primary_promotes_its_replica(lab, backend: str) -> 
                             if "slave" in i["flags"])
     try:
         with FaultInjector(topo).active(catalog.make("partition", primary)):
+            with topo.node_client(primary, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                  retry=Retry(NoBackoff(), 0)) as client:
+                with pytest.raises((redis.TimeoutError, redis.ConnectionError)):
+                    client.ping()  # clients are cut from the isolated node too
             wait_until(lambda: topo.role(replica) == "primary", 30, f"{replica} promoted")
             assert topo.role(primary) == "primary"  # the isolated one still believes it is primary
         wait_until(lambda: topo.role(primary) == "replica", 30, f"{primary} rejoins as replica")
