@@ -11,8 +11,10 @@ Behaviour worth knowing (pybreaker 1.4.1, read from its source):
 
 * The state only moves from ``open`` to ``half-open`` when a call is
   attempted after ``reset_timeout``; nothing happens on a timer.
-* ``half-open`` lets *every* concurrent call through until the first outcome
-  arrives: under load, many trial calls hit a still-sick Redis at once.
+* ``half-open`` in pybreaker lets *every* concurrent call through until the
+  first outcome arrives: under load, many trial calls hit a still-sick Redis at
+  once, each paying a full timeout. ``AsyncBreaker`` gates it: one trial call at
+  a time, the others are rejected (and fall back) until the trial's outcome.
 * Exceptions listed in ``exclude`` count as *successes* (the server answered).
   We exclude everything that is not a Redis failure, so a bug in our own code
   does not open the breaker. A cancelled call (``CancelledError``, usually the
@@ -65,6 +67,7 @@ class AsyncBreaker:
     def __init__(self, fail_max: int = 5, reset_timeout_s: float = 5.0, name: str = "redis") -> None:
         self.transitions: list[Transition] = []
         self._listeners: list[StateListener] = []
+        self._trial_in_flight = False
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
@@ -89,9 +92,19 @@ class AsyncBreaker:
         return self.breaker.current_state
 
     async def call(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Await ``op()`` through the breaker; raises ``CircuitBreakerError`` when open."""
+        """Await ``op()`` through the breaker; raises ``CircuitBreakerError`` when open, and
+        in half-open while another call is the trial."""
+        if self._trial_in_flight:
+            raise CircuitBreakerError("half-open: a trial call is already in flight")
         with self.breaker.calling():
-            return await op()
+            # no await between the check above and here: asyncio cannot interleave another call
+            trial = self.breaker.current_state == "half-open"
+            self._trial_in_flight = trial
+            try:
+                return await op()
+            finally:
+                if trial:
+                    self._trial_in_flight = False
 
 
 def _not_a_redis_failure(exc: BaseException) -> bool:

@@ -177,3 +177,43 @@ def test_registry_loads_every_pattern_and_rejects_unknown_names() -> None:
         assert patterns.load(name).__name__ == patterns.REGISTRY[name]
     with pytest.raises(KeyError, match="known"):
         patterns.load("bloom_filter")
+
+
+def test_half_open_breaker_lets_one_trial_call_through_and_rejects_the_rest() -> None:
+    import redis
+
+    from patterns.breaker import AsyncBreaker, CircuitBreakerError
+
+    async def main() -> None:
+        breaker = AsyncBreaker(fail_max=1, reset_timeout_s=0.05)
+
+        async def fails() -> None:
+            raise redis.ConnectionError("down")
+
+        with pytest.raises(redis.ConnectionError):
+            await breaker.call(fails)
+        assert breaker.state == "open"
+        deadline = asyncio.get_running_loop().time() + 5
+        release = asyncio.Event()
+
+        async def slow_success() -> str:
+            await release.wait()
+            return "ok"
+
+        while True:  # after reset_timeout the next call becomes the half-open trial
+            trial = asyncio.ensure_future(breaker.call(slow_success))
+            await asyncio.sleep(0)
+            if not trial.done():
+                break
+            with pytest.raises(CircuitBreakerError):
+                trial.result()
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert breaker.state == "half-open"
+        with pytest.raises(CircuitBreakerError, match="trial call is already in flight"):
+            await breaker.call(slow_success)  # a second caller does not pile onto the sick server
+        release.set()
+        assert await trial == "ok" and breaker.state == "closed"
+        assert await breaker.call(slow_success) == "ok"
+
+    asyncio.run(main())
