@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from experiments import registry
 from experiments.faultplans import FAULT_PLANS
+from experiments.model import GENERIC_CHECKS
 from experiments.report import RESULT_FILE, write_index
 from experiments.runner import RunRequest, run_experiment
 from topologies import api
@@ -163,7 +164,7 @@ def _check(result: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 def _findings(result: dict[str, Any]) -> str:
     """The pattern-specific checks' explanations: what was lost, duplicated, over-admitted ..."""
-    generic = set(registry.GENERIC_CHECKS)
+    generic = set(GENERIC_CHECKS)
     parts = [f"{c['name']}: {c['explanation']}" for c in result.get("checks", []) if c["name"] not in generic]
     load = {node: s.get("ops_per_sec_mean", 0.0) for node, s in (result.get("server") or {}).items()}
     if result.get("topology") == "cluster" and sum(load.values()) > 0:

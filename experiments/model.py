@@ -54,6 +54,8 @@ class RunContext:
     rng: random.Random = field(default_factory=random.Random)
 
 
+GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
+                  "failover_time"]  # what every fault experiment is judged on, besides its pattern's checks
 POOL_SIZE = 128  # connections a scenario's client may open (above any experiment's concurrency)
 
 

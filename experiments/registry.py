@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from experiments.faultplans import FAULT_PLANS
-from experiments.model import Experiment, PatternLoad
+from experiments.model import GENERIC_CHECKS, Experiment, PatternLoad
 from experiments.scenarios import (
     cache,
     counter,
@@ -22,8 +22,6 @@ from topologies.errors import UnknownNameError
 
 SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter, lock, leaderboard)
 SHOWCASE_MODULES: tuple[ModuleType, ...] = (splitbrain,)  # named experiments only, no matrix row
-GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
-                  "failover_time"]
 
 LOADS: dict[str, PatternLoad] = {m.LOAD.pattern: m.LOAD for m in SCENARIO_MODULES}
 

@@ -11,7 +11,13 @@ import random
 from typing import Any
 
 from experiments import faultplans
-from experiments.model import Experiment, PatternLoad, Scenario, app_client
+from experiments.model import (
+    GENERIC_CHECKS,
+    Experiment,
+    PatternLoad,
+    Scenario,
+    app_client,
+)
 from experiments.workload import OpResult, attempt
 from faults import catalog
 from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode
@@ -79,7 +85,6 @@ class CacheScenario(Scenario):
 CHECKS = ["cache_fallback", {"name": "cache_stale_reads", "params": {"max_staleness_s": TTL_MS / 1000}}]
 LOAD = PatternLoad(pattern="cache-aside", scenario=CacheScenario, checks=CHECKS,
                    options={"fallback": "database+breaker"})
-GENERIC = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover", "failover_time"]
 
 
 def _squeeze(policy: str) -> Any:
@@ -97,7 +102,7 @@ def _variant(name: str, summary: str, fault: Any, label: str, options: dict[str,
     return Experiment(name=name, summary=summary, pattern="cache-aside", topology=topology,
                       topologies=("single", "sentinel", "cluster"), scenario=CacheScenario, fault=fault,
                       fault_label=label, hypothesis=hypothesis or {"availability_min": 0.99, "p99_max_ms": 50.0},
-                      checks=[*GENERIC, *CHECKS], options=options)
+                      checks=[*GENERIC_CHECKS, *CHECKS], options=options)
 
 
 EXPERIMENTS = [
@@ -126,7 +131,7 @@ EXPERIMENTS = [
         pattern="cache-aside", topology="sentinel", topologies=("single", "cluster"),
         scenario=CacheScenario, fault=faultplans.kill_primary, fault_label="kill the primary",
         hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
-        checks=[*GENERIC, *CHECKS],
+        checks=[*GENERIC_CHECKS, *CHECKS],
         options={"fallback": "database+breaker"},
     ),
 ]

@@ -12,7 +12,13 @@ import random
 from typing import Any
 
 from experiments import faultplans
-from experiments.model import Experiment, PatternLoad, Scenario, app_client
+from experiments.model import (
+    GENERIC_CHECKS,
+    Experiment,
+    PatternLoad,
+    Scenario,
+    app_client,
+)
 from experiments.workload import OpResult, attempt
 
 N_KEYS = 1000
@@ -55,6 +61,5 @@ EXPERIMENTS = [
                pattern="counter", topology="cluster", topologies=("sentinel",), scenario=CounterScenario,
                fault=faultplans.kill_primary, fault_label="kill a primary",
                hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
-               checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
-                       "failover_time", *CHECKS]),
+               checks=[*GENERIC_CHECKS, *CHECKS]),
 ]

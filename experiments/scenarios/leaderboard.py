@@ -22,6 +22,7 @@ from typing import Any
 
 from experiments import faultplans
 from experiments.model import (
+    GENERIC_CHECKS,
     Experiment,
     PatternLoad,
     RunContext,
@@ -106,7 +107,6 @@ EXPERIMENTS = [
         pattern="leaderboard", topology="sentinel", topologies=("single", "cluster"),
         scenario=LeaderboardScenario, fault=faultplans.kill_primary, fault_label="kill the primary",
         hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
-        checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
-                "failover_time", *CHECKS],
+        checks=[*GENERIC_CHECKS, *CHECKS],
     ),
 ]

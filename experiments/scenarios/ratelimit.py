@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from experiments import faultplans
-from experiments.model import Experiment, PatternLoad, Scenario, app_client
+from experiments.model import (
+    GENERIC_CHECKS,
+    Experiment,
+    PatternLoad,
+    Scenario,
+    app_client,
+)
 from experiments.workload import OpResult, attempt
 from patterns.rate_limiter import (
     FailurePolicy,
@@ -107,8 +113,7 @@ EXPERIMENTS = [
         pattern="rate-limiter", topology="sentinel", topologies=("single", "cluster"),
         scenario=RateLimitScenario, fault=faultplans.kill_primary, fault_label="kill the primary",
         hypothesis={"availability_min": 0.99, "p99_max_ms": 50.0},
-        checks=["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
-                "failover_time", *SHOWCASE_CHECKS],
+        checks=[*GENERIC_CHECKS, *SHOWCASE_CHECKS],
         options={"policy": policy},
     )
     for policy, (suffix, question) in _SHOWCASE.items()
