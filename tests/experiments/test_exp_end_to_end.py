@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import default_sigint
+
 from experiments.history import read_history
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
@@ -67,7 +69,8 @@ def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch
 def test_ctrl_c_heals_cleans_up_and_writes_an_interrupted_report(fresh_lab, tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "redislab.cli", "run", "cache-primary-kill", "--backend", "local",
                              "--duration", "30", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
     def injected() -> bool:
         histories = list(tmp_path.glob("*/history.jsonl"))

@@ -9,6 +9,8 @@ import time
 import uuid
 
 import pytest
+
+from tests.procs import default_sigint
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -159,7 +161,8 @@ def test_heal_restores_a_clean_state_after_the_injector_died(single: api.Topolog
 
 def test_sigint_in_the_middle_of_a_fault_leaves_nothing_behind(single: api.Topology) -> None:
     proc = subprocess.Popen([*REDISLAB, "fault", "latency", "--target", "redis-1", "latency_ms=500",
-                             "--duration", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--duration", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     tox = ToxiproxyAPI()
     wait_until(lambda: tox.toxics().get("redis-1"), 30, "latency toxic present")
     proc.send_signal(signal.SIGINT)
