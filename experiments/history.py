@@ -14,7 +14,16 @@ relative to the run's t0 (``time.monotonic()`` at writer creation). ``wall``
 is Unix seconds (wall clock), only for lining up with other logs.
 
 Outcomes follow Jepsen: ``ok`` (it happened), ``fail`` (it certainly did not
-happen), ``unknown`` (a timeout or lost connection: it may have happened).
+happen), ``unknown`` (a timeout or lost connection on an operation with an
+effect: it may have happened). A read has no effect, so a read that raised is
+``fail`` from the user's view, never ``unknown``.
+
+Record kinds (``Op.kind``): ``workload`` (one operation of the open-loop
+workload, as a user issued it: the only records availability, latency, send
+lag and recovery figures are computed over), ``step`` (a sub-step of a workload
+operation, e.g. a lock's acquire / fenced write / release) and ``worker`` (work
+done by a background process, e.g. a queue consumer handling a job). Steps
+and worker records feed the pattern checks and are reported apart.
 """
 
 from __future__ import annotations
@@ -26,9 +35,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterator, Literal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Op.kind, warm-up phase, topology events
 
 Outcome = Literal["ok", "fail", "unknown"]
 OK: Outcome = "ok"
@@ -38,7 +47,7 @@ OUTCOMES: tuple[Outcome, ...] = (OK, FAIL, UNKNOWN)
 
 # Event kinds. Producers may add their own kinds; these are the ones the
 # report and checks understand.
-FAULT_INJECT = "fault_inject"  # fields: fault (id), label, color?, target?
+FAULT_INJECT = "fault_inject"  # fields: fault (id), label, target?
 FAULT_HEAL = "fault_heal"      # fields: fault (id matching the inject), label
 PHASE = "phase"                # fields: name, start, end (s since t0)
 SERVER_INFO = "server_info"    # fields: node, info (dict of INFO fields)
@@ -47,6 +56,15 @@ ROLE = "role"                  # fields: node, role ("master"|"replica"|...)
 FINAL_STATE = "final_state"    # fields: anything the checks need (merged)
 RUN_START = "run_start"        # fields: workload parameters
 RUN_END = "run_end"            # fields: counts; absent => run was interrupted
+
+TOPOLOGY = "topology"          # fields: source, event, detail (what the topology said: Sentinel pub/sub ...)
+WARMUP = "warmup"              # the phase excluded from every figure (connection set-up, JIT of the pools)
+
+# Record kinds (Op.kind)
+WORKLOAD = "workload"
+STEP = "step"
+WORKER = "worker"
+KINDS = (WORKLOAD, STEP, WORKER)
 
 # Error type recorded for operations refused by the load generator itself
 # because too many operations were in flight (see experiments.workload).
@@ -71,6 +89,7 @@ class Op:
         error: error type name when outcome is not ok (e.g. ``"TimeoutError"``).
         node: the node that served it, when known.
         phase: name of the workload phase at ``intended``.
+        kind: ``workload`` | ``step`` | ``worker`` (see the module doc).
     """
 
     client: int
@@ -85,6 +104,7 @@ class Op:
     error: str | None = None
     node: str | None = None
     phase: str | None = None
+    kind: str = WORKLOAD
 
     @property
     def latency(self) -> float:
@@ -113,6 +133,7 @@ class Op:
             "start": self.start, "end": self.end, "wall": self.wall,
             "outcome": self.outcome, "value": self.value,
             "error": self.error, "node": self.node, "phase": self.phase,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -125,7 +146,7 @@ class Op:
             intended=d["intended"], start=d["start"], end=d["end"],
             wall=d.get("wall", math.nan), outcome=outcome,
             value=d.get("value"), error=d.get("error"), node=d.get("node"),
-            phase=d.get("phase"),
+            phase=d.get("phase"), kind=d.get("kind", WORKLOAD),
         )
 
 
@@ -163,16 +184,42 @@ class FaultWindow:
     label: str
     start: float
     end: float | None
-    color: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """One fault cycle (s since t0): the fault window ``[inject, heal)`` and what
+    follows it, ``[heal, next)`` where ``next`` is the next inject or the end of
+    the run. The one definition of "during the fault" used by every figure: an
+    operation is *during* the fault when it was intended before the heal and was
+    still in flight at (or began after) the inject, so the requests the fault hit
+    in flight count as hit; it is *after the heal* when intended after the heal and
+    finished before the next inject."""
+
+    index: int  # 1-based
+    fault: FaultWindow
+    next: float  # the next cycle's inject, or the end of the run
+    prev: float = -math.inf  # the previous cycle's heal
+
+    @property
+    def start(self) -> float:
+        return self.fault.start
+
+    @property
+    def heal(self) -> float:
+        """When the fault was healed (the end of the run if it never was)."""
+        return self.fault.end if self.fault.end is not None else self.next
 
 
 @dataclass(frozen=True, slots=True)
 class PhaseWindow:
-    """A workload phase interval (s since t0)."""
+    """A workload phase interval (s since t0); ``cycle`` numbers the fault cycle a
+    ``fault`` or ``recovery`` phase belongs to (1-based), None for the others."""
 
     name: str
     start: float
     end: float
+    cycle: int | None = None
 
 
 @dataclass
@@ -191,6 +238,44 @@ class History:
     def __post_init__(self) -> None:
         self.ops.sort(key=lambda o: o.intended)
         self.events.sort(key=lambda e: e.t)
+
+    @property
+    def workload(self) -> list[Op]:
+        """The workload's own operations after the warm-up: what every availability,
+        latency, send-lag and recovery figure is computed over."""
+        return [o for o in self.ops if o.kind == WORKLOAD and o.phase != WARMUP]
+
+    def records_of(self, kind: str) -> list[Op]:
+        """Ops of one record kind (``workload``, ``step``, ``worker``), warm-up included."""
+        return [o for o in self.ops if o.kind == kind]
+
+    def warmup_end(self) -> float | None:
+        """End of the declared warm-up phase (s since t0), None without one."""
+        return next((p.end for p in self.phase_windows() if p.name == WARMUP), None)
+
+    def cycles(self) -> list[Cycle]:
+        """The fault cycles, in order (see :class:`Cycle`)."""
+        windows = self.fault_windows()
+        end = self.t_end
+        out: list[Cycle] = []
+        for i, w in enumerate(windows):
+            nxt = windows[i + 1].start if i + 1 < len(windows) else max(end, w.end or end)
+            out.append(Cycle(i + 1, w, nxt, out[-1].heal if out else -math.inf))
+        return out
+
+    def before_faults(self) -> list[Op]:
+        """Workload ops (after the warm-up) that finished before the first fault: the baseline."""
+        windows = self.fault_windows()
+        cut = windows[0].start if windows else math.inf
+        return [o for o in self.workload if o.end < cut]
+
+    def during(self, c: Cycle) -> list[Op]:
+        """Workload ops during cycle ``c``'s fault (intended before the heal, in flight at or after the inject)."""
+        return [o for o in self.workload if c.prev <= o.intended < c.heal and o.end >= c.start]
+
+    def after(self, c: Cycle) -> list[Op]:
+        """Workload ops after cycle ``c``'s heal (intended after it, finished before the next inject)."""
+        return [o for o in self.workload if c.heal <= o.intended and o.end < c.next]
 
     def events_of(self, *kinds: str) -> list[Event]:
         return [e for e in self.events if e.kind in kinds]
@@ -220,7 +305,7 @@ class History:
         for e in self.events_of(PHASE):
             f = e.fields
             out.append(PhaseWindow(str(f["name"]), float(f.get("start", e.t)),
-                                   float(f.get("end", math.inf))))
+                                   float(f.get("end", math.inf)), f.get("cycle")))
         return out
 
     def final_state(self) -> dict[str, Any]:
@@ -243,8 +328,7 @@ class History:
 
 
 def _window(fid: str, inj: Event, end: float | None) -> FaultWindow:
-    return FaultWindow(fid, str(inj.fields.get("label", fid)), inj.t, end,
-                       inj.fields.get("color"))
+    return FaultWindow(fid, str(inj.fields.get("label", fid)), inj.t, end)
 
 
 class HistoryWriter:
@@ -373,10 +457,3 @@ def read_history(path: str | Path) -> History:
         else:
             bad += 1
     return History(ops, events, meta, bad)
-
-
-def history_from(records: Iterable[Op | Event]) -> History:
-    """Build a History from in-memory records (tests, re-analysis)."""
-    records = list(records)
-    return History([r for r in records if isinstance(r, Op)],
-                   [r for r in records if isinstance(r, Event)])

@@ -26,18 +26,33 @@ from topologies.api import Topology
 
 @dataclass(frozen=True)
 class Profile:
-    """Phase lengths (s) and load. ``quick`` is for CI and a hurried user."""
+    """Phase lengths (s), fault cycles and load. ``quick`` is for CI and a hurried user.
 
+    The schedule: ``warmup`` (load runs, excluded from every figure: connection
+    set-up), ``baseline``, then ``cycles`` times (``fault`` -> ``recovery``): every
+    figure is reported as its median and range over the cycles."""
+
+    warmup_s: float
     baseline_s: float
     fault_s: float
     recovery_s: float
+    cycles: int
     rate: float  # ops/s, all clients together
     clients: int
 
+    @property
+    def total_s(self) -> float:
+        return self.warmup_s + self.baseline_s + self.cycles * (self.fault_s + self.recovery_s)
+
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        """``(name, seconds)`` in order, as the workload schedules them."""
+        return (("warmup", self.warmup_s), ("baseline", self.baseline_s),
+                *(p for _ in range(self.cycles) for p in (("fault", self.fault_s), ("recovery", self.recovery_s))))
+
 
 PROFILES = {
-    "quick": Profile(baseline_s=3, fault_s=6, recovery_s=6, rate=200, clients=8),
-    "full": Profile(baseline_s=15, fault_s=30, recovery_s=30, rate=500, clients=16),
+    "quick": Profile(warmup_s=1, baseline_s=2, fault_s=4, recovery_s=5, cycles=2, rate=200, clients=8),
+    "full": Profile(warmup_s=2, baseline_s=8, fault_s=10, recovery_s=12, cycles=3, rate=500, clients=16),
 }
 
 
@@ -55,7 +70,11 @@ class RunContext:
 
 
 GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",
-                  "failover_time"]  # what every fault experiment is judged on, besides its pattern's checks
+                  "failover_time"]  # what every fault experiment is judged on / measures, besides its pattern's checks
+# The SLO of the steady-state hypothesis; ``during``: the SLO a design promises while the fault lasts (a fallback,
+# a breaker), None when it promises nothing then.
+HYPOTHESIS: dict[str, Any] = {"availability_min": 0.99, "p99_max_ms": 50.0, "during": None}
+SERVED_THROUGH = {**HYPOTHESIS, "during": {"availability_min": 0.99, "p99_max_ms": 50.0}}
 POOL_SIZE = 128  # connections a scenario's client may open (above any experiment's concurrency)
 
 
@@ -91,8 +110,11 @@ class Scenario:
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         raise NotImplementedError
 
+    async def before_fault(self, cycle: int) -> None:
+        """Called before each cycle's fault plan runs (e.g. re-pin a client to the current primary)."""
+
     async def after_heal(self) -> None:
-        """Called once the fault is healed (e.g. a supervisor restarting a killed worker)."""
+        """Called once the fault is healed, each cycle (e.g. a supervisor restarting a killed worker)."""
 
     async def finish(self) -> dict[str, Any]:
         """Drain, read back what the checks need (the final state), close everything."""
@@ -136,7 +158,7 @@ class PatternLoad:
     pattern: str  # "cache-aside", "lock", ...
     scenario: type[Scenario]
     checks: list[Any]  # pattern-specific checks (the generic ones are added by the matrix)
-    hypothesis: dict[str, Any] = field(default_factory=lambda: {"availability_min": 0.99, "p99_max_ms": 50.0})
+    hypothesis: dict[str, Any] = field(default_factory=lambda: dict(HYPOTHESIS))
     options: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 64
     topologies: tuple[str, ...] = ("single", "sentinel", "cluster")  # where it can run

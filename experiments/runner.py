@@ -1,14 +1,17 @@
 """Run one experiment end to end: topology, scenario, open-loop workload, fault
-schedule, server view, history, checks, report.
+schedule, server view, topology events, history, checks, report.
 
-Phases: ``baseline`` -> ``fault`` (the fault is injected at its start) ->
-``recovery`` (healed at its start). Ctrl-C (or SIGTERM through the CLI) heals,
-cleans up and still writes a report marked interrupted.
+Phases: ``warmup`` (excluded from every figure) -> ``baseline`` -> N cycles of
+``fault`` (the fault is injected at its start) -> ``recovery`` (healed at its
+start). Ctrl-C (or SIGTERM through the CLI) heals, cleans up and still writes a
+report marked interrupted. A final read that fails does not abort the run: the
+checks that needed it say ``unknown`` and the report names the reason.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import shlex
@@ -26,6 +29,7 @@ from experiments.history import FAIL, OK, HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
 from experiments.server_view import ServerView
+from experiments.topology_events import TopologyEvents
 from experiments.workload import OpResult, WorkloadConfig, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
@@ -45,6 +49,7 @@ class RunRequest:
     seed: int = 1
     out: str = "results"
     progress: bool = True
+    cycles: int | None = None  # fault cycles (default: the profile's)
 
     def reproduce(self, topology: str, backend: str) -> str:
         cmd = ["redislab", "run", self.experiment, "--topology", topology, "--backend", backend,
@@ -53,23 +58,37 @@ class RunRequest:
             cmd += ["--duration", f"{self.duration_s:g}"]
         if self.rate is not None:
             cmd += ["--rate", f"{self.rate:g}"]
+        if self.cycles is not None:
+            cmd += ["--cycles", str(self.cycles)]
         return shlex.join(cmd)
 
 
+MAX_CYCLES = 20
+
+
 def _profile(req: RunRequest, rate_factor: float = 1.0) -> Profile:
+    """The profile this request runs: phases scaled to ``--duration``, ``--cycles`` and ``--rate`` applied."""
     if req.profile not in PROFILES:
         raise UnknownNameError("profile", req.profile, list(PROFILES))
     p = PROFILES[req.profile]
-    total = p.baseline_s + p.fault_s + p.recovery_s
+    cycles = p.cycles if req.cycles is None else req.cycles
+    if not 1 <= cycles <= MAX_CYCLES:
+        raise LabError(f"--cycles {cycles} is out of range; accepted: 1..{MAX_CYCLES}")
+    p = dataclasses.replace(p, cycles=cycles)
     scale = 1.0
     if req.duration_s is not None:
         if not 3 <= req.duration_s <= 86_400:
             raise LabError(f"--duration {req.duration_s:g} is out of range; accepted: 3..86400 seconds")
-        scale = req.duration_s / total
+        scale = req.duration_s / p.total_s
     rate = p.rate * rate_factor if req.rate is None else req.rate
     if not 1 <= rate <= 100_000:
         raise LabError(f"--rate {rate:g} is out of range; accepted: 1..100000 operations per second")
-    return Profile(p.baseline_s * scale, p.fault_s * scale, p.recovery_s * scale, rate, p.clients)
+    return dataclasses.replace(p, warmup_s=p.warmup_s * scale, baseline_s=p.baseline_s * scale,
+                               fault_s=p.fault_s * scale, recovery_s=p.recovery_s * scale, rate=rate)
+
+
+MAX_IN_FLIGHT = 5000  # operations in flight at most; beyond, the generator drops (and counts) them
+FINAL_READ_TIMEOUT_S = 90.0
 
 
 class _Progress:
@@ -124,7 +143,8 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
         config = {
             "run_id": run_id, "experiment": exp.name, "summary": exp.summary, "pattern": exp.pattern,
             "topology": topo.name, "backend": topo.backend.name, "profile": req.profile, "seed": req.seed,
-            "workload": asdict(profile), "fault": exp.fault_label, "hypothesis": exp.hypothesis,
+            "workload": asdict(profile), "cycles": profile.cycles, "fault": exp.fault_label,
+            "hypothesis": exp.hypothesis,
             "checks": exp.checks, "options": exp.options, "reproduce": req.reproduce(topo.name, topo.backend.name),
             "topology_options": asdict(topo.spec.options),
         }
@@ -159,7 +179,7 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
         progress = _Progress()
         active: list[Fault] = []
         final_state: dict[str, Any] = {}
-        total = profile.baseline_s + profile.fault_s + profile.recovery_s
+        total = profile.total_s
 
         slots = asyncio.Semaphore(exp.concurrency)
 
@@ -176,9 +196,11 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
             return res
 
         async def on_phase(window: Any) -> None:
-            progress.phase = window.name
+            progress.phase = window.name + (f" {window.cycle}/{profile.cycles}" if window.cycle else "")
             if window.name == "fault":
-                fault = exp.fault(topo, scenario)
+                await scenario.before_fault(window.cycle)
+                # the plan may talk to Redis (which node is primary now?) or arm a process: never on the loop
+                fault = await asyncio.to_thread(exp.fault, topo, scenario)
                 await asyncio.to_thread(injector.inject, fault)
                 active.append(fault)
                 progress.fault = repr(fault)
@@ -188,11 +210,10 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                 await scenario.after_heal()
 
         workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
-                                  phases=(("baseline", profile.baseline_s), ("fault", profile.fault_s),
-                                          ("recovery", profile.recovery_s)), max_in_flight=5000)
+                                  phases=profile.phases(), max_in_flight=MAX_IN_FLIGHT)
         display = (Live(progress.table(exp, total), console=console, refresh_per_second=4) if req.progress
                    else contextlib.nullcontext())
-        with ServerView(topo, writer), display as live:
+        with ServerView(topo, writer), TopologyEvents(topo, writer), display as live:
             async def refresh() -> None:
                 while live is not None:
                     live.update(progress.table(exp, total))
@@ -208,9 +229,20 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                 try:
                     while active:
                         await asyncio.to_thread(injector.heal, active.pop())
-                    final_state = await asyncio.wait_for(scenario.finish(), timeout=90)
+                    final_state = await _final_state(scenario)
                 finally:
                     writer.event("final_state", **final_state)
                     refresher.cancel()
                     if live is not None:
                         live.update(progress.table(exp, total))
+
+
+async def _final_state(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's final read; one that fails or hangs becomes ``final_read_error`` (the checks
+    that needed the read say ``unknown`` and the report names the reason) instead of aborting the run."""
+    try:
+        return await asyncio.wait_for(scenario.finish(), timeout=FINAL_READ_TIMEOUT_S)
+    except (asyncio.TimeoutError, TimeoutError):
+        return {"final_read_error": f"the final read did not finish within {FINAL_READ_TIMEOUT_S:g} s"}
+    except Exception as exc:  # noqa: BLE001 - any failure of the final read is reported, never raised
+        return {"final_read_error": f"{type(exc).__name__}: {exc}"[:300]}

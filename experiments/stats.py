@@ -1,10 +1,17 @@
-"""Statistics derived from a history: latency percentiles, throughput, errors.
+"""Statistics derived from a history: latency percentiles, throughput, errors, spread.
+
+Every figure here is computed over the records it is given; callers pass the
+workload's own operations after the warm-up (``History.workload``), never lock
+steps or worker records.
 
 Latencies are recorded into HdrHistograms in **microseconds** (1 µs to 1 h,
 3 significant digits) and reported in **milliseconds** (keys ending ``_ms``).
-Latency is ``end - intended`` (includes send lag). Operations refused by the
-load generator (error ``overload``) never ran and have no latency; they count
-in totals and error rates.
+Latency is ``end - intended`` (includes send lag: no coordinated omission).
+Latency percentiles are those of **successful** operations; the time failed
+operations took to fail is reported apart (``error_*_ms``). Operations dropped
+by the load generator at its in-flight cap (error ``overload``) never ran:
+they count as failures in availability and are counted as ``dropped`` beside
+every latency figure, since their latency is unbounded and unknown.
 
 Time buckets group operations by **completion time** (``end``): a bucket's
 throughput is ok ops completed per second in it, and its error rate is the
@@ -13,6 +20,8 @@ share of ops completed in it that were not ok.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
@@ -32,15 +41,15 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(HDR_LOW_US, HDR_HIGH_US, HDR_DIGITS)
 
 
-def has_latency(op: Op) -> bool:
-    """False for ops the load generator refused (they never ran)."""
-    return op.error != OVERLOAD
+def dropped(op: Op) -> bool:
+    """True for ops the load generator refused at its in-flight cap (they never ran)."""
+    return op.error == OVERLOAD
 
 
 def record(h: HdrHistogram, ops: Iterable[Op]) -> HdrHistogram:
     """Record the latency (µs, clamped to the histogram range) of ``ops``.
     Equal values are counted first: ``record_value`` is pure Python."""
-    counts = Counter(int(round((o.end - o.intended) * 1e6)) for o in ops if has_latency(o))
+    counts = Counter(int(round((o.end - o.intended) * 1e6)) for o in ops if not dropped(o))
     for us, n in counts.items():
         h.record_value(min(max(us, HDR_LOW_US), HDR_HIGH_US), n)
     return h
@@ -76,24 +85,30 @@ def latency_from_histogram(h: HdrHistogram, mean_ms: float | None = None
 
 
 def latency_stats(ops: Iterable[Op]) -> LatencyStats | None:
-    """Latency percentiles of ``ops`` (None when none has a latency)."""
-    ops = [o for o in ops if has_latency(o)]
-    if not ops:
+    """Latency percentiles of ``ops`` (None when none ran); callers choose which ops."""
+    ran = [o for o in ops if not dropped(o)]
+    if not ran:
         return None
-    mean_ms = sum(o.latency for o in ops) / len(ops) * 1000
-    return latency_from_histogram(record(new_histogram(), ops), mean_ms)
+    mean_ms = sum(o.latency for o in ran) / len(ran) * 1000
+    return latency_from_histogram(record(new_histogram(), ran), mean_ms)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Outcome counts, availability (ok / total) and latency of a set of ops."""
+    """What users saw over a set of workload ops.
+
+    ``total`` = ``ok + fail + unknown + dropped``; ``availability`` = ok / total;
+    ``latency``: successful ops only; ``error_latency``: how long the launched
+    non-ok ops took to fail (time to error)."""
 
     total: int
     ok: int
     fail: int
     unknown: int
+    dropped: int
     availability: float | None
     latency: LatencyStats | None
+    error_latency: LatencyStats | None
 
     @property
     def error_rate(self) -> float | None:
@@ -101,47 +116,77 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"ops": self.total, "ok": self.ok, "fail": self.fail,
-                             "unknown": self.unknown,
+                             "unknown": self.unknown, "dropped": self.dropped,
                              "availability": self.availability,
                              "error_rate": self.error_rate}
         lat = self.latency.to_json() if self.latency else {}
         for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"):
             d[k] = lat.get(k)
+        err = self.error_latency.to_json() if self.error_latency else {}
+        d["error_p50_ms"], d["error_p99_ms"] = err.get("p50_ms"), err.get("p99_ms")
         return d
 
 
 def summarize(ops: Sequence[Op]) -> Summary:
-    """Counts, availability and latency percentiles of ``ops``."""
+    """Counts, availability, latency of successes and time to error of ``ops``."""
     counts = {OK: 0, FAIL: 0, UNKNOWN: 0}
+    n_dropped = 0
     for o in ops:
-        counts[o.outcome] += 1
+        if dropped(o):
+            n_dropped += 1
+        else:
+            counts[o.outcome] += 1
     n = len(ops)
-    return Summary(n, counts[OK], counts[FAIL], counts[UNKNOWN],
-                   counts[OK] / n if n else None, latency_stats(ops))
+    return Summary(n, counts[OK], counts[FAIL], counts[UNKNOWN], n_dropped,
+                   counts[OK] / n if n else None, latency_stats(o for o in ops if o.ok),
+                   latency_stats(o for o in ops if not o.ok))
 
 
-def phase_order(history: History) -> list[str]:
-    """Phase names in order of first appearance (phase events first)."""
-    names: list[str] = [p.name for p in history.phase_windows()]
-    for o in history.ops:
-        if o.phase is not None and o.phase not in names:
-            names.append(o.phase)
-    return names
+@dataclass(frozen=True)
+class Spread:
+    """A figure over repeated measurements (fault cycles, repeated runs): median and
+    range of the values that exist, and how many there were (``n``)."""
+
+    median: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> "Spread":
+        xs = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
+        if not xs:
+            return cls(None, None, None, 0)
+        return cls(statistics.median(xs), xs[0], xs[-1], len(xs))
+
+    def overlaps(self, other: "Spread") -> bool:
+        """True when the two ranges overlap (or either is empty): no difference can be claimed."""
+        if self.low is None or other.low is None or self.high is None or other.high is None:
+            return True
+        return self.low <= other.high and other.low <= self.high
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def by_phase(history: History) -> dict[str, Summary]:
-    """Summary per phase (ops tagged with the phase of their intended time)."""
-    groups: dict[str, list[Op]] = {name: [] for name in phase_order(history)}
-    for o in history.ops:
-        groups.setdefault(o.phase or "-", []).append(o)
-    return {k: summarize(v) for k, v in groups.items() if v}
+def baseline_throughput(history: History) -> float | None:
+    """Mean ok workload ops/s before the first fault (after the warm-up), measured
+    over the span of those ops' intended times."""
+    ops = history.before_faults()
+    if len(ops) < 2:
+        return None
+    span = ops[-1].intended - ops[0].intended
+    if span <= 0:
+        return None
+    # n ops spread over span seconds: rate = (n - 1) / span for evenly spaced
+    return sum(1 for o in ops if o.ok) * (len(ops) - 1) / len(ops) / span
 
 
 @dataclass(frozen=True)
 class Bucket:
     """One time bucket: ``start`` (s since t0), ``width`` (s), counts of ops
     completed in it, ``throughput`` (ok ops/s), ``error_rate`` (non-ok share,
-    None if empty), latency p50/p99 (ms, None if none)."""
+    None if empty), latency p50/p99 of its successful ops (ms, None if none)."""
 
     start: float
     width: float
@@ -189,7 +234,7 @@ def time_buckets(ops: Sequence[Op], width: float = 1.0,
     out = []
     for i, s in enumerate(slots):
         # a fresh histogram is cheaper than HdrHistogram.reset()
-        lat = latency_stats(s) if latency and s else None
+        lat = latency_stats(o for o in s if o.ok) if latency and s else None
         c = {OK: 0, FAIL: 0, UNKNOWN: 0}
         for o in s:
             c[o.outcome] += 1
@@ -205,23 +250,6 @@ def ops_between(ops: Iterable[Op], start: float, end: float,
     return [o for o in ops if start <= getattr(o, key) < end]
 
 
-def baseline_throughput(history: History, baseline_phase: str = "baseline"
-                        ) -> float | None:
-    """Mean ok ops/s during the baseline: the phase named ``baseline_phase``
-    if present, else everything before the first fault (or the whole run).
-    Measured over the span of the baseline ops' intended times."""
-    ops = [o for o in history.ops if o.phase == baseline_phase]
-    if not ops:
-        faults = history.fault_windows()
-        cut = faults[0].start if faults else float("inf")
-        ops = [o for o in history.ops if o.intended < cut]
-    if len(ops) < 2:
-        return None
-    span = ops[-1].intended - ops[0].intended
-    if span <= 0:
-        return None
-    # n ops spread over span seconds: rate = (n - 1) / span for evenly spaced
-    return sum(1 for o in ops if o.ok) * (len(ops) - 1) / len(ops) / span
 
 
 def server_summary(history: History) -> dict[str, dict[str, Any]]:

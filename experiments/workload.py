@@ -36,7 +36,7 @@ import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple, Sequence
+from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple
 
 from hdrh.histogram import HdrHistogram
 from redis.exceptions import RedisError
@@ -61,6 +61,10 @@ HDR_MAX_US = 3_600_000_000  # highest trackable latency: 1 hour, in µs
 HDR_DIGITS = 3              # significant digits
 
 
+def _classify_effect(exc: BaseException) -> tuple[Outcome, str]:
+    return classify(exc)
+
+
 class OpResult(NamedTuple):
     """What an op function returns. ``(name, args, value)`` tuples also work."""
 
@@ -82,14 +86,14 @@ _NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsErr
 
 
 def classify(exc: BaseException) -> tuple[Outcome, str]:
-    """Map an exception to (outcome, error type).
+    """Map an exception raised by an operation *with an effect* to (outcome, error type).
 
     An exception that wraps another (``raise X from redis_error``) and is not itself
     a Redis or OS error is judged by its cause.
     Timeouts and dropped connections -> ``unknown`` (the command may have run);
     a refused connection, a "connecting to" failure, an exhausted client pool,
     loading/auth errors and every other error (e.g. READONLY, ClusterDown)
-    -> ``fail``.
+    -> ``fail``. For a read, see :func:`classify_read`.
     """
     cause = exc.__cause__
     if cause is not None and not isinstance(exc, (RedisError, OSError)):
@@ -108,14 +112,24 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
     return FAIL, name
 
 
+def classify_read(exc: BaseException) -> tuple[Outcome, str]:
+    """A read has no effect: whatever it raised, it failed from the user's view
+    (``fail``), never ``unknown``; the error type is named as :func:`classify` names it."""
+    return FAIL, classify(exc)[1]
+
+
 async def attempt(op: str, args: Any, awaitable: Awaitable[Any], *,
-                  timeout: float | None = None, node: str | None = None,
-                  classify: Callable[[BaseException], tuple[Outcome, str]] = classify,
+                  timeout: float | None = None, node: str | None = None, read: bool = False,
+                  classify: Callable[[BaseException], tuple[Outcome, str]] | None = None,
                   ) -> OpResult:
     """Await a client call and turn its result or exception into an OpResult.
 
-    ``timeout`` is in seconds; exceeding it gives ``unknown``/``TimeoutError``.
+    ``timeout`` is in seconds; exceeding it gives ``unknown``/``TimeoutError`` (``fail``
+    for a ``read``: an operation without effect). ``classify`` overrides the mapping
+    of exceptions to outcomes (default: :func:`classify`, or :func:`classify_read`).
     """
+    if classify is None:
+        classify = classify_read if read else _classify_effect
     try:
         if timeout is None:
             value = await awaitable
@@ -170,13 +184,16 @@ class WorkloadConfig:
         return sum(d for _, d in self.phases)
 
     def phase_windows(self, offset: float = 0.0) -> list[PhaseWindow]:
-        """Phases as windows starting at ``offset`` (s since t0). Without
-        phases, one phase ``main`` covers the run."""
+        """Phases as windows starting at ``offset`` (s since t0); each ``fault``
+        phase starts a new cycle, numbered from 1, and the ``recovery`` after it
+        shares its number. Without phases, one phase ``main`` covers the run."""
         if not self.phases:
             return [PhaseWindow("main", offset, offset + self.total_duration)]
-        out, t = [], offset
+        out, t, cycle = [], offset, 0
         for name, d in self.phases:
-            out.append(PhaseWindow(name, t, t + d))
+            if name == "fault":
+                cycle += 1
+            out.append(PhaseWindow(name, t, t + d, cycle if name in ("fault", "recovery") and cycle else None))
             t += d
         return out
 
@@ -318,7 +335,7 @@ async def run_workload(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
             delay = w.start - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            writer.event(PHASE, name=w.name, start=w.start, end=w.end)
+            writer.event(PHASE, name=w.name, start=w.start, end=w.end, cycle=w.cycle)
             if on_phase is not None:
                 r = on_phase(w)
                 if inspect.isawaitable(r):
@@ -412,13 +429,3 @@ def benchmark_rate(rate: float, duration: float = 2.0, clients: int = 16,
                        lag.get_value_at_percentile(50) / 1000,
                        lag.get_value_at_percentile(99) / 1000,
                        lag.get_max_value() / 1000)
-
-
-def phases_from(spec: Sequence[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    """Validate a ``[(name, seconds), ...]`` phase list."""
-    out = []
-    for name, d in spec:
-        if d <= 0:
-            raise ValueError(f"phase {name!r} has non-positive duration {d}")
-        out.append((str(name), float(d)))
-    return tuple(out)

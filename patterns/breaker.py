@@ -22,6 +22,15 @@ Behaviour worth knowing (pybreaker 1.4.1, read from its source):
 * ``throw_new_error_on_trip=False``: the call that trips the breaker raises
   its own Redis error (counted by type), later calls raise
   ``CircuitBreakerError`` (counted as rejections).
+* Stragglers: pybreaker judges a call's outcome with the state object captured
+  when the call *started*. Under load, calls that started while the breaker was
+  closed and fail after it tripped would each call ``open()`` again (an
+  ``open -> open`` transition that also restarts the open period: 20 in-flight
+  timeouts gave 17 spurious transitions). ``AsyncBreaker`` hands pybreaker only
+  the outcomes of calls that started in the breaker's current state; a
+  straggler's failure is raised to its caller and counted in ``stragglers``,
+  so there is one transition per state change and the open period runs from
+  the first trip.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ class AsyncBreaker:
         self.transitions: list[Transition] = []
         self._listeners: list[StateListener] = []
         self._trial_in_flight = False
+        self.stragglers = 0  # failures of calls that started before the last state change (not fed to pybreaker)
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
@@ -96,15 +106,25 @@ class AsyncBreaker:
         in half-open while another call is the trial."""
         if self._trial_in_flight:
             raise CircuitBreakerError("half-open: a trial call is already in flight")
+        straggler: BaseException | None = None
         with self.breaker.calling():
             # no await between the check above and here: asyncio cannot interleave another call
             trial = self.breaker.current_state == "half-open"
             self._trial_in_flight = trial
+            epoch = len(self.transitions)  # the state this call started in
             try:
                 return await op()
+            except BaseException as exc:
+                if len(self.transitions) == epoch or _not_a_redis_failure(exc):
+                    raise
+                # the breaker changed state while this call was in flight: its failure says nothing
+                # about the current state; leaving the block normally keeps it from pybreaker
+                straggler = exc
             finally:
                 if trial:
                     self._trial_in_flight = False
+        self.stragglers += 1
+        raise straggler
 
 
 def _not_a_redis_failure(exc: BaseException) -> bool:

@@ -169,20 +169,36 @@ def list_experiments() -> None:
 @click.argument("experiment")
 @click.option("--topology", default=None, help="topology to run on (default: the experiment's own)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
-@click.option("--profile", default="quick", show_default=True, help="quick (CI: 3 + 6 + 6 s) or full (15 + 30 + 30 s)")
+@click.option("--profile", default="quick", show_default=True,
+              help="quick (CI: 1 s warm-up + 2 s baseline + 2 x (4 s fault + 5 s recovery)) or full "
+                   "(2 + 8 + 3 x (10 + 12) s)")
 @click.option("--duration", "duration_s", type=float, default=None, help="total seconds (phases scale)")
 @click.option("--rate", type=float, default=None, help="target operations per second (all clients)")
+@click.option("--cycles", type=int, default=None, help="fault cycles (default: the profile's)")
+@click.option("--repeat", type=int, default=1, show_default=True,
+              help="runs, with seeds SEED..SEED+N-1; figures are pooled over every cycle of every run")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 def run(experiment: str, topology: str | None, backend: str, profile: str, duration_s: float | None,
-        rate: float | None, seed: int, out_dir: str) -> None:
-    """Run an experiment: load, fault schedule, history, checks, report."""
+        rate: float | None, cycles: int | None, repeat: int, seed: int, out_dir: str) -> None:
+    """Run an experiment: load, fault cycles, history, claims, measurements, report."""
+    from experiments.answer import LABELS, spread_text
+    from experiments.report import one_line
     from experiments.runner import RunRequest, run_experiment
-    run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed, out_dir),
-                             console=err)
-    result = json.loads((run_dir / "result.json").read_text())
-    out.print(f"verdict: [bold]{result['verdict']}[/]  report: {run_dir / 'report.md'}  "
-              f"plot: {run_dir / 'timeline.png'}")
+    from experiments.catalogue import MAX_REPEAT
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
+    results = []
+    for n in range(repeat):
+        run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
+                                            out_dir, cycles=cycles), console=err)
+        result = json.loads((run_dir / "result.json").read_text())
+        results.append(result)
+        out.print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
+                  f"plot: {run_dir / 'timeline.png'}", highlight=False)
+    if repeat > 1:
+        for key in ("availability_during", "p99_during_ms", "failover_s", "recover_s"):
+            out.print(f"over {repeat} runs, {LABELS[key]}: {spread_text(results, key)}", highlight=False)
 
 
 @cli.command()
@@ -213,19 +229,22 @@ def report(run_dir: str | None, out_dir: str) -> None:
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 @click.option("--only", default=None, help="comma-separated patterns or showcases to run (default: all)")
-def demo(profile: str, backend: str, out_dir: str, only: str | None) -> None:
+@click.option("--repeat", type=int, default=1, show_default=True, help="runs per row (seeds 1..N), pooled")
+def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int) -> None:
     """Run the catalogue: every pattern through kill / latency / partition, and the showcases."""
-    from experiments.catalogue import run_catalogue, verify
     from pathlib import Path
+
+    from experiments.catalogue import run_catalogue, verify
     sections = set(only.split(",")) if only else None
-    outcomes, index = run_catalogue(profile, backend, out_dir, console=err,
+    command = "redislab demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "redislab demo"
+    outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,
                                     only=lambda i: sections is None or i.section in sections)
-    verdicts = [o.result["verdict"] if o.result else "error" for o in outcomes]
-    out.print(f"{len(outcomes)} runs: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
-                                                   ("pass", "fail", "unknown", "error") if verdicts.count(v)))
+    verdicts = [o.results[-1]["verdict"] if o.results else "error" for o in outcomes]
+    out.print(f"{len(outcomes)} rows: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
+                                                   ("held", "violated", "unknown", "error") if verdicts.count(v)))
     for o in outcomes:
-        if o.result is None:
-            out.print(f"  error in {o.item.experiment} on {o.item.topology}: {o.error}")
+        if o.error is not None:
+            out.print(f"  error in {o.item.experiment} on {o.item.topology}: {o.error}", highlight=False)
     out.print(f"answers: {index} (and {index.with_suffix('.html')})")
     problems = verify(Path(out_dir))
     if problems or "error" in verdicts:

@@ -1,9 +1,11 @@
 """Checks: pure functions ``check(history, final_state, params) -> CheckResult``.
 
-Adding a check: write the function in a family module and add one line to
-:data:`REGISTRY`. :func:`get_check` raises :class:`UnknownCheckError` (listing
-the known names) for an unknown name; :func:`run_check` turns a crash into an
-``unknown`` verdict; :func:`worst` combines verdicts (fail > unknown > pass).
+A check is a **claim** (held / violated / unknown) or a **measurement** (no
+verdict); see ``base``. Adding a check: write the function in a family module
+and add one line to :data:`REGISTRY`. :func:`get_check` raises
+:class:`UnknownCheckError` (listing the known names) for an unknown name;
+:func:`run_check` turns a crash into an ``unknown`` verdict; :func:`worst`
+combines the claims' verdicts (violated > unknown > held).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from . import (
     writes,
 )
 from .base import (
-    FAIL,
-    PASS,
+    HELD,
     UNKNOWN,
+    VIOLATED,
     CheckFn,
     CheckParamError,
     CheckResult,
@@ -37,6 +39,7 @@ from .base import run_check as _run_fn
 
 REGISTRY: dict[str, CheckFn] = {
     "steady_state": availability.steady_state,
+    "during_fault": availability.during_fault,
     "errors_by_type": availability.errors_by_type,
     "send_lag": availability.send_lag,
     "time_to_detect": recovery.time_to_detect,
@@ -46,10 +49,12 @@ REGISTRY: dict[str, CheckFn] = {
     "counter": writes.counter,
     "leaderboard_increments": leaderboard.leaderboard_increments,
     "cache_stale_reads": cache.cache_stale_reads,
+    "cache_read_your_writes": cache.cache_read_your_writes,
     "cache_fallback": cache.cache_fallback,
     "lock_overlap": lock.lock_overlap,
     "fencing": lock.fencing,
     "rate_limit": ratelimit.rate_limit,
+    "false_rejections": ratelimit.false_rejections,
     "queue_delivery": queue.queue_delivery,
     "geo_results": geo.geo_results,
 }
@@ -82,7 +87,6 @@ def run_check(name: str, history: History, final_state: Mapping[str, Any] | None
     return _run_fn(name, get_check(name), history, final_state, params)
 
 
-
 def run_checks(specs: Iterable[str | Mapping[str, Any]], history: History,
                final_state: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """Run checks given as names or ``{"name": ..., "params": {...}}``.
@@ -94,6 +98,6 @@ def run_checks(specs: Iterable[str | Mapping[str, Any]], history: History,
     return [run_check(n, history, state, p) for n, p in norm]
 
 
-__all__ = ["REGISTRY", "CheckResult", "CheckFn", "CheckParamError", "Verdict", "PASS",
-           "FAIL", "UNKNOWN", "UnknownCheckError", "get_check", "run_check", "run_checks",
+__all__ = ["REGISTRY", "CheckResult", "CheckFn", "CheckParamError", "Verdict", "HELD",
+           "VIOLATED", "UNKNOWN", "UnknownCheckError", "get_check", "run_check", "run_checks",
            "worst"]

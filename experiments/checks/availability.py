@@ -1,5 +1,11 @@
-"""Steady-state hypothesis (availability and latency per phase) and errors
-by type."""
+"""The steady-state hypothesis (outside and, where the design promises it, during
+the fault), errors by type, and the load generator's own health.
+
+All of them look at the workload's own operations after the warm-up
+(``History.workload``): never lock steps or worker records. "During the fault"
+is one window per cycle, from the fault's inject event to its heal event
+(``History.cycles``).
+"""
 
 from __future__ import annotations
 
@@ -7,116 +13,114 @@ from collections import Counter, defaultdict
 from typing import Any, Mapping
 
 from ..history import History, Op
-from ..stats import phase_order, summarize
-from .base import FAIL, PASS, UNKNOWN, CheckResult, fmt_pct, get_params
+from ..stats import dropped, summarize
+from .base import UNKNOWN, CheckResult, fmt_pct, get_params, judged, measured
 
 STEADY_DEFAULTS = {
     "availability_min": 0.99,  # share of ops with outcome ok
-    "p99_max_ms": 50.0,        # ms, latency from intended start
-    "phases": None,            # phase names to judge; None = phases untouched by faults
+    "p99_max_ms": 50.0,        # ms, latency of successful ops from intended start
     "grace_s": 0.0,            # s after each heal excluded from judgement
 }
 
 
-def _in_fault(o: Op, windows: list[tuple[float, float]]) -> bool:
-    return any(a <= o.intended < b for a, b in windows)
+def _slo_text(p: Mapping[str, Any]) -> str:
+    return f"availability >= {fmt_pct(p['availability_min'])} and p99 <= {p['p99_max_ms']:g} ms"
+
+
+def _judge(segments: dict[str, list[Op]], p: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Summaries of each non-empty segment and the SLO violations among them."""
+    per: dict[str, Any] = {}
+    violations: list[str] = []
+    for name, ops in segments.items():
+        if not ops:
+            continue
+        s = summarize(ops).to_json()
+        per[name] = s
+        if s["availability"] is not None and s["availability"] < p["availability_min"]:
+            violations.append(f"{name}: availability {fmt_pct(s['availability'])} < {fmt_pct(p['availability_min'])}")
+        if s["p99_ms"] is not None and s["p99_ms"] > p["p99_max_ms"]:
+            violations.append(f"{name}: p99 {s['p99_ms']:.1f} ms > {p['p99_max_ms']:g} ms")
+    return per, violations
 
 
 def steady_state(history: History, final_state: Mapping[str, Any],
                  params: Mapping[str, Any]) -> CheckResult:
-    """Availability >= ``availability_min`` and p99 <= ``p99_max_ms`` in every
-    judged phase. By default a phase is judged when at least half its ops
-    were intended outside every fault window, and only those ops count
-    (phase boundaries and fault events never line up exactly). With
-    ``phases`` given, exactly those phases are judged on all their ops. Ops
-    intended within ``grace_s`` after a heal are ignored in judged phases.
-    Metrics hold every phase's figures, judged or not."""
+    """Claim: before the first fault, and after each heal (less ``grace_s``) until the
+    next fault, availability >= ``availability_min`` and p99 <= ``p99_max_ms``."""
     p = get_params("steady_state", params, STEADY_DEFAULTS)
-    faults = [(w.start, w.end if w.end is not None else float("inf"))
-              for w in history.fault_windows()]
-    graces = [(w.end, w.end + p["grace_s"]) for w in history.fault_windows()
-              if w.end is not None and p["grace_s"] > 0]
-    groups: dict[str, list[Op]] = {n: [] for n in phase_order(history)}
-    for o in history.ops:
-        groups.setdefault(o.phase or "-", []).append(o)
-    per_phase: dict[str, Any] = {}
-    violations: list[str] = []
-    judged_any = False
-    for name, ops in groups.items():
-        if not ops:
-            continue
-        outside = [o for o in ops if not _in_fault(o, faults)]
-        touched = len(outside) < len(ops)
-        if p["phases"] is not None:
-            judged, kept = name in p["phases"], ops
-        else:  # mostly outside the fault: judge its ops outside the fault
-            judged, kept = len(outside) * 2 >= len(ops), outside
-        kept = [o for o in kept if not _in_fault(o, graces)]
-        if not judged:
-            kept = ops
-        s = summarize(kept).to_json()
-        s["judged"] = judged and bool(kept)
-        s["fault_overlap"] = touched
-        per_phase[name] = s
-        if not s["judged"]:
-            continue
-        judged_any = True
-        if s["availability"] is not None and s["availability"] < p["availability_min"]:
-            violations.append(f"{name}: availability {fmt_pct(s['availability'])} "
-                              f"< {fmt_pct(p['availability_min'])}")
-        if s["p99_ms"] is not None and s["p99_ms"] > p["p99_max_ms"]:
-            violations.append(f"{name}: p99 {s['p99_ms']:.1f} ms > {p['p99_max_ms']:g} ms")
-    metrics = {"per_phase": per_phase, "hypothesis": {
-        "availability_min": p["availability_min"], "p99_max_ms": p["p99_max_ms"]},
-        "violations": violations}
-    hyp = (f"availability >= {fmt_pct(p['availability_min'])} and "
-           f"p99 <= {p['p99_max_ms']:g} ms")
-    if not judged_any:
-        return CheckResult("steady_state", UNKNOWN, metrics,
-                           f"No operations outside the fault window to test '{hyp}' on.")
-    judged = [n for n, s in per_phase.items() if s["judged"]]
+    claim = f"steady state outside the fault: {_slo_text(p)} before the fault and after each heal"
+    segments: dict[str, list[Op]] = {"before the fault": history.before_faults()}
+    for c in history.cycles():
+        if c.fault.end is not None:
+            segments[f"after heal {c.index}"] = [o for o in history.after(c) if o.intended >= c.heal + p["grace_s"]]
+    per, violations = _judge(segments, p)
+    metrics = {"per_segment": per, "hypothesis": {"availability_min": p["availability_min"],
+                                                  "p99_max_ms": p["p99_max_ms"], "grace_s": p["grace_s"]},
+               "violations": violations}
+    if not per:
+        return CheckResult("steady_state", UNKNOWN, metrics, "No operations outside the fault window to judge.",
+                           claim)
     if violations:
-        return CheckResult("steady_state", FAIL, metrics,
-                           f"Steady state ({hyp}) did not hold: " + "; ".join(violations) + ".")
-    return CheckResult("steady_state", PASS, metrics,
-                       f"Steady state ({hyp}) held in {', '.join(judged)}.")
+        return judged("steady_state", True, metrics, "Did not hold: " + "; ".join(violations) + ".", claim)
+    return judged("steady_state", False, metrics, f"Held in {', '.join(per)}.", claim)
+
+
+DURING_DEFAULTS = {"availability_min": 0.99, "p99_max_ms": 50.0}
+
+
+def during_fault(history: History, final_state: Mapping[str, Any],
+                 params: Mapping[str, Any]) -> CheckResult:
+    """Claim, for designs that promise to keep serving through the fault (a fallback,
+    a breaker): in every fault window, availability and p99 within the SLO."""
+    p = get_params("during_fault", params, DURING_DEFAULTS)
+    claim = f"served through the fault: {_slo_text(p)} in every fault window"
+    segments = {f"fault {c.index}": history.during(c) for c in history.cycles()}
+    per, violations = _judge(segments, p)
+    metrics = {"per_cycle": per, "violations": violations}
+    if not per:
+        return CheckResult("during_fault", UNKNOWN, metrics, "No operation was intended during a fault.", claim)
+    if violations:
+        return judged("during_fault", True, metrics, "Did not hold: " + "; ".join(violations) + ".", claim)
+    return judged("during_fault", False, metrics, f"Held in {', '.join(per)}.", claim)
 
 
 ERRORS_DEFAULTS = {
-    "allowed": None,  # error types that may appear; None = any (informational)
+    "allowed": None,  # error types that may appear; None = a measurement only
 }
 
 
 def errors_by_type(history: History, final_state: Mapping[str, Any],
                    params: Mapping[str, Any]) -> CheckResult:
-    """Counts of non-ok ops by error type, overall and per phase. Fails only
-    when ``allowed`` is given and another error type appears."""
+    """Counts of non-ok workload ops by error type, overall, by outcome and by window
+    (during a fault / outside). A measurement; a claim only when ``allowed`` is given
+    ("no error type outside ``allowed``")."""
     p = get_params("errors_by_type", params, ERRORS_DEFAULTS)
+    in_fault = {id(o) for c in history.cycles() for o in history.during(c)}
     by_type: Counter[str] = Counter()
     by_outcome: dict[str, Counter[str]] = defaultdict(Counter)
-    by_phase: dict[str, Counter[str]] = defaultdict(Counter)
-    for o in history.ops:
+    by_window: dict[str, Counter[str]] = defaultdict(Counter)
+    ops = history.workload
+    for o in ops:
         if o.ok:
             continue
         err = o.error or "(none)"
         by_type[err] += 1
-        by_outcome[o.outcome][err] += 1
-        by_phase[o.phase or "-"][err] += 1
+        by_outcome["dropped" if dropped(o) else o.outcome][err] += 1
+        by_window["during fault" if id(o) in in_fault else "outside fault"][err] += 1
     metrics = {"by_type": dict(by_type.most_common()),
                "by_outcome": {k: dict(v) for k, v in by_outcome.items()},
-               "by_phase": {k: dict(v) for k, v in by_phase.items()},
-               "non_ok": sum(by_type.values()), "ops": len(history.ops)}
-    if not by_type:
-        return CheckResult("errors_by_type", PASS, metrics, "No operation failed.")
+               "by_window": {k: dict(v) for k, v in by_window.items()},
+               "non_ok": sum(by_type.values()), "ops": len(ops)}
     listing = ", ".join(f"{k} x{v}" for k, v in by_type.most_common(5))
-    text = f"{metrics['non_ok']} of {len(history.ops)} operations were not ok: {listing}."
-    if p["allowed"] is not None:
-        bad = sorted(set(by_type) - set(p["allowed"]))
-        metrics["unexpected"] = bad
-        if bad:
-            return CheckResult("errors_by_type", FAIL, metrics,
-                               text + f" Unexpected error types: {', '.join(bad)}.")
-    return CheckResult("errors_by_type", PASS, metrics, text)
+    text = (f"{metrics['non_ok']} of {len(ops)} operations were not ok: {listing}." if by_type
+            else f"None of {len(ops)} operations failed.")
+    if p["allowed"] is None:
+        return measured("errors_by_type", metrics, text)
+    bad = sorted(set(by_type) - set(p["allowed"]))
+    metrics["unexpected"] = bad
+    claim = f"no error type other than {', '.join(p['allowed'])}"
+    return judged("errors_by_type", bool(bad), metrics,
+                  text + (f" Unexpected error types: {', '.join(bad)}." if bad else ""), claim)
 
 
 SEND_LAG_DEFAULTS = {"max_p99_ms": 10.0}  # ms of p99 send lag tolerated
@@ -124,19 +128,19 @@ SEND_LAG_DEFAULTS = {"max_p99_ms": 10.0}  # ms of p99 send lag tolerated
 
 def send_lag(history: History, final_state: Mapping[str, Any],
              params: Mapping[str, Any]) -> CheckResult:
-    """Health of the load generator itself: if ops started much later than
-    intended (p99 send lag above ``max_p99_ms``), the figures measure the
-    generator, not Redis, so the verdict is ``unknown`` (never ``fail``)."""
+    """A claim about the lab itself: the load generator kept its schedule (p99 send
+    lag <= ``max_p99_ms``). When it did not, the figures measure the generator, not
+    Redis: the verdict is ``unknown``, never ``violated``."""
     p = get_params("send_lag", params, SEND_LAG_DEFAULTS)
-    lags = sorted(o.send_lag for o in history.ops if o.error != "overload")
+    claim = f"the load generator kept its schedule (p99 send lag <= {p['max_p99_ms']:g} ms)"
+    lags = sorted(o.send_lag for o in history.workload if not dropped(o))
     if not lags:
-        return CheckResult("send_lag", UNKNOWN, {}, "No launched operations.")
+        return CheckResult("send_lag", UNKNOWN, {}, "No launched operations.", claim)
     p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000
-    m = {"send_lag_p99_ms": p99, "send_lag_max_ms": lags[-1] * 1000,
-         "max_p99_ms": p["max_p99_ms"]}
+    m = {"send_lag_p99_ms": p99, "send_lag_max_ms": lags[-1] * 1000, "max_p99_ms": p["max_p99_ms"]}
     if p99 > p["max_p99_ms"]:
         return CheckResult("send_lag", UNKNOWN, m,
                            f"The load generator fell behind (p99 send lag {p99:.1f} ms > "
-                           f"{p['max_p99_ms']:g} ms): latency figures are not trustworthy.")
-    return CheckResult("send_lag", PASS, m,
-                       f"The load generator kept its schedule (p99 send lag {p99:.2f} ms).")
+                           f"{p['max_p99_ms']:g} ms): latency figures are not trustworthy.", claim)
+    return judged("send_lag", False, m, f"The load generator kept its schedule (p99 send lag {p99:.2f} ms).",
+                  claim)

@@ -5,8 +5,16 @@ A check is a pure function::
     check(history: History, final_state: dict, params: dict) -> CheckResult
 
 ``final_state`` holds what was read from the system after the run (also kept
-in the history as ``final_state`` events). Verdicts are three-valued; a check
-that raises is reported ``unknown`` with the error text, never ``pass``.
+in the history as ``final_state`` events).
+
+Two kinds of result, kept apart:
+
+* a **claim** ("no acknowledged write is lost", "at most one holder at a
+  time") is judged ``held`` / ``violated`` / ``unknown``, with its evidence;
+  a claim that crashes is ``unknown``, never ``held``;
+* a **measurement** (errors by type, time to detect, failover time ...) has
+  no verdict (``None``): it is a figure, not a judgement, and never moves
+  the run's verdict.
 """
 
 from __future__ import annotations
@@ -15,43 +23,61 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping
 
+from ..fmt import pct, secs
 from ..history import History
 
-Verdict = Literal["pass", "fail", "unknown"]
-PASS: Verdict = "pass"
-FAIL: Verdict = "fail"
+Verdict = Literal["held", "violated", "unknown"]
+HELD: Verdict = "held"
+VIOLATED: Verdict = "violated"
 UNKNOWN: Verdict = "unknown"
-_RANK = {PASS: 0, UNKNOWN: 1, FAIL: 2}
+_RANK = {HELD: 0, UNKNOWN: 1, VIOLATED: 2}
+CLAIM, MEASUREMENT = "claim", "measurement"
 
 
 @dataclass
 class CheckResult:
-    """Outcome of one check: name, verdict, metrics (JSON-able) and a
-    plain-language explanation."""
+    """Outcome of one check: name, verdict (``None`` for a measurement), metrics
+    (JSON-able), a plain-language explanation and, for a claim, the claim in words."""
 
     name: str
-    verdict: Verdict
+    verdict: Verdict | None
     metrics: dict[str, Any] = field(default_factory=dict)
     explanation: str = ""
+    claim: str = ""
 
     def __post_init__(self) -> None:
-        if self.verdict not in _RANK:
-            raise ValueError(f"bad verdict {self.verdict!r}; expected pass|fail|unknown")
+        if self.verdict is not None and self.verdict not in _RANK:
+            raise ValueError(f"bad verdict {self.verdict!r}; expected held|violated|unknown or None")
+
+    @property
+    def kind(self) -> str:
+        return MEASUREMENT if self.verdict is None else CLAIM
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict,
+        return {"name": self.name, "kind": self.kind, "verdict": self.verdict, "claim": self.claim,
                 "metrics": self.metrics, "explanation": self.explanation}
 
 
 CheckFn = Callable[[History, Mapping[str, Any], Mapping[str, Any]], CheckResult]
 
 
-def worst(verdicts: Iterable[Verdict]) -> Verdict:
-    """Combined verdict: fail > unknown > pass. No verdicts -> unknown."""
-    vs = list(verdicts)
+def worst(verdicts: Iterable[Verdict | None]) -> Verdict:
+    """Combined verdict of claims: violated > unknown > held; measurements (None)
+    are ignored. No claim at all -> unknown (nothing was judged)."""
+    vs = [v for v in verdicts if v is not None]
     if not vs:
         return UNKNOWN
     return max(vs, key=_RANK.__getitem__)
+
+
+def judged(name: str, violated: bool, metrics: dict[str, Any], explanation: str, claim: str) -> CheckResult:
+    """A claim's result: ``violated`` or ``held``."""
+    return CheckResult(name, VIOLATED if violated else HELD, metrics, explanation, claim)
+
+
+def measured(name: str, metrics: dict[str, Any], explanation: str) -> CheckResult:
+    """A measurement's result (no verdict)."""
+    return CheckResult(name, None, metrics, explanation)
 
 
 class CheckParamError(ValueError):
@@ -80,7 +106,8 @@ def get_params(check: str, params: Mapping[str, Any] | None,
 def run_check(name: str, fn: CheckFn, history: History,
               final_state: Mapping[str, Any] | None = None,
               params: Mapping[str, Any] | None = None) -> CheckResult:
-    """Run ``fn``; an exception (or a non-CheckResult) becomes ``unknown``."""
+    """Run ``fn``; an exception (or a non-CheckResult) becomes ``unknown`` (a claim
+    that cannot be judged is never ``held``)."""
     try:
         res = fn(history, final_state or {}, params or {})
         if not isinstance(res, CheckResult):
@@ -96,19 +123,8 @@ def run_check(name: str, fn: CheckFn, history: History,
                            "so nothing is known about this property.")
 
 
-def verdict_of(failed: bool) -> Verdict:
-    return FAIL if failed else PASS
-
-
-def fmt_s(x: float | None) -> str:
-    """Seconds for humans."""
-    if x is None:
-        return "n/a"
-    return f"{x * 1000:.0f} ms" if abs(x) < 1 else f"{x:.1f} s"
-
-
-def fmt_pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.2f}%"
+fmt_s = secs  # seconds for humans (re-exported for the checks)
+fmt_pct = pct
 
 
 def value_field(value: Any, key: str, default: Any = None) -> Any:

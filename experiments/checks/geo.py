@@ -22,13 +22,13 @@ from typing import Any, Mapping
 
 from ..history import FAIL as OP_FAIL
 from ..history import History, Op
-from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, get_params
+from .base import UNKNOWN, CheckResult, arg, get_params, judged, measured
 
 EARTH_RADIUS_M = 6372797.560856  # metres, as in Redis geohash_helper.c
 
 DEFAULTS = {"add_op": "geoadd", "remove_op": "georem", "search_op": "geosearch",
             "tolerance_m": 1.0,  # metres of slack at the radius boundary
-            "max_missing": 0, "max_stale": 0,
+            "max_missing": 0, "max_stale": 0,  # None for both: a measurement, not a claim
             "label": ""}  # prefixed to the explanation, e.g. "degraded answers"
 
 
@@ -75,11 +75,19 @@ def geo_results(history: History, final_state: Mapping[str, Any],
     m = {"searches": len(searches), "missing": len(missing), "stale": len(stale),
          "ambiguous_skipped": ambiguous,
          "examples": {"missing": missing[:5], "stale": stale[:5]}}
+    measure_only = p["max_missing"] is None and p["max_stale"] is None
+    claim = ("search answers reflect every acknowledged position"
+             + (f" (up to {p['max_missing']} missing, {p['max_stale']} stale tolerated)"
+                if p["max_missing"] or p["max_stale"] else ""))
     if not searches:
-        return CheckResult("geo_results", UNKNOWN, m, "No successful geo searches to judge.")
+        if measure_only:
+            return measured("geo_results", m, "No such searches.")
+        return CheckResult("geo_results", UNKNOWN, m, "No successful geo searches to judge.", claim)
     prefix = f"{p['label']}: " if p["label"] else ""
     text = (f"{prefix}Across {len(searches)} searches, {len(missing)} expected members were missing "
             f"and {len(stale)} results were stale (removed or out of range); "
             f"{ambiguous} member checks were ambiguous and skipped.")
-    bad = len(missing) > p["max_missing"] or len(stale) > p["max_stale"]
-    return CheckResult("geo_results", FAIL if bad else PASS, m, text)
+    if measure_only:
+        return measured("geo_results", m, text)
+    bad = len(missing) > (p["max_missing"] or 0) or len(stale) > (p["max_stale"] or 0)
+    return judged("geo_results", bad, m, text, claim)

@@ -12,19 +12,21 @@ from typing import Any, Mapping
 
 from ..history import FAIL as OP_FAIL
 from ..history import History
-from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, get_params
+from .base import UNKNOWN, CheckResult, arg, get_params, judged
 
+CLAIM = "no acknowledged increment is lost and none appears from nowhere"
 DEFAULTS = {"incr_op": "zincrby", "member_arg": "member", "amount_arg": "amount",
             "final_key": "scores", "tolerance": 1e-6}
 
 
 def leaderboard_increments(history: History, final_state: Mapping[str, Any],
                            params: Mapping[str, Any]) -> CheckResult:
-    """Lost (final < acked) and phantom (final > possible) score increments."""
+    """Claim: no acknowledged increment lost (final < acked) and none phantom (final > possible)."""
     p = get_params("leaderboard_increments", params, DEFAULTS)
     if p["final_key"] not in final_state:
+        reason = f" ({final_state['final_read_error']})" if final_state.get("final_read_error") else ""
         return CheckResult("leaderboard_increments", UNKNOWN, {},
-                           f"No final read ('{p['final_key']}') in the final state.")
+                           f"No final read ('{p['final_key']}') in the final state{reason}.", CLAIM)
     scores = {str(k): float(v) for k, v in (final_state[p["final_key"]] or {}).items()}
     lo: dict[str, float] = defaultdict(float)
     hi: dict[str, float] = defaultdict(float)
@@ -53,5 +55,4 @@ def leaderboard_increments(history: History, final_state: Mapping[str, Any],
             f"{len(lost)} members")
     if phantom:
         text += f"; {met['phantom_sum']:g} points appeared that nobody added"
-    return CheckResult("leaderboard_increments", FAIL if lost or phantom else PASS,
-                       met, text + ".")
+    return judged("leaderboard_increments", bool(lost or phantom), met, text + ".", CLAIM)

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from ..history import FAIL as OP_FAIL
 from ..history import History, Op
-from .base import FAIL, PASS, UNKNOWN, CheckResult, arg, fmt_s, get_params
+from .base import UNKNOWN, CheckResult, arg, fmt_s, get_params, judged
 
 DEFAULTS = {"produce_op": "produce", "process_op": "process", "id_arg": "id",
             "pending_key": "pending", "effects_key": "effects", "allow_duplicates": True,
@@ -85,8 +85,11 @@ def queue_delivery(history: History, final_state: Mapping[str, Any],
          "final_pending_known": pending is not None,
          "effects_in_store": len(effects) if effects is not None else None,
          "processed_without_record": len(store_only)}
+    claim = "no acknowledged message is lost" + (
+        f" or left unprocessed (at most {p['max_stuck']})" if p["max_stuck"] is not None else "") + (
+        "" if p["allow_duplicates"] else ", none processed twice")
     if not produced_ok and not attempts:
-        return CheckResult("queue_delivery", UNKNOWN, m, "No queue operations in the history.")
+        return CheckResult("queue_delivery", UNKNOWN, m, "No queue operations in the history.", claim)
     text = (f"{len(lost)} of {len(produced_ok)} acknowledged messages were never processed"
             + ("" if pending is not None else " (no final queue read: unprocessed counted as lost)")
             + f"; {len(stuck)} still unprocessed at the end; {m['duplicates']} duplicate processings; "
@@ -104,6 +107,5 @@ def queue_delivery(history: History, final_state: Mapping[str, Any],
     lim = p["max_redelivery_s"]
     if lim is not None and gaps and max(gaps) > lim:
         bad.append(f"redelivery slower than {fmt_s(lim)}")
-    if bad:
-        return CheckResult("queue_delivery", FAIL, m, text + " Problems: " + "; ".join(bad) + ".")
-    return CheckResult("queue_delivery", PASS, m, text)
+    return judged("queue_delivery", bool(bad), m, text + (" Problems: " + "; ".join(bad) + "." if bad else ""),
+                  claim)

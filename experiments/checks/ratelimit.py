@@ -24,30 +24,27 @@ from typing import Any, Mapping
 
 from ..history import History
 from .base import (
-    FAIL,
-    PASS,
     REQUIRED,
     UNKNOWN,
     CheckResult,
     arg,
     fmt_pct,
     get_params,
+    judged,
+    measured,
     value_field,
 )
 
 DEFAULTS = {"limit": REQUIRED, "window_s": REQUIRED, "mode": "fixed",
             "request_op": "request", "key_arg": "key",
-            "max_over_admission": 0,           # admissions beyond the limit tolerated
-            "max_false_rejection_ratio": None}  # share of rejections; None = report only
+            "max_over_admission": 0,           # admissions beyond the limit tolerated (rate_limit)
+            "max_false_rejection_ratio": None}  # share of rejections (false_rejections); None = a measurement
 
 Iv = tuple[float, float]
 
 
-def rate_limit(history: History, final_state: Mapping[str, Any],
-               params: Mapping[str, Any]) -> CheckResult:
-    """Over-admission (fails beyond ``max_over_admission``) and false
-    rejections (fail only with ``max_false_rejection_ratio``)."""
-    p = get_params("rate_limit", params, DEFAULTS)
+def _analyze(history: History, p: Mapping[str, Any]) -> dict[str, Any]:
+    """Admissions, rejections, over-admission and false rejections (see the module doc)."""
     if p["mode"] not in ("fixed", "sliding"):
         raise ValueError(f"mode must be 'fixed' or 'sliding', got {p['mode']!r}")
     W, limit = float(p["window_s"]), int(p["limit"])
@@ -76,19 +73,44 @@ def rate_limit(history: History, final_state: Mapping[str, Any],
             worst = {"key": key, "window_start_wall": w_k[0], "admitted": w_k[1]}
     n_adm = sum(map(len, admitted.values()))
     n_rej = sum(map(len, rejected.values()))
-    m = {"requests": requests, "admitted": n_adm, "rejected": n_rej, "errors": errors,
-         "over_admitted": over, "worst_window": worst, "false_rejections": false_rej,
-         "false_rejection_ratio": false_rej / n_rej if n_rej else 0.0,
-         "limit": limit, "window_s": W, "mode": p["mode"]}
-    if requests == 0:
-        return CheckResult("rate_limit", UNKNOWN, m, "No rate-limited requests in the history.")
-    text = (f"{over} requests were admitted beyond the limit of {limit} per {W:g} s "
-            f"({p['mode']} window); {false_rej} of {n_rej} rejections "
-            f"({fmt_pct(m['false_rejection_ratio'])}) were unnecessary; {errors} requests errored.")
-    bad = over > p["max_over_admission"] or (
-        p["max_false_rejection_ratio"] is not None
-        and m["false_rejection_ratio"] > p["max_false_rejection_ratio"])
-    return CheckResult("rate_limit", FAIL if bad else PASS, m, text)
+    return {"requests": requests, "admitted": n_adm, "rejected": n_rej, "errors": errors,
+            "over_admitted": over, "worst_window": worst, "false_rejections": false_rej,
+            "false_rejection_ratio": false_rej / n_rej if n_rej else 0.0,
+            "limit": limit, "window_s": W, "mode": p["mode"]}
+
+
+def rate_limit(history: History, final_state: Mapping[str, Any],
+               params: Mapping[str, Any]) -> CheckResult:
+    """Claim: no request admitted beyond the limit (up to ``max_over_admission``)."""
+    p = get_params("rate_limit", params, DEFAULTS)
+    m = _analyze(history, p)
+    claim = f"no request admitted over the limit of {m['limit']} per {m['window_s']:g} s" + (
+        f" (up to {p['max_over_admission']} tolerated)" if p["max_over_admission"] else "")
+    if m["requests"] == 0:
+        return CheckResult("rate_limit", UNKNOWN, m, "No rate-limited requests in the history.", claim)
+    text = (f"{m['over_admitted']} requests were admitted beyond the limit of {m['limit']} per "
+            f"{m['window_s']:g} s ({m['mode']} window), out of {m['admitted']} admitted; "
+            f"{m['errors']} requests errored.")
+    return judged("rate_limit", m["over_admitted"] > p["max_over_admission"], m, text, claim)
+
+
+def false_rejections(history: History, final_state: Mapping[str, Any],
+                     params: Mapping[str, Any]) -> CheckResult:
+    """Rejections that were not needed (fewer than ``limit`` admissions possible in the
+    window). A measurement; a claim ("at most this share of rejections needless")
+    when ``max_false_rejection_ratio`` is given."""
+    p = get_params("false_rejections", params, DEFAULTS)
+    m = _analyze(history, p)
+    text = (f"{m['false_rejections']} of {m['rejected']} rejections "
+            f"({fmt_pct(m['false_rejection_ratio'])}) were unnecessary (under the limit).")
+    lim = p["max_false_rejection_ratio"]
+    if lim is None:
+        return measured("false_rejections", m, text)
+    claim = "no request rejected while under the limit" if lim == 0 else \
+        f"at most {fmt_pct(lim)} of rejections needless"
+    if m["requests"] == 0:
+        return CheckResult("false_rejections", UNKNOWN, m, "No rate-limited requests in the history.", claim)
+    return judged("false_rejections", m["false_rejection_ratio"] > lim, m, text, claim)
 
 
 def _fixed(adm: list[Iv], rej: list[Iv], W: float, limit: int

@@ -6,7 +6,8 @@ release.
 Variants (option ``lock``):
 
 * ``safe``: ``DistributedLock``; the resource accepts a write only if its token is
-  >= the highest it has seen (fencing);
+  above the highest it has seen, or equal to it from the same holder (fencing; an
+  equal token from another holder is a reused fence, rejected and counted);
 * ``nofence``: the same lock; the resource ignores tokens (it still counts the
   stale writes it accepted, in the final state);
 * ``naive``: ``NaiveIncrLock`` (INCR + EXPIRE, no token), the baseline.
@@ -17,14 +18,17 @@ never mistaken for one holder:
 
 * ``acquire`` ``{"lock", "ttl_s"}``: ok ``{"token": n}`` (naive: null); the lock
   still busy at the acquire deadline -> fail ``LockTimeout``;
-* ``fenced_write`` ``{"lock", "token"}``: ok ``{"accepted": bool}`` (naive: op
-  ``write`` ``{"lock"}``, no token to fence with);
+* ``fenced_write`` ``{"lock", "token", "holder"}``: ok ``{"accepted": bool}`` (naive:
+  op ``write`` ``{"lock"}``, no token to fence with);
 * ``release`` ``{"lock"}``: ok ``{"released": bool}`` (False: it had expired).
 
 The workload's own record of the operation is ``lock_section`` (its intended time
-keeps the open-loop latency); its outcome is the first step that was not ok.
-The steps are buffered and written in ``finish`` with the phase their start falls
-in (the op function is not told its phase).
+keeps the open-loop latency); its outcome is the first step that was not ok. The
+steps are records of kind ``step``: they feed the lock checks, never the headline
+figures. They are buffered and written in ``finish`` with the phase their start
+falls in (the op function is not told its phase). The final state holds the fence
+counters read back after the run (``fence_counters``), so a failover that lost
+fence increments is visible.
 
 Lock-expiry showcase (option ``slow_holder``): a holder *process* (this module run
 as ``python -m experiments.scenarios.lock CONFIG.json``) idles until SIGUSR1, then
@@ -57,6 +61,7 @@ from redis.backoff import NoBackoff
 from experiments.history import (
     FAIL,
     OK,
+    STEP,
     UNKNOWN,
     HistoryWriter,
     Op,
@@ -64,6 +69,7 @@ from experiments.history import (
     iter_records,
 )
 from experiments.model import (
+    HYPOTHESIS,
     Experiment,
     PatternLoad,
     RunContext,
@@ -73,7 +79,7 @@ from experiments.model import (
 from experiments.workload import OpResult, attempt, classify
 from faults import catalog
 from faults.catalog import Fault
-from patterns.common import Counters, RetryPolicy, prepare_client, tagged
+from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, prepare_client, tagged
 from patterns.lock import (
     COUNTERS,
     DistributedLock,
@@ -112,36 +118,42 @@ def classify_lock_error(exc: BaseException) -> tuple[Outcome, str]:
 class FencedStore:
     """The resource the lock protects: one SQLite row per lock, shared by processes.
 
-    ``fenced``: a write is accepted only if its token is >= the highest token seen
-    (``UPDATE ... WHERE fence <= token``, done as a read-then-write inside one
-    ``BEGIN IMMEDIATE`` transaction). Unfenced: every write is accepted; one whose
-    token is below the highest seen is counted in ``stale_accepted``."""
+    ``fenced``: a write is accepted only if its token is above the highest token
+    seen, or equal to it from the holder that wrote it (a read-then-write inside one
+    ``BEGIN IMMEDIATE`` transaction). An equal token from another holder is a reused
+    fence (the counter went back): rejected, and counted in ``reused``. Unfenced:
+    every write is accepted; a stale or reused one is counted in ``stale_accepted``."""
 
     def __init__(self, path: Path, locks: list[str]) -> None:
         self._mutex = threading.Lock()  # one connection, used from worker threads one at a time
         self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS resource (lock TEXT PRIMARY KEY, fence INTEGER NOT NULL, "
-                           "value TEXT, writes INTEGER NOT NULL, rejected INTEGER NOT NULL, "
-                           "stale_accepted INTEGER NOT NULL)")
-        self._conn.executemany("INSERT OR IGNORE INTO resource VALUES (?, 0, NULL, 0, 0, 0)", [(n,) for n in locks])
+                           "holder TEXT, value TEXT, writes INTEGER NOT NULL, rejected INTEGER NOT NULL, "
+                           "reused INTEGER NOT NULL, stale_accepted INTEGER NOT NULL)")
+        self._conn.executemany("INSERT OR IGNORE INTO resource VALUES (?, 0, NULL, NULL, 0, 0, 0, 0)",
+                               [(n,) for n in locks])
 
-    def write(self, lock: str, token: int | None, value: str, fenced: bool) -> bool:
-        """Write ``value`` under ``token`` (None: no token, as with the naive lock); True = accepted."""
+    def write(self, lock: str, token: int | None, holder: str | None, value: str, fenced: bool) -> bool:
+        """Write ``value`` under ``token`` held by ``holder`` (None: no token, as with the naive
+        lock); True = accepted."""
         with self._mutex:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                row = self._conn.execute("SELECT fence FROM resource WHERE lock = ?", (lock,)).fetchone()
+                row = self._conn.execute("SELECT fence, holder FROM resource WHERE lock = ?", (lock,)).fetchone()
                 if row is None:
                     raise LabError(f"no resource row for lock {lock!r}")
-                stale = token is not None and token < row[0]
+                reused = token is not None and token == row[0] and holder != row[1]
+                stale = token is not None and (token < row[0] or reused)
                 if fenced and stale:
-                    self._conn.execute("UPDATE resource SET rejected = rejected + 1 WHERE lock = ?", (lock,))
+                    self._conn.execute("UPDATE resource SET rejected = rejected + 1, reused = reused + ? "
+                                       "WHERE lock = ?", (int(reused), lock))
                 else:
+                    newer = token is not None and token >= row[0]
                     self._conn.execute(
-                        "UPDATE resource SET fence = max(fence, ?), value = ?, writes = writes + 1, "
-                        "stale_accepted = stale_accepted + ? WHERE lock = ?",
-                        (token or 0, value, int(stale), lock))
+                        "UPDATE resource SET fence = max(fence, ?), holder = CASE WHEN ? THEN ? ELSE holder END, "
+                        "value = ?, writes = writes + 1, reused = reused + ?, stale_accepted = stale_accepted + ? "
+                        "WHERE lock = ?", (token or 0, int(newer), holder, value, int(reused), int(stale), lock))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -150,9 +162,10 @@ class FencedStore:
 
     def summary(self) -> dict[str, dict[str, Any]]:
         with self._mutex:
-            rows = self._conn.execute("SELECT lock, fence, value, writes, rejected, stale_accepted FROM resource")
-            return {r[0]: {"fence": r[1], "value": r[2], "writes": r[3], "rejected": r[4], "stale_accepted": r[5]}
-                    for r in rows}
+            rows = self._conn.execute("SELECT lock, fence, value, writes, rejected, reused, stale_accepted "
+                                      "FROM resource")
+            return {r[0]: {"fence": r[1], "value": r[2], "writes": r[3], "rejected": r[4], "reused": r[5],
+                           "stale_accepted": r[6]} for r in rows}
 
     def close(self) -> None:
         with self._mutex:
@@ -169,6 +182,11 @@ class Grant:
     token: int | None
     lease: Lease | None = None
 
+    @property
+    def holder(self) -> str | None:
+        """Who holds it: the lease's random token (None for the naive lock)."""
+        return self.lease.token if self.lease is not None else None
+
 
 class Locks(Protocol):
     counters: Counters
@@ -176,6 +194,8 @@ class Locks(Protocol):
     async def acquire(self, lock: str, timeout_s: float) -> Grant: ...
 
     async def release(self, grant: Grant) -> bool: ...
+
+    async def fence_counters(self) -> dict[str, int] | None: ...
 
 
 class TokenLocks:
@@ -194,6 +214,13 @@ class TokenLocks:
     async def release(self, grant: Grant) -> bool:
         assert grant.lease is not None
         return await self.locks[grant.lock].release(grant.lease)
+
+    async def fence_counters(self) -> dict[str, int] | None:
+        """Each lock's fence counter as the current primary has it now (None if it cannot be read)."""
+        try:
+            return {name: int(await lock.client.get(lock.fence_key) or 0) for name, lock in self.locks.items()}
+        except REDIS_FAILURES:
+            return None
 
 
 class NaiveLocks:
@@ -219,6 +246,9 @@ class NaiveLocks:
         await self.locks[grant.lock].release()  # a bare DEL: it cannot tell whether the lock was still ours
         self.counters.inc("released")
         return True
+
+    async def fence_counters(self) -> dict[str, int] | None:
+        return None  # no fence at all
 
 
 def make_locks(variant: str, client: Any, names: list[str], ttl_ms: int) -> Locks:
@@ -249,10 +279,11 @@ class Sections:
             res = await attempt(name, args, awaitable, classify=classify_lock_error)
         except asyncio.CancelledError:
             self.record(Op(process, name, args, start, start, self.clock(), self.wall_at(start), UNKNOWN,
-                           None, "cancelled"))
+                           None, "cancelled", kind=STEP))
             raise
         shown = value(res.value) if res.outcome == OK else None
-        op = Op(process, name, args, start, start, self.clock(), self.wall_at(start), res.outcome, shown, res.error)
+        op = Op(process, name, args, start, start, self.clock(), self.wall_at(start), res.outcome, shown, res.error,
+                kind=STEP)
         self.record(op)
         return op, res.value
 
@@ -262,7 +293,8 @@ class Sections:
         released whatever the write did."""
         summary_args = {"lock": lock, "process": process}
         acq, grant = await self._step(process, "acquire", {"lock": lock, "ttl_s": TTL_MS / 1000},
-                                      self.locks.acquire(lock, ACQUIRE_TIMEOUT_S), lambda g: {"token": g.token})
+                                      self.locks.acquire(lock, ACQUIRE_TIMEOUT_S),
+                                      lambda g: {"token": g.token, "holder": g.holder})
         if on_acquire is not None:
             on_acquire(acq)
         if acq.outcome != OK:
@@ -272,10 +304,10 @@ class Sections:
         if self.variant == "naive":
             op, args = "write", {"lock": lock}
         else:
-            op, args = "fenced_write", {"lock": lock, "token": grant.token}
+            op, args = "fenced_write", {"lock": lock, "token": grant.token, "holder": grant.holder}
         write, _ = await self._step(
             process, op, args,
-            asyncio.to_thread(self.store.write, lock, grant.token, f"p{process}", self.variant == "safe"),
+            asyncio.to_thread(self.store.write, lock, grant.token, grant.holder, f"p{process}", self.variant == "safe"),
             lambda accepted: {"accepted": bool(accepted)})
         rel, _ = await self._step(process, "release", {"lock": lock}, self.locks.release(grant),
                                   lambda released: {"released": bool(released)})
@@ -362,6 +394,9 @@ class LockScenario(Scenario):
                 state["lock_resource"] = self.store.summary()
             if self.locks is not None:
                 state["lock_counters"] = self.locks.counters.snapshot()
+                counters = await self.locks.fence_counters()
+                if counters is not None:
+                    state["fence_counters"] = counters
         finally:
             if self.holder is not None:  # the attempt above never ran (e.g. cancelled first)
                 self._stop_holder()
@@ -476,7 +511,6 @@ async def holder_main(cfg: dict[str, Any]) -> None:
 
 CHECKS = ["lock_overlap", "fencing"]
 LOAD = PatternLoad(pattern="lock", scenario=LockScenario, checks=CHECKS, options={"lock": "safe"}, rate_factor=0.5)
-_EXPIRY_HYPOTHESIS = {"availability_min": 0.99, "p99_max_ms": 50.0}
 
 
 def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experiment:
@@ -487,7 +521,7 @@ def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experime
         pattern="lock", topology="single", topologies=("sentinel", "cluster"),
         scenario=LockScenario, fault=pause_slow_holder,
         fault_label=f"SIGSTOP the lock holder beyond its {TTL_MS / 1000:g} s TTL",
-        hypothesis=dict(_EXPIRY_HYPOTHESIS),
+        hypothesis=dict(HYPOTHESIS),
         checks=["steady_state", "errors_by_type", "send_lag", *checks],
         options={"lock": variant, "slow_holder": True})
 

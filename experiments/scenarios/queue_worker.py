@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from experiments.history import OK, HistoryWriter, Op
+from experiments.history import OK, WORKER, HistoryWriter, Op
 from patterns.common import prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
 from topologies import api
@@ -70,7 +70,7 @@ async def main(cfg: dict[str, Any]) -> None:
         await asyncio.to_thread(store.apply, job.job_id, name)
         end = writer.clock()
         writer.write_op(Op(client_id, "process", {"id": job.job_id, "deliveries": job.deliveries}, start, start,
-                           end, writer.wall_at(start), OK, {"consumer": name}, None, None, "worker"))
+                           end, writer.wall_at(start), OK, {"consumer": name}, None, None, "worker", kind=WORKER))
         writer.flush()
 
     consumer = Consumer(queue, name, handler, batch=cfg["batch"], block_ms=500, claim_idle_ms=cfg["claim_idle_ms"],

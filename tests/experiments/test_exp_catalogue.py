@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from experiments import registry
-from experiments.catalogue import SHOWCASES, Item, Outcome, plan, verify, write_catalogue_index
+from experiments.catalogue import SHOWCASES, Item, Outcome, plan, verify, write_answer
 from experiments.faultplans import FAULT_PLANS
 from topologies.errors import UnknownNameError
 
@@ -35,36 +36,69 @@ def test_unknown_profile_lists_the_known_ones() -> None:
         plan("medium")
 
 
-def _fake_run(out: Path, name: str, verdict: str, plot: bool = True) -> Path:
+def _fake_run(out: Path, name: str, verdict: str, plot: bool = True, during=(0.5, 0.6), lost=3) -> Path:
+    """A result with two fault cycles (availability during each: ``during``)."""
     run = out / name
     run.mkdir(parents=True)
-    result = {"verdict": verdict, "experiment": name, "metrics": {"overall": {"availability": 1.0, "p99_ms": 2.0},
-              "during_fault": {"availability": 0.5, "p99_ms": 250.0}, "time_to_recover_s": 1.5},
-              "checks": [{"name": "failover_time", "verdict": "pass", "metrics": {"failover_s": 2.0},
-                          "explanation": "x"},
-                         {"name": "lost_writes", "verdict": verdict, "metrics": {}, "explanation": "3 lost"}]}
+    claim = {"name": "lost_writes", "verdict": verdict, "claim": "no acknowledged write is lost",
+             "metrics": {"windows": [{"lost_ratio": 0.1}, {"lost_ratio": 0.3}]}, "explanation": f"{lost} lost"}
+    result = {"verdict": verdict, "experiment": name, "topology": "sentinel",
+              "metrics": {"cycles": [{"during": {"availability": a, "p99_ms": 250.0, "error_p50_ms": 250.0},
+                                      "after": {"availability": 1.0}} for a in during],
+                          "send_lag_p99_ms": 1.0},
+              "claims": [claim], "violated": [claim] if verdict == "violated" else [],
+              "checks": [{"name": "failover_time", "verdict": None, "claim": "",
+                          "metrics": {"failovers": [{"failover_s": 2.0}, {"failover_s": 2.4}]}, "explanation": "x"},
+                         {"name": "time_to_recover", "verdict": "held", "claim": "recovers",
+                          "metrics": {"faults": [{"throughput_s": 1.0}, {"throughput_s": 2.0}]}, "explanation": "y"},
+                         claim]}
     (run / "result.json").write_text(json.dumps(result))
     if plot:
         (run / "timeline.png").write_bytes(b"\x89PNG\r\n\x1a\nrest")
     return run
 
 
-def test_answer_page_has_a_table_per_section_with_numbers_and_links(tmp_path: Path) -> None:
-    run = _fake_run(tmp_path, "r1", "fail")
+def test_answer_page_names_the_violated_claim_and_gives_every_figure_with_its_spread(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path, "r1", "violated")
+    ok = _fake_run(tmp_path, "r2", "held", during=(0.99, 1.0), lost=0)
     item = Item("split-brain", "no mitigation", "splitbrain-plain", "sentinel")
-    broken = Outcome(Item("split-brain", "WAIT 1", "splitbrain-wait", "sentinel"), None, None, "boom")
-    index = write_catalogue_index(tmp_path, [Outcome(item, run, json.loads((run / "result.json").read_text())),
-                                             broken], "quick", 60.0)
-    text = index.read_text()
+    fixed = Item("split-brain", "WAIT 1", "splitbrain-wait", "sentinel")
+    broken = Outcome(Item("split-brain", "min-replicas", "splitbrain-min-replicas", "sentinel"), error="boom")
+    outcomes = [Outcome(item, [run], [json.loads((run / "result.json").read_text())]),
+                Outcome(fixed, [ok], [json.loads((ok / "result.json").read_text())]), broken]
+    index = write_answer(tmp_path, outcomes, {"profile": "quick", "backend": "local", "repeat": 1, "commit": "abc",
+                                              "date": "2026-11-29", "elapsed_min": 1.0, "machine": "2 cores",
+                                              "command": "redislab demo --profile quick"})
+    text = re.sub(" +", " ", index.read_text())  # table cells are padded
     assert "## Showcase: Split-brain write loss" in text
-    assert "| no mitigation | FAIL | 50.00% | 250 ms | 2.0 s | 1.5 s | lost_writes: 3 lost | [report](r1/report.md)" in text
-    assert "| WAIT 1 | ERROR |" in text and "2 rows from 2 runs" in text and "1 fail, 1 error" in text
-    assert (tmp_path / "index.html").read_text().count("<table>") == 1 and (tmp_path / "runs.md").exists()
+    assert "| no mitigation | **violated: no acknowledged write is lost** | 55.00% (50.00% to 60.00%, n=2) |" in text
+    assert "2.2 s (2.0 s to 2.4 s, n=2)" in text and "[report](r1/report.html)" in text
+    assert "| min-replicas | **error: boom** |" in text
+    assert "no mitigation vs WAIT 1: acknowledged writes lost within the fault windows" in text  # compared
+    assert "3 rows from 3 experiments, 2 runs" in text and "1 held, 1 violated, 1 error" in text
+    assert "Produced by `redislab demo --profile quick`" in text
+    page = (tmp_path / "index.html").read_text()
+    assert '<img src="r1/timeline.png"' in page and page.count("<table>") == 1
+    assert (tmp_path / "runs.md").exists()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["rows"][0]["availability_during"] == {"median": 0.55, "low": 0.5, "high": 0.6, "n": 2}
+    assert data["commit"] == "abc"
+
+
+def test_showcase_variants_differ_only_when_their_ranges_do_not_overlap(tmp_path: Path) -> None:
+    from experiments.answer import Row, compare
+    a = json.loads((_fake_run(tmp_path, "a", "held", during=(0.1, 0.2)) / "result.json").read_text())
+    b = json.loads((_fake_run(tmp_path, "b", "held", during=(0.15, 0.3)) / "result.json").read_text())
+    c = json.loads((_fake_run(tmp_path, "c", "held", during=(0.9, 1.0)) / "result.json").read_text())
+    lines = compare([Row("s", "A", "a", "single", [a]), Row("s", "B", "b", "single", [b]),
+                     Row("s", "C", "c", "single", [c])], "availability_during")
+    assert lines[0].endswith("not distinguishable (ranges overlap).")  # A vs B
+    assert lines[1].endswith("a difference (ranges do not overlap).")  # A vs C
 
 
 def test_verify_names_runs_without_a_plot_or_checks(tmp_path: Path) -> None:
-    _fake_run(tmp_path, "good", "pass")
-    _fake_run(tmp_path, "noplot", "pass", plot=False)
+    _fake_run(tmp_path, "good", "held")
+    _fake_run(tmp_path, "noplot", "held", plot=False)
     (tmp_path / "index.md").write_text("x")
     (tmp_path / "index.html").write_text("x")
     assert verify(tmp_path) == ["noplot: no plot"]

@@ -8,11 +8,12 @@ from experiments.checks.base import run_check as run_fn
 from exp_helpers import fault, history, op, phase, steady
 
 
-def test_worst_verdict_order():
-    assert worst(["pass", "pass"]) == "pass"
-    assert worst(["pass", "unknown"]) == "unknown"
-    assert worst(["unknown", "fail", "pass"]) == "fail"
-    assert worst([]) == "unknown"
+def test_worst_verdict_order_ignores_measurements():
+    assert worst(["held", "held"]) == "held"
+    assert worst(["held", "unknown"]) == "unknown"
+    assert worst(["unknown", "violated", "held"]) == "violated"
+    assert worst(["held", None]) == "held"  # a measurement never moves the verdict
+    assert worst([]) == "unknown" and worst([None]) == "unknown"
 
 
 def test_unknown_check_name_lists_known_ones():
@@ -46,9 +47,16 @@ def test_unknown_param_is_unknown_not_pass():
 
 def test_every_registered_check_survives_an_empty_history():
     for name in REGISTRY:
-        params = {"limit": 1, "window_s": 1} if name == "rate_limit" else {}
+        params = {"limit": 1, "window_s": 1} if name in ("rate_limit", "false_rejections") else {}
         r = run_check(name, history(), {}, params)
-        assert isinstance(r, CheckResult) and r.verdict in ("pass", "unknown"), (name, r)
+        assert isinstance(r, CheckResult) and r.verdict in ("unknown", None), (name, r)  # never "held" on nothing
+
+
+def test_checks_that_cannot_fail_are_measurements_without_a_verdict():
+    h = _outage()
+    for name in ("errors_by_type", "time_to_detect", "failover_time", "cache_fallback"):
+        assert run_check(name, h, {}, {}).verdict is None, name
+    assert run_check("errors_by_type", h, {}, {"allowed": ["ConnectionError"]}).verdict == "held"
 
 
 # ---------------------------------------------------------------- steady state
@@ -65,20 +73,43 @@ def _run(baseline_failures=0, recovery_latency=0.001):
 
 def test_steady_state_holds_outside_fault():
     r = run_check("steady_state", _run(), {}, {})
-    assert r.verdict == "pass", r.explanation
-    assert r.metrics["per_phase"]["fault"]["judged"] is False
-    assert r.metrics["per_phase"]["recovery"]["judged"] is True
+    assert r.verdict == "held", r.explanation
+    assert set(r.metrics["per_segment"]) == {"before the fault", "after heal 1"}
+    assert r.claim.startswith("steady state outside the fault")
 
 
 def test_steady_state_fails_on_availability_outside_fault():
     r = run_check("steady_state", _run(baseline_failures=2), {}, {})
-    assert r.verdict == "fail" and "baseline: availability" in r.explanation
+    assert r.verdict == "violated" and "before the fault: availability" in r.explanation
+
+
+def test_during_fault_claim_judges_each_fault_window():
+    r = run_check("during_fault", _run(), {}, {})
+    assert r.verdict == "violated" and "fault 1: availability 0.00%" in r.explanation
+    ok = history(*fault(10, 20), steady("get", 0, 30))
+    assert run_check("during_fault", ok, {}, {}).verdict == "held"
+
+
+def test_steady_state_ignores_lock_steps_and_worker_records():
+    h = _run()
+    for o in steady("acquire", 0, 10, outcome="fail") + steady("process", 20, 30, outcome="fail"):
+        o.kind = "step" if o.op == "acquire" else "worker"
+        h.ops.append(o)
+    h.__post_init__()
+    assert run_check("steady_state", h, {}, {}).verdict == "held"
+
+
+def test_warm_up_is_excluded_from_the_steady_state():
+    warm = steady("get", 0, 1, latency=0.15, phase="warmup")  # connection set-up: 150 ms
+    h = history(phase("warmup", 0, 1), phase("baseline", 1, 10), warm, steady("get", 1, 10, phase="baseline"))
+    r = run_check("steady_state", h, {}, {})
+    assert r.verdict == "held", r.explanation
 
 
 def test_steady_state_fails_on_p99_and_grace_excludes_recovery_time():
     h = _run(recovery_latency=0.2)
-    assert run_check("steady_state", h, {}, {}).verdict == "fail"
-    assert run_check("steady_state", h, {}, {"grace_s": 10}).verdict == "pass"
+    assert run_check("steady_state", h, {}, {}).verdict == "violated"
+    assert run_check("steady_state", h, {}, {"grace_s": 10}).verdict == "held"
 
 
 def test_steady_state_unknown_without_ops():
@@ -90,10 +121,10 @@ def test_errors_by_type_counts_and_allowed():
                 op("get", outcome="unknown", error="TimeoutError"),
                 op("get", outcome="unknown", error="TimeoutError"), op("get"))
     r = run_check("errors_by_type", h, {}, {"allowed": ["ConnectionError", "TimeoutError"]})
-    assert r.verdict == "pass"
+    assert r.verdict == "held"
     assert r.metrics["by_type"] == {"TimeoutError": 2, "ConnectionError": 1}
     bad = run_check("errors_by_type", h, {}, {"allowed": ["TimeoutError"]})
-    assert bad.verdict == "fail" and bad.metrics["unexpected"] == ["ConnectionError"]
+    assert bad.verdict == "violated" and bad.metrics["unexpected"] == ["ConnectionError"]
 
 
 # ---------------------------------------------------------------- detect / recover
@@ -106,18 +137,19 @@ def _outage(recovers=True):
 
 def test_time_to_detect():
     r = run_check("time_to_detect", _outage(), {}, {})
-    assert r.verdict == "pass"
+    assert r.verdict is None  # a measurement
     assert r.metrics["detect_s"] == pytest.approx(0.3)
-    assert run_check("time_to_detect", _outage(), {}, {"max_detect_s": 0.1}).verdict == "fail"
+    assert run_check("time_to_detect", _outage(), {}, {"max_detect_s": 0.1}).verdict == "violated"
 
 
-def test_time_to_detect_unknown_without_fault():
-    assert run_check("time_to_detect", history(*steady("get", 0, 5)), {}, {}).verdict == "unknown"
+def test_time_to_detect_without_fault_measures_nothing():
+    r = run_check("time_to_detect", history(*steady("get", 0, 5)), {}, {})
+    assert r.verdict is None and "nothing to detect" in r.explanation
 
 
 def test_time_to_recover_pass():
     r = run_check("time_to_recover", _outage(), {}, {})
-    assert r.verdict == "pass", r.explanation
+    assert r.verdict == "held", r.explanation
     assert r.metrics["baseline_throughput"] == pytest.approx(10.0)
     assert r.metrics["first_success_s"] == pytest.approx(0.001)
     assert r.metrics["recover_s"] == pytest.approx(0.0)
@@ -125,7 +157,7 @@ def test_time_to_recover_pass():
 
 def test_time_to_recover_fails_when_never_back():
     r = run_check("time_to_recover", _outage(recovers=False), {}, {})
-    assert r.verdict == "fail" and "no operation succeeded" in r.explanation
+    assert r.verdict == "violated" and "no operation succeeded" in r.explanation
 
 
 def test_time_to_recover_throughput_delay():
@@ -135,12 +167,24 @@ def test_time_to_recover_throughput_delay():
                 steady("get", 10, 20, outcome="fail"), ops)
     r = run_check("time_to_recover", h, {}, {})
     assert r.metrics["recover_s"] == pytest.approx(3.0)
-    assert run_check("time_to_recover", h, {}, {"max_recover_s": 2}).verdict == "fail"
+    assert run_check("time_to_recover", h, {}, {"max_recover_s": 2}).verdict == "violated"
+
+
+def test_time_to_recover_is_not_fooled_by_worker_records_after_the_heal():
+    # producers at 0 % after the heal, consumers busy: the old check counted the worker
+    # records as throughput and said the service had recovered
+    workers = steady("process", 20, 30, rate=20)
+    for o in workers:
+        o.kind = "worker"
+    h = history(*fault(10, 20), steady("produce", 0, 10, phase="baseline"),
+                steady("produce", 10, 30, outcome="fail"), workers)
+    r = run_check("time_to_recover", h, {}, {})
+    assert r.verdict == "violated" and "no operation succeeded again" in r.explanation
 
 
 def test_send_lag_generator_behind_is_unknown_not_fail():
     on_time = history(*steady("get", 0, 1))
-    assert run_check("send_lag", on_time, {}).verdict == "pass"
+    assert run_check("send_lag", on_time, {}).verdict == "held"
     late = history(*[op("get", None, start=i / 10 + 0.05, intended=i / 10) for i in range(10)])
     r = run_check("send_lag", late, {})
     assert r.verdict == "unknown" and r.metrics["send_lag_p99_ms"] == pytest.approx(50)

@@ -3,7 +3,7 @@
 import pytest
 
 from experiments.checks import run_check
-from exp_helpers import history, op
+from exp_helpers import fault, history, op
 
 
 # ---------------------------------------------------------------- writes (set, counter)
@@ -16,23 +16,43 @@ def _set_history():
 
 def test_lost_writes_valid_unknown_may_be_present():
     r = run_check("lost_writes", _set_history(), {"set": [1, 2, 3, 4, 5, 6]})
-    assert r.verdict == "pass", r.explanation
+    assert r.verdict == "held", r.explanation
     assert r.metrics["acked"] == 5 and r.metrics["unknown_present"] == 1
 
 
 def test_lost_writes_detects_lost_acked_write():
     r = run_check("lost_writes", _set_history(), {"set": [1, 2, 4, 5]})
-    assert r.verdict == "fail"
+    assert r.verdict == "violated"
     assert r.metrics["lost"] == 1 and r.metrics["lost_examples"] == [3]
 
 
 def test_lost_writes_failed_write_present_is_a_violation():
     r = run_check("lost_writes", _set_history(), {"set": [1, 2, 3, 4, 5, 7]})
-    assert r.verdict == "fail" and r.metrics["failed_present"] == 1
+    assert r.verdict == "violated" and r.metrics["failed_present"] == 1
 
 
 def test_lost_writes_without_final_read_is_unknown():
     assert run_check("lost_writes", _set_history(), {}).verdict == "unknown"
+    r = run_check("lost_writes", _set_history(), {"final_read_error": "ConnectionError: gone"})
+    assert r.verdict == "unknown" and "ConnectionError: gone" in r.explanation
+
+
+def test_lost_writes_within_the_loss_window_is_reported_beside_the_total():
+    # 100 writes acknowledged before the fault, 10 during the partition, 5 after the heal but before
+    # the old primary was demoted (the role event at 12.5 s), 10 after: the 15 in the window are lost.
+    writes = [op("add", {"value": i}, i * 0.05) for i in range(100)]
+    writes += [op("add", {"value": 100 + i}, 10 + i * 0.1) for i in range(10)]
+    writes += [op("add", {"value": 200 + i}, 12 + i * 0.1) for i in range(5)]
+    writes += [op("add", {"value": 300 + i}, 13 + i * 0.1) for i in range(10)]
+    from experiments.history import ROLE
+    from exp_helpers import ev
+    h = history(writes, *fault(10, 12), ev(ROLE, 12.5, node="redis-1", role="replica"))
+    final = list(range(100)) + [300 + i for i in range(10)]
+    r = run_check("lost_writes", h, {"set": final}, {})
+    assert r.verdict == "violated" and r.metrics["lost"] == 15
+    assert r.metrics["lost_ratio"] == pytest.approx(15 / 125)  # diluted by everything acknowledged
+    assert r.metrics["acked_in_windows"] == 15 and r.metrics["lost_ratio_in_windows"] == 1.0
+    assert r.metrics["windows"][0]["end"] == 12.5 and "within the fault windows 15 of 15" in r.explanation
 
 
 def _incr_history():
@@ -43,13 +63,13 @@ def _incr_history():
 
 @pytest.mark.parametrize("final", [3, 4])
 def test_counter_within_bounds(final):
-    assert run_check("counter", _incr_history(), {"counter": final}).verdict == "pass"
+    assert run_check("counter", _incr_history(), {"counter": final}).verdict == "held"
 
 
 def test_counter_lost_and_phantom_increments():
     lost = run_check("counter", _incr_history(), {"counter": 2})
-    assert lost.verdict == "fail" and lost.metrics["lost"] == 1
-    assert run_check("counter", _incr_history(), {"counter": 5}).verdict == "fail"
+    assert lost.verdict == "violated" and lost.metrics["lost"] == 1
+    assert run_check("counter", _incr_history(), {"counter": 5}).verdict == "violated"
 
 
 # ---------------------------------------------------------------- leaderboard
@@ -63,62 +83,81 @@ def _zincr():
 
 def test_leaderboard_valid():
     r = run_check("leaderboard_increments", _zincr(), {"scores": {"ann": 15, "bob": 5}})
-    assert r.verdict == "pass", r.explanation
+    assert r.verdict == "held", r.explanation
 
 
 def test_leaderboard_lost_increments():
     r = run_check("leaderboard_increments", _zincr(), {"scores": {"ann": 10, "bob": 3}})
-    assert r.verdict == "fail"
+    assert r.verdict == "violated"
     assert r.metrics["lost_sum"] == 5 and r.metrics["lost_examples"] == {"ann": 5}
 
 
 # ---------------------------------------------------------------- cache
 
-def _cache(read_version, read_start=4.0):
-    return history(op("write", {"key": "k", "version": 1}, 0, 1),
-                   op("write", {"key": "k", "version": 2}, 2, 3),
+def _cache(read_revision, read_start=4.0, invalidated=True):
+    """Two writes committed as revisions 1 and 2 (acknowledged at 1 and 3), then one read."""
+    return history(op("write", {"key": "k"}, 0, 1, value={"revision": 1, "invalidated": True}),
+                   op("write", {"key": "k"}, 2, 3, value={"revision": 2, "invalidated": invalidated}),
                    op("read", {"key": "k"}, read_start, read_start + 0.1,
-                      value={"version": read_version, "source": "cache"}))
+                      value={"revision": read_revision, "source": "cache"}))
 
 
 def test_cache_fresh_read_and_concurrent_read_are_not_stale():
-    assert run_check("cache_stale_reads", _cache(2), {}).verdict == "pass"
-    # read started while version 2 was not yet acknowledged: version 1 is fine
+    assert run_check("cache_stale_reads", _cache(2), {}).verdict == "held"
+    # read started while revision 2 was not yet acknowledged: revision 1 is fine
     r = run_check("cache_stale_reads", _cache(1, read_start=2.5), {})
-    assert r.verdict == "pass" and r.metrics["stale_reads"] == 0
+    assert r.verdict == "held" and r.metrics["stale_reads"] == 0
 
 
 def test_cache_stale_read_and_max_staleness():
     r = run_check("cache_stale_reads", _cache(1), {})
-    assert r.verdict == "fail"
+    assert r.verdict == "violated"
     assert r.metrics["stale_reads"] == 1
-    assert r.metrics["max_staleness_s"] == pytest.approx(1.0)  # read at 4, v2 acked at 3
+    assert r.metrics["max_staleness_s"] == pytest.approx(1.0)  # read at 4, revision 2 acked at 3
     tolerant = run_check("cache_stale_reads", _cache(1), {}, {"max_staleness_s": 2.0})
-    assert tolerant.verdict == "pass" and tolerant.metrics["stale_reads"] == 1
+    assert tolerant.verdict == "held" and tolerant.metrics["stale_reads"] == 1
 
 
-def test_cache_phantom_version_fails():
-    assert run_check("cache_stale_reads", _cache(9), {}).verdict == "fail"
+def test_cache_phantom_revision_fails():
+    assert run_check("cache_stale_reads", _cache(9), {}).verdict == "violated"  # only 2 writes were ever tried
+
+
+def test_cache_staleness_follows_the_database_commit_order_not_the_launch_order():
+    # versions assigned at launch: "v6" launched after "v5" but committed first (revision 1), "v5" committed
+    # second (revision 2): the database holds v5. A read of revision 2 is fresh, though its price is the
+    # older version; judged by launch order it looked stale.
+    h = history(op("write", {"key": "k", "version": 6}, 0.0, 1.0, value={"revision": 1, "invalidated": True}),
+                op("write", {"key": "k", "version": 5}, 0.0, 1.5, value={"revision": 2, "invalidated": True}),
+                op("read", {"key": "k"}, 2.0, 2.1, value={"revision": 2, "version": 5, "source": "db"}))
+    assert run_check("cache_stale_reads", h, {}).verdict == "held"
+    assert run_check("cache_read_your_writes", h, {}).verdict == "held"
+
+
+def test_cache_read_your_writes_after_an_acknowledged_invalidation():
+    r = run_check("cache_read_your_writes", _cache(1), {})
+    assert r.verdict == "violated" and r.metrics["by_source"] == {"cache": 1}
+    # the invalidation of revision 2 failed: the pattern promises only the TTL bound then
+    assert run_check("cache_read_your_writes", _cache(1, invalidated=False), {}).verdict == "held"
 
 
 def _fallback():
     base = [op("read", {"key": i}, i * 0.1, value={"source": "db" if i % 10 == 0 else "cache"},
                phase="baseline") for i in range(20)]   # 10% misses: 0.1 db query/request
-    fault = [op("read", {"key": i}, 10 + i * 0.1, value={"source": "fallback"}, phase="fault")
-             for i in range(20)]                         # all from the db: 1 query/request
-    return history(base, fault)
+    during = [op("read", {"key": i}, 10 + i * 0.1, value={"source": "fallback"}, phase="fault")
+              for i in range(20)]                         # all from the db: 1 query/request
+    return history(base, during, *fault(10, 12))
 
 
 def test_cache_fallback_ratio_and_amplification():
     r = run_check("cache_fallback", _fallback(), {})
-    assert r.verdict == "pass"
-    assert r.metrics["per_phase"]["fault"]["fallback_ratio"] == 1.0
+    assert r.verdict is None  # a measurement unless a limit is set
+    assert r.metrics["per_window"]["during the fault"]["fallback_ratio"] == 1.0
     assert r.metrics["max_amplification"] == pytest.approx(10.0)
 
 
 def test_cache_fallback_amplification_limit():
     r = run_check("cache_fallback", _fallback(), {}, {"max_amplification": 3})
-    assert r.verdict == "fail" and "amplification" in r.explanation
+    assert r.verdict == "violated" and "amplification" in r.explanation
 
 
 # ---------------------------------------------------------------- lock
@@ -133,12 +172,12 @@ def _locks(second_acquire_at):
 
 def test_lock_no_overlap():
     r = run_check("lock_overlap", _locks(1.2), {})
-    assert r.verdict == "pass" and r.metrics["holds"] == 2
+    assert r.verdict == "held" and r.metrics["holds"] == 2
 
 
 def test_lock_overlapping_holders():
     r = run_check("lock_overlap", _locks(0.5), {})
-    assert r.verdict == "fail"
+    assert r.verdict == "violated"
     assert r.metrics["overlaps"] == 1
     assert r.metrics["max_overlap_s"] == pytest.approx(0.4)  # client 1 holds from 0.6, client 0 until 1.0
 
@@ -147,24 +186,46 @@ def test_lock_failed_acquire_is_not_a_hold():
     h = history(op("acquire", {"lock": "L"}, 0, 0.1, client=0),
                 op("acquire", {"lock": "L"}, 0.5, 0.6, client=1, outcome="fail"),
                 op("release", {"lock": "L"}, 1.0, 1.1, client=0))
-    assert run_check("lock_overlap", h, {}).verdict == "pass"
+    assert run_check("lock_overlap", h, {}).verdict == "held"
 
 
 def _fenced(stale_accepted):
-    return history(op("fenced_write", {"lock": "L", "token": 1}, 0, 0.1, value=True),
-                   op("fenced_write", {"lock": "L", "token": 2}, 1, 1.1, value=True),
-                   op("fenced_write", {"lock": "L", "token": 1}, 2, 2.1, value=stale_accepted,
+    return history(op("fenced_write", {"lock": "L", "token": 1, "holder": "a"}, 0, 0.1, value=True),
+                   op("fenced_write", {"lock": "L", "token": 2, "holder": "b"}, 1, 1.1, value=True),
+                   op("fenced_write", {"lock": "L", "token": 1, "holder": "a"}, 2, 2.1, value=stale_accepted,
                       client=1))
 
 
 def test_fencing_rejects_stale_token():
     r = run_check("fencing", _fenced(False), {})
-    assert r.verdict == "pass" and r.metrics["fenced_rejections"] == 1
+    assert r.verdict == "held" and r.metrics["fenced_rejections"] == 1
 
 
 def test_fencing_violation_when_stale_token_accepted():
     r = run_check("fencing", _fenced(True), {})
-    assert r.verdict == "fail" and r.metrics["violations"] == 1
+    assert r.verdict == "violated" and r.metrics["violations"] == 1
+
+
+def _reused(second_accepted):
+    """A failover lost the fence INCR: two holders got fence 7."""
+    return history(op("fenced_write", {"lock": "L", "token": 7, "holder": "a"}, 0, 0.1, value=True),
+                   op("fenced_write", {"lock": "L", "token": 7, "holder": "b"}, 1, 1.1, value=second_accepted,
+                      client=1))
+
+
+def test_fencing_an_equal_fence_from_another_holder_is_a_reuse():
+    accepted = run_check("fencing", _reused(True), {})
+    assert accepted.verdict == "violated" and accepted.metrics["fence_reuses"] == 1
+    assert accepted.metrics["examples"][0]["reused"] is True and "reused" in accepted.explanation
+    rejected = run_check("fencing", _reused(False), {})
+    assert rejected.verdict == "held" and rejected.metrics["fence_reuses"] == 1 and "fence reused" in rejected.explanation
+
+
+def test_fencing_says_whether_the_fence_source_survived_the_failover():
+    r = run_check("fencing", _reused(False), {"fence_counters": {"L": 5}})
+    assert r.metrics["fence_source_regressed"] == ["L"] and "did not survive the failover" in r.explanation
+    r = run_check("fencing", _reused(False), {"fence_counters": {"L": 9}})
+    assert r.metrics["fence_source_regressed"] == [] and "never went back" in r.explanation
 
 
 # ---------------------------------------------------------------- rate limiter
@@ -180,30 +241,31 @@ LIMIT = {"limit": 2, "window_s": 1.0}
 def test_rate_limit_valid():
     h = history(_req(0.1, True), _req(0.2, True), _req(0.3, False), _req(1.1, True))
     r = run_check("rate_limit", h, {}, LIMIT)
-    assert r.verdict == "pass", r.explanation
+    assert r.verdict == "held", r.explanation
     assert r.metrics["over_admitted"] == 0 and r.metrics["false_rejections"] == 0
 
 
 def test_rate_limit_over_admission():
     h = history(_req(0.1, True), _req(0.2, True), _req(0.3, True))
     r = run_check("rate_limit", h, {}, LIMIT)
-    assert r.verdict == "fail" and r.metrics["over_admitted"] == 1
+    assert r.verdict == "violated" and r.metrics["over_admitted"] == 1
 
 
 def test_rate_limit_false_rejection():
     h = history(_req(1.1, True), _req(1.2, False), _req(1.3, "x", outcome="fail"))
-    r = run_check("rate_limit", h, {}, LIMIT)
+    r = run_check("false_rejections", h, {}, LIMIT)
     assert r.metrics["false_rejections"] == 1 and r.metrics["errors"] == 1
-    assert r.verdict == "pass"  # reported only, unless a ratio limit is set
-    strict = run_check("rate_limit", h, {}, {**LIMIT, "max_false_rejection_ratio": 0.0})
-    assert strict.verdict == "fail"
+    assert r.verdict is None  # a measurement, unless a ratio limit is set
+    strict = run_check("false_rejections", h, {}, {**LIMIT, "max_false_rejection_ratio": 0.0})
+    assert strict.verdict == "violated" and strict.claim == "no request rejected while under the limit"
+    assert run_check("rate_limit", h, {}, LIMIT).verdict == "held"  # nothing over-admitted
 
 
 def test_rate_limit_sliding_window_catches_boundary_burst():
     h = history(_req(0.5, True), _req(0.9, True), _req(1.2, True))
-    assert run_check("rate_limit", h, {}, LIMIT).verdict == "pass"  # fixed: 2 + 1
+    assert run_check("rate_limit", h, {}, LIMIT).verdict == "held"  # fixed: 2 + 1
     r = run_check("rate_limit", h, {}, {**LIMIT, "mode": "sliding"})
-    assert r.verdict == "fail" and r.metrics["over_admitted"] == 1
+    assert r.verdict == "violated" and r.metrics["over_admitted"] == 1
 
 
 def test_rate_limit_requires_limit():
@@ -220,14 +282,14 @@ def _queue(processed=(1, 2, 3)):
 
 def test_queue_all_processed():
     r = run_check("queue_delivery", _queue(), {"pending": []})
-    assert r.verdict == "pass" and r.metrics["lost"] == 0
+    assert r.verdict == "held" and r.metrics["lost"] == 0
 
 
 def test_queue_lost_acknowledged_message():
     r = run_check("queue_delivery", _queue((1, 2)), {"pending": []})
-    assert r.verdict == "fail" and r.metrics["lost_examples"] == [3]
+    assert r.verdict == "violated" and r.metrics["lost_examples"] == [3]
     # still in the queue at the end: not lost
-    assert run_check("queue_delivery", _queue((1, 2)), {"pending": [3]}).verdict == "pass"
+    assert run_check("queue_delivery", _queue((1, 2)), {"pending": [3]}).verdict == "held"
 
 
 def test_queue_duplicates_and_redelivery_delay():
@@ -235,13 +297,13 @@ def test_queue_duplicates_and_redelivery_delay():
                 op("process", {"id": 1}, 1, 2, outcome="unknown", client=0),  # consumer died
                 op("process", {"id": 1}, 5, 6, client=1))                        # redelivered
     r = run_check("queue_delivery", h, {"pending": []})
-    assert r.verdict == "pass"
+    assert r.verdict == "held"
     assert r.metrics["redeliveries"] == 1 and r.metrics["redelivery_max_s"] == pytest.approx(3.0)
-    assert run_check("queue_delivery", h, {}, {"max_redelivery_s": 1.0}).verdict == "fail"
+    assert run_check("queue_delivery", h, {}, {"max_redelivery_s": 1.0}).verdict == "violated"
     dup = history(op("produce", {"id": 1}, 0), op("process", {"id": 1}, 1),
                   op("process", {"id": 1}, 2, client=1))
     assert run_check("queue_delivery", dup, {}).metrics["duplicates"] == 1
-    assert run_check("queue_delivery", dup, {}, {"allow_duplicates": False}).verdict == "fail"
+    assert run_check("queue_delivery", dup, {}, {"allow_duplicates": False}).verdict == "violated"
 
 
 # ---------------------------------------------------------------- geo
@@ -258,16 +320,16 @@ def _geo(result, removed=False):
 
 def test_geo_valid_and_unknown_write_is_ambiguous():
     r = run_check("geo_results", _geo(["a"]), {})
-    assert r.verdict == "pass", r.explanation
+    assert r.verdict == "held", r.explanation
     assert r.metrics["ambiguous_skipped"] == 1  # c may or may not be there
 
 
 def test_geo_missing_result():
     r = run_check("geo_results", _geo([]), {})
-    assert r.verdict == "fail" and r.metrics["missing"] == 1
+    assert r.verdict == "violated" and r.metrics["missing"] == 1
 
 
 def test_geo_stale_results():
     assert run_check("geo_results", _geo(["a", "b"]), {}).metrics["stale"] == 1   # out of range
     r = run_check("geo_results", _geo([["a", 0.0]], removed=True), {})            # removed
-    assert r.verdict == "fail" and r.metrics["stale"] == 1
+    assert r.verdict == "violated" and r.metrics["stale"] == 1

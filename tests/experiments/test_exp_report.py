@@ -23,7 +23,7 @@ def make_run(run_dir, *, lose_write=False, completed=True, extra_lanes=False, co
         acked = acked[1:]
     with HistoryWriter(run_dir / "history.jsonl") as w:
         for name, a, b in (("baseline", 0, 10), ("fault", 10, 15), ("recovery", 15, 25)):
-            w.event(PHASE, t=a, name=name, start=a, end=b)
+            w.event(PHASE, t=a, name=name, start=a, end=b, cycle=None if name == "baseline" else 1)
         w.event(FAULT_INJECT, t=10, fault="kill", label="kill primary")
         w.event(FAULT_HEAL, t=15, fault="kill", label="kill primary")
         if extra_lanes:
@@ -50,28 +50,35 @@ def test_render_run_writes_result_plot_and_report(tmp_path):
     result = render_run(run, reproduce="redislab run kill-primary --seed 1")
     saved = json.loads((run / "result.json").read_text())
     assert saved == result
-    assert saved["verdict"] == "pass" and saved["interrupted"] is False
+    assert saved["verdict"] == "held" and saved["interrupted"] is False
     assert [c["name"] for c in saved["checks"]] == ["steady_state", "errors_by_type",
                                                     "time_to_detect", "time_to_recover",
                                                     "lost_writes"]
     assert saved["reproduce"] == "redislab run kill-primary --seed 1"
     m = saved["metrics"]
     assert m["during_fault"]["availability"] == 0.0
-    assert m["outside_fault"]["availability"] == 1.0
+    assert m["before_fault"]["availability"] == 1.0 and m["after_heal"]["availability"] == 1.0
+    assert m["spread"]["availability_during"] == {"median": 0.0, "low": 0.0, "high": 0.0, "n": 1}
     assert m["time_to_detect_s"] is not None and m["time_to_recover_s"] is not None
+    assert [c["name"] for c in saved["measurements"]] == ["errors_by_type", "time_to_detect"]
+    assert [c["name"] for c in saved["claims"]] == ["steady_state", "time_to_recover", "lost_writes"]
     assert (run / "timeline.png").read_bytes()[:8] == PNG_MAGIC
     md = (run / "report.md").read_text()
-    assert "PASS" in md and "![timeline](timeline.png)" in md
-    assert "## What this means" in md and "kill primary" in md
+    assert md.startswith("# kill-primary: held: all 3 claims") and "](timeline.png)" in md
+    assert "## The answer" in md and "kill primary" in md and "0.00% availability" in md
     assert "redislab run kill-primary --seed 1" in md
+    page = (run / "report.html").read_text()
+    assert '<img class="plot" src="timeline.png"' in page and '<a href="history.jsonl">' in page
 
 
 def test_violation_fails_and_is_explained(tmp_path):
     run = make_run(tmp_path / "r", lose_write=True)
     result = render_run(run)
-    assert result["verdict"] == "fail"
+    assert result["verdict"] == "violated"
+    assert [c["name"] for c in result["violated"]] == ["lost_writes"]
     md = (run / "report.md").read_text()
-    assert "FAIL" in md and "acknowledged writes were lost" in md
+    assert md.startswith("# kill-primary: violated: no acknowledged write is lost")
+    assert "acknowledged writes were lost" in md
 
 
 def test_rerender_reproduces_result(tmp_path):
@@ -87,6 +94,7 @@ def test_interrupted_run_is_marked_and_not_a_pass(tmp_path):
     result = render_run(run)
     assert result["interrupted"] is True and result["verdict"] == "unknown"
     assert "INTERRUPTED" in (run / "report.md").read_text()
+    assert "the run was interrupted" in result["run_problems"]
     assert render_run(make_run(tmp_path / "r2"), interrupted=True)["interrupted"] is True
 
 
@@ -114,8 +122,9 @@ def test_write_index(tmp_path):
     (results / "run-c").mkdir()  # a run without result.json is skipped
     md_path, html_path = write_index(results)
     md = md_path.read_text()
+    assert md_path.name == "runs.md" and html_path.name == "runs.html"
     assert "run-a" in md and "run-b" in md and "run-c" not in md
-    assert "PASS" in md and "FAIL" in md and "sentinel" in md
-    assert "[report](run-a/report.md)" in md
+    assert "held" in md and "violated" in md and "sentinel" in md
+    assert "[report](run-a/report.html)" in md
     html = html_path.read_text()
     assert '<a href="run-b/timeline.png">plot</a>' in html and "<table>" in html

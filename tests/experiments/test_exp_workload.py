@@ -164,6 +164,25 @@ def test_attempt_timeout_is_unknown():
     assert (r.op, r.outcome, r.error) == ("set", "unknown", "TimeoutError")
 
 
+def test_a_read_that_raised_failed_it_is_not_unknown():
+    # a read has no effect: a timeout or a dropped connection is a failure from the user's view
+    import redis.exceptions as rex
+    for exc in (rex.TimeoutError("Timeout reading from socket"), rex.ConnectionError("Connection closed")):
+        r = asyncio.run(attempt("get", {"k": 1}, _raise(exc), read=True))
+        assert (r.outcome, r.error) == ("fail", type(exc).__name__)
+    r = asyncio.run(attempt("get", {"k": 1}, asyncio.sleep(1), timeout=0.01, read=True))
+    assert (r.outcome, r.error) == ("fail", "TimeoutError")
+
+
+def test_fault_cycles_number_their_phases(tmp_path):
+    cfg = WorkloadConfig(rate=100, phases=(("warmup", 0.05), ("baseline", 0.05), ("fault", 0.05),
+                                           ("recovery", 0.05), ("fault", 0.05), ("recovery", 0.05)))
+    assert [(w.name, w.cycle) for w in cfg.phase_windows()] == [
+        ("warmup", None), ("baseline", None), ("fault", 1), ("recovery", 1), ("fault", 2), ("recovery", 2)]
+    _, h = _run(tmp_path, lambda c, r: _ok(), cfg)
+    assert [p.cycle for p in h.phase_windows()] == [None, None, 1, 1, 2, 2]
+
+
 def test_classify_redis_errors():
     import redis.exceptions as rex
     assert classify(rex.TimeoutError("Timeout reading from socket"))[0] == "unknown"
