@@ -375,6 +375,10 @@ class HistoryWriter:
     def write_event(self, event: Event) -> None:
         self._append(event.to_json())
 
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append an already decoded record (e.g. from a child process's own history file)."""
+        self._append(record)
+
     def event(self, kind: str, t: float | None = None, **fields: Any) -> Event:
         """Record an event now (or at run time ``t``) and return it."""
         t = self.clock() if t is None else t

@@ -17,7 +17,8 @@ from typing import Any
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from experiments.history import HistoryWriter
+from experiments.children import Children
+from experiments.history import HistoryWriter, PhaseWindow
 from experiments.workload import OpResult
 from faults.catalog import Fault
 from patterns.common import prepare_client
@@ -66,7 +67,17 @@ class RunContext:
     writer: HistoryWriter
     seed: int
     options: dict[str, Any]
+    children: Children
     rng: random.Random = field(default_factory=random.Random)
+    phases: list[PhaseWindow] = field(default_factory=list)  # announced so far, in order
+
+    def phase_at(self, t: float) -> str | None:
+        """The workload phase run time ``t`` (s since t0) fell in."""
+        name = None
+        for p in self.phases:
+            if p.start <= t:
+                name = p.name
+        return name
 
 
 GENERIC_CHECKS = ["steady_state", "errors_by_type", "send_lag", "time_to_detect", "time_to_recover",

@@ -28,8 +28,8 @@ from experiments import registry
 from experiments.history import FAIL, OK, HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
-from experiments.server_view import ServerView
-from experiments.topology_events import TopologyEvents
+from experiments import observer
+from experiments.children import Children
 from experiments.workload import OpResult, WorkloadConfig, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
@@ -174,7 +174,8 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                          label=f"{exp.fault_label} ({e['fault']} {e['target']})", params=e["params"])
 
         injector = FaultInjector(topo, EventLog(sink=to_history))
-        ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), random.Random(req.seed))
+        children = Children(run_dir, writer)
+        ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), children, random.Random(req.seed))
         scenario: Scenario = exp.scenario(ctx)
         progress = _Progress()
         active: list[Fault] = []
@@ -196,6 +197,7 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
             return res
 
         async def on_phase(window: Any) -> None:
+            ctx.phases.append(window)
             progress.phase = window.name + (f" {window.cycle}/{profile.cycles}" if window.cycle else "")
             if window.name == "fault":
                 await scenario.before_fault(window.cycle)
@@ -213,7 +215,7 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                                   phases=profile.phases(), max_in_flight=MAX_IN_FLIGHT)
         display = (Live(progress.table(exp, total), console=console, refresh_per_second=4) if req.progress
                    else contextlib.nullcontext())
-        with ServerView(topo, writer), TopologyEvents(topo, writer), display as live:
+        with display as live:
             async def refresh() -> None:
                 while live is not None:
                     live.update(progress.table(exp, total))
@@ -221,6 +223,8 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
 
             refresher = asyncio.create_task(refresh())
             try:
+                # what Redis and the topology say, recorded by a process of its own (no GIL shared with the load)
+                await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
                 await scenario.setup()
                 progress.started = time.monotonic()
                 await run_workload(op, workload, writer, on_phase=on_phase)
@@ -232,6 +236,8 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                     final_state = await _final_state(scenario)
                 finally:
                     writer.event("final_state", **final_state)
+                    await asyncio.to_thread(children.stop_all)
+                    children.merge_histories(ctx.phase_at)
                     refresher.cancel()
                     if live is not None:
                         live.update(progress.table(exp, total))

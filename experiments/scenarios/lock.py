@@ -25,13 +25,13 @@ never mistaken for one holder:
 The workload's own record of the operation is ``lock_section`` (its intended time
 keeps the open-loop latency); its outcome is the first step that was not ok. The
 steps are records of kind ``step``: they feed the lock checks, never the headline
-figures. They are buffered and written in ``finish`` with the phase their start
-falls in (the op function is not told its phase). The final state holds the fence
+figures; each is written with the phase its start fell in. The final state holds the fence
 counters read back after the run (``fence_counters``), so a failover that lost
 fence increments is visible.
 
 Lock-expiry showcase (option ``slow_holder``): a holder *process* (this module run
-as ``python -m experiments.scenarios.lock CONFIG.json``) idles until SIGUSR1, then
+as ``python -m experiments.scenarios.lock CONFIG.json``, through
+``experiments.children``) idles until SIGUSR1, then
 acquires lock 0, reports it holds it, "works" for ``WORK_S`` and writes with its
 token. The fault plan :func:`pause_slow_holder` triggers it, waits until it holds
 the lock and SIGSTOPs it for the whole fault phase, far beyond ``TTL_MS``; the
@@ -42,12 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -58,15 +55,14 @@ from typing import Any, Protocol
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from experiments.children import Child, child_writer, config_from_argv, ready, serve_until_stopped
 from experiments.history import (
     FAIL,
     OK,
     STEP,
     UNKNOWN,
-    HistoryWriter,
     Op,
     Outcome,
-    iter_records,
 )
 from experiments.model import (
     HYPOTHESIS,
@@ -90,7 +86,6 @@ from patterns.lock import (
 from topologies import api
 from topologies.api import Topology
 from topologies.errors import LabError, UnknownNameError
-from topologies.health import wait_until
 
 VARIANTS = ("safe", "nofence", "naive")
 N_LOCKS = 4
@@ -101,7 +96,8 @@ WORK_S = 0.5  # the slow holder's work between "I hold it" and its write (the pa
 ARM_TIMEOUT_S = 2.0  # how long the fault plan waits for the slow holder to report its acquire
 SECTION_BASE = 1000  # process ids of in-process critical sections: SECTION_BASE + n
 SLOW_HOLDER = 500  # process id of the slow holder's sections
-STOP_TIMEOUT_S = 10.0
+HOLDER = "slow-holder"  # the slow holder's child-process name
+MODULE = "experiments.scenarios.lock"
 
 
 def classify_lock_error(exc: BaseException) -> tuple[Outcome, str]:
@@ -326,8 +322,7 @@ class LockScenario(Scenario):
         self.client: Any = None
         self.store: FencedStore | None = None
         self.locks: Locks | None = None
-        self.holder: subprocess.Popen[bytes] | None = None
-        self.steps: list[Op] = []  # in-process step records, written with their phase in finish
+        self.holder: Child | None = None
         self.n_sections = 0
 
     async def setup(self) -> None:
@@ -337,26 +332,18 @@ class LockScenario(Scenario):
         self.locks = make_locks(variant, self.client, self.names, TTL_MS)
         self.store = FencedStore(self.ctx.run_dir / "resource.sqlite", self.names)
         self.sections = Sections(variant, self.locks, self.store, self.ctx.writer.clock, self.ctx.writer.wall_at,
-                                 self.steps.append)
+                                 self._record)
         if self.ctx.options.get("slow_holder"):
-            await asyncio.to_thread(self._start_holder, variant)
+            self.holder = await asyncio.to_thread(
+                self.ctx.children.start, HOLDER, MODULE,
+                {"variant": variant, "lock": self.names[0], "process": SLOW_HOLDER,
+                 "store": str(self.ctx.run_dir / "resource.sqlite"),
+                 "acquired_file": str(self.ctx.run_dir / f"{HOLDER}.acquired")})
 
-    def _start_holder(self, variant: str) -> None:
-        d = self.ctx.run_dir
-        cfg = {"variant": variant, "lock": self.names[0], "process": SLOW_HOLDER, "store": str(d / "resource.sqlite"),
-               "history": str(d / "slow-holder.jsonl"), "t0": self.ctx.writer.t0, "parent": os.getpid(),
-               "ready_file": str(d / "slow-holder.ready"), "acquired_file": str(d / "slow-holder.acquired")}
-        (d / "slow-holder.json").write_text(json.dumps(cfg))
-        with open(d / "slow-holder.log", "ab") as log:
-            self.holder = subprocess.Popen([sys.executable, "-m", "experiments.scenarios.lock",
-                                            str(d / "slow-holder.json")],
-                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        proc = self.holder
-        wait_until(lambda: Path(cfg["ready_file"]).exists() or proc.poll() is not None, 30, "slow lock holder")
-        if proc.poll() is not None:
-            raise LabError(f"slow lock holder exited at start (code {proc.returncode})",
-                           f"see {d / 'slow-holder.log'}")
-        self.ctx.writer.event("worker", name="slow-holder", pid=proc.pid, action="start")
+    def _record(self, op: Op) -> None:
+        """A step, written at once with the phase its start fell in."""
+        op.phase = self.ctx.phase_at(op.start)
+        self.ctx.writer.write_op(op)
 
     def fault_key(self) -> str:
         return f"lock:{tagged(self.names[0])}"  # DistributedLock's key for lock 0
@@ -365,16 +352,16 @@ class LockScenario(Scenario):
         return self.holder.pid if self.holder is not None else None
 
     def arm_slow_holder(self) -> int:
-        """Make the slow holder acquire lock 0 and wait (at most ``ARM_TIMEOUT_S``; this
-        blocks the event loop for the few ms an acquire takes) until it reports the
-        outcome, so the pause that follows lands while it holds the lock. Returns its pid."""
-        if self.holder is None or self.holder.poll() is not None:
+        """Make the slow holder acquire lock 0 and wait (at most ``ARM_TIMEOUT_S``; the fault plan
+        runs in a thread) until it reports the outcome, so the pause that follows lands while it
+        holds the lock. Returns its pid."""
+        if self.holder is None or not self.holder.alive():
             raise LabError("the lock-expiry fault needs the slow holder process", "run with option slow_holder")
-        acquired = self.ctx.run_dir / "slow-holder.acquired"
+        acquired = self.ctx.run_dir / f"{HOLDER}.acquired"
         acquired.unlink(missing_ok=True)
         t = time.monotonic()
-        self.holder.send_signal(signal.SIGUSR1)
-        while not acquired.exists() and time.monotonic() - t < ARM_TIMEOUT_S and self.holder.poll() is None:
+        self.holder.proc.send_signal(signal.SIGUSR1)
+        while not acquired.exists() and time.monotonic() - t < ARM_TIMEOUT_S and self.holder.alive():
             time.sleep(0.002)
         report = json.loads(acquired.read_text()) if acquired.exists() else {"outcome": "no report"}
         self.ctx.writer.event("slow_holder", action="armed", waited_ms=round((time.monotonic() - t) * 1000, 1),
@@ -389,7 +376,8 @@ class LockScenario(Scenario):
     async def finish(self) -> dict[str, Any]:
         state: dict[str, Any] = {}
         try:
-            await asyncio.to_thread(self._stop_holder)
+            if self.holder is not None:
+                await asyncio.to_thread(self.ctx.children.stop, HOLDER)
             if self.store is not None:
                 state["lock_resource"] = self.store.summary()
             if self.locks is not None:
@@ -398,60 +386,11 @@ class LockScenario(Scenario):
                 if counters is not None:
                     state["fence_counters"] = counters
         finally:
-            if self.holder is not None:  # the attempt above never ran (e.g. cancelled first)
-                self._stop_holder()
-            self._write_steps()
             if self.store is not None:
                 self.store.close()
             if self.client is not None:
                 await self.client.aclose()
         return state
-
-    def _stop_holder(self) -> None:
-        """Resume (in case it is still paused), SIGTERM, wait; SIGKILL if it hangs."""
-        proc, self.holder = self.holder, None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            self.ctx.writer.event("worker", name="slow-holder", pid=proc.pid, action="exit", code=proc.returncode)
-
-    def _write_steps(self) -> None:
-        """Write the buffered step records, and the slow holder's, with their phases."""
-        path = self.ctx.run_dir / "slow-holder.jsonl"
-        holder = [Op.from_json(r) for r in iter_records(path) if r.get("type") == "op"] if path.exists() else []
-        phase_at = self._phase_lookup()
-        for o in [*self.steps, *holder]:
-            o.phase = phase_at(o.start)
-            self.ctx.writer.write_op(o)
-        self.steps.clear()
-        path.unlink(missing_ok=True)
-
-    def _phase_lookup(self) -> Callable[[float], str | None]:
-        """Phase by time, from the phase events already in the history."""
-        self.ctx.writer.flush()
-        starts = sorted((float(r["fields"]["start"]), str(r["fields"]["name"]))
-                        for r in iter_records(self.ctx.writer.path)
-                        if r.get("type") == "event" and r.get("kind") == "phase")
-
-        def phase_at(t: float) -> str | None:
-            name = starts[0][1] if starts else None
-            for s, n in starts:
-                if s <= t:
-                    name = n
-            return name
-
-        return phase_at
 
 
 def pause_slow_holder(topo: Topology, sc: Scenario) -> Fault:
@@ -472,12 +411,8 @@ async def holder_main(cfg: dict[str, Any]) -> None:
     client = topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S, socket_connect_timeout=CLIENT_TIMEOUT_S,
                          retry=Retry(NoBackoff(), 0), max_connections=8)
     await prepare_client(client)
-    writer = HistoryWriter(cfg["history"], flush_every=1, t0=cfg["t0"])
+    writer = child_writer(cfg)
     store = FencedStore(Path(cfg["store"]), [cfg["lock"]])
-
-    def record(op: Op) -> None:
-        writer.write_op(op)
-        writer.flush()
 
     def report(acq: Op) -> None:  # tell the fault plan: the pause may come now
         tmp = Path(cfg["acquired_file"] + ".tmp")
@@ -485,14 +420,13 @@ async def holder_main(cfg: dict[str, Any]) -> None:
         tmp.rename(cfg["acquired_file"])
 
     sections = Sections(cfg["variant"], make_locks(cfg["variant"], client, [cfg["lock"]], TTL_MS), store,
-                        writer.clock, writer.wall_at, record)
-    trigger, stop = asyncio.Event(), asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, trigger.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    Path(cfg["ready_file"]).write_text(str(os.getpid()))
-    try:
-        while not stop.is_set() and os.getppid() == cfg["parent"]:
+                        writer.clock, writer.wall_at, writer.write_op)
+    trigger = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, trigger.set)
+
+    async def work(stop: asyncio.Event) -> None:
+        ready(cfg)
+        while not stop.is_set():
             if trigger.is_set():
                 trigger.clear()
                 await sections.run(cfg["lock"], cfg["process"], work_s=WORK_S, on_acquire=report)
@@ -501,6 +435,9 @@ async def holder_main(cfg: dict[str, Any]) -> None:
             await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
                 w.cancel()
+
+    try:
+        await serve_until_stopped(cfg, work)
     finally:
         writer.close()
         store.close()
@@ -537,4 +474,4 @@ EXPERIMENTS = [
 
 
 if __name__ == "__main__":
-    asyncio.run(holder_main(json.loads(Path(sys.argv[1]).read_text())))
+    asyncio.run(holder_main(config_from_argv()))

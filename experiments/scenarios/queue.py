@@ -12,28 +12,22 @@ and ``effects`` (ids in the handler's idempotent store: the ground truth).
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from experiments.history import Op, iter_records
 from experiments.model import SERVED_THROUGH, Experiment, PatternLoad, Scenario, app_client
+from experiments.scenarios import queue_worker
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
 from faults import catalog
 from patterns.work_queue import WorkQueue
-from topologies.errors import LabError
-from topologies.health import wait_until
 
 CONSUMERS = 2
 HANDLER_MS = 20  # each job takes this long: a kill always lands mid-batch
 BATCH = 10
 CLAIM_IDLE_MS = 2000  # a dead consumer's entries are claimed after this idle time
 DRAIN_TIMEOUT_S = 60.0
+WORKER_STOP_TIMEOUT_S = 15.0
 
 
 class QueueScenario(Scenario):
@@ -43,37 +37,30 @@ class QueueScenario(Scenario):
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"
         EffectStore(self.effects_db)  # create the table before workers race to
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.workers: list[str] = []  # child names, in start order
         self.seq: dict[int, int] = {}
         for _ in range(CONSUMERS):
-            self._start_worker()
+            await asyncio.to_thread(self._start_worker)
 
     def _start_worker(self) -> None:
         name = f"consumer-{len(self.workers) + 1}"
-        cfg = {"queue": self.queue.name, "consumer": name, "client_id": 1000 + len(self.workers),
-               "effects_db": str(self.effects_db), "history": str(self.ctx.run_dir / f"worker-{name}.jsonl"),
-               "t0": self.ctx.writer.t0, "handler_ms": HANDLER_MS, "batch": BATCH,
-               "claim_idle_ms": CLAIM_IDLE_MS, "max_deliveries": 10,
-               "ready_file": str(self.ctx.run_dir / f"worker-{name}.ready")}
-        path = self.ctx.run_dir / f"worker-{name}.json"
-        path.write_text(json.dumps(cfg))
-        log = open(self.ctx.run_dir / f"worker-{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.scenarios.queue_worker", str(path)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.workers[name] = proc
-        wait_until(lambda: Path(cfg["ready_file"]).exists() or proc.poll() is not None, 30, f"worker {name}")
-        if proc.poll() is not None:
-            raise LabError(f"worker {name} exited at start (code {proc.returncode})",
-                           f"see {self.ctx.run_dir / f'worker-{name}.log'}")
-        self.ctx.writer.event("worker", name=name, pid=proc.pid, action="start")
+        self.workers.append(name)
+        self.ctx.children.start(name, queue_worker.MODULE, {
+            "queue": self.queue.name, "consumer": name, "client_id": 1000 + len(self.workers),
+            "effects_db": str(self.effects_db), "handler_ms": HANDLER_MS, "batch": BATCH,
+            "claim_idle_ms": CLAIM_IDLE_MS, "max_deliveries": 10})
+
+    def _live(self) -> list[int]:
+        procs = self.ctx.children.procs
+        return [procs[n].pid for n in self.workers if procs[n].alive()]
 
     def fault_key(self) -> str:
         return self.queue.stream_key
 
     def fault_target_pid(self) -> int | None:
         """The longest-running live consumer (a new one each cycle: the killed one is replaced)."""
-        live = [p for p in self.workers.values() if p.poll() is None]
-        return live[0].pid if live else None
+        live = self._live()
+        return live[0] if live else None
 
     async def op(self, client_id: int, rng: Any) -> OpResult:
         n = self.seq.get(client_id, 0)
@@ -82,7 +69,7 @@ class QueueScenario(Scenario):
         return await attempt("produce", {"id": job_id}, self.queue.enqueue({"n": n}, job_id=job_id))
 
     async def after_heal(self) -> None:
-        if sum(p.poll() is None for p in self.workers.values()) < CONSUMERS:
+        if len(self._live()) < CONSUMERS:
             await asyncio.to_thread(self._start_worker)
 
     async def _drained(self) -> bool:
@@ -96,18 +83,9 @@ class QueueScenario(Scenario):
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and not await self._drained():
             await asyncio.sleep(0.2)
-        store = EffectStore(self.effects_db)
-        effects = store.ids()
-        for proc in self.workers.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in self.workers.items():
-            try:
-                await asyncio.to_thread(proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            self.ctx.writer.event("worker", name=name, pid=proc.pid, action="exit", code=proc.returncode)
-        self._merge_worker_histories()
+        for name in self.workers:
+            await asyncio.to_thread(self.ctx.children.stop, name, WORKER_STOP_TIMEOUT_S)
+        effects = EffectStore(self.effects_db).ids()  # every worker has stopped: nothing can be added now
         pending = await self._unprocessed(set(effects))
         await self.client.aclose()
         return {"pending": pending, "effects": effects}
@@ -122,13 +100,6 @@ class QueueScenario(Scenario):
             if job and job not in done:
                 ids.append(job)
         return ids
-
-    def _merge_worker_histories(self) -> None:
-        for path in sorted(self.ctx.run_dir.glob("worker-*.jsonl")):
-            for record in iter_records(path):
-                if record.get("type") == "op":
-                    self.ctx.writer.write_op(Op.from_json(record))
-            path.unlink()
 
 
 CHECKS = [{"name": "queue_delivery", "params": {"max_stuck": 0}}]

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,10 +23,14 @@ from typing import Any
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from experiments.history import OK, WORKER, HistoryWriter, Op
+from experiments.children import child_writer, config_from_argv, ready, serve_until_stopped
+from experiments.history import OK, WORKER, Op
 from patterns.common import prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
 from topologies import api
+
+
+MODULE = "experiments.scenarios.queue_worker"
 
 
 class EffectStore:
@@ -60,7 +61,7 @@ async def main(cfg: dict[str, Any]) -> None:
     await prepare_client(client)
     queue = WorkQueue(client, cfg["queue"])
     store = EffectStore(Path(cfg["effects_db"]))
-    writer = HistoryWriter(cfg["history"], flush_every=1, t0=cfg["t0"])
+    writer = child_writer(cfg)
     name = cfg["consumer"]
     client_id = int(cfg["client_id"])
 
@@ -75,17 +76,20 @@ async def main(cfg: dict[str, Any]) -> None:
 
     consumer = Consumer(queue, name, handler, batch=cfg["batch"], block_ms=500, claim_idle_ms=cfg["claim_idle_ms"],
                         claim_every_s=0.5, max_deliveries=cfg["max_deliveries"])
-    await queue.ensure_group()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    consumer.start()
-    Path(cfg["ready_file"]).write_text(str(os.getpid()))
-    await stop.wait()
-    await consumer.stop(timeout_s=10)
-    print(json.dumps({"consumer": name, "counters": consumer.counters.snapshot()}), flush=True)
-    writer.close()
-    await client.aclose()
+    async def work(stop: asyncio.Event) -> None:
+        await queue.ensure_group()
+        consumer.start()
+        ready(cfg)
+        await stop.wait()
+        await consumer.stop(timeout_s=10)
+
+    try:
+        await serve_until_stopped(cfg, work)
+        print(json.dumps({"consumer": name, "counters": consumer.counters.snapshot()}), flush=True)
+    finally:
+        writer.close()
+        await client.aclose()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
+    asyncio.run(main(config_from_argv()))
