@@ -30,4 +30,6 @@ def spread(s: Mapping[str, Any] | None, fmt: Callable[[float | None], str]) -> s
         return "n/a"
     if s["n"] == 1:
         return fmt(s["median"])
+    if fmt(s["low"]) == fmt(s["high"]):
+        return f"{fmt(s['median'])} (all {s['n']} equal)"
     return f"{fmt(s['median'])} ({fmt(s['low'])} to {fmt(s['high'])}, n={s['n']})"

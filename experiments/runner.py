@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import random
 import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.live import Live
@@ -30,7 +33,7 @@ from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenari
 from experiments.report import render_run, write_index
 from experiments import observer
 from experiments.children import Children
-from experiments.workload import OpResult, WorkloadConfig, run_workload
+from experiments.workload import OpResult, WorkloadConfig, run_loop, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
@@ -87,6 +90,7 @@ def _profile(req: RunRequest, rate_factor: float = 1.0) -> Profile:
                                fault_s=p.fault_s * scale, recovery_s=p.recovery_s * scale, rate=rate)
 
 
+T = TypeVar("T")
 MAX_IN_FLIGHT = 5000  # operations in flight at most; beyond, the generator drops (and counts) them
 FINAL_READ_TIMEOUT_S = 90.0
 
@@ -150,7 +154,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
         }
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         try:
-            asyncio.run(_run(exp, topo, profile, req, run_dir, run_id, console))
+            run_loop(_run(exp, topo, profile, req, run_dir, run_id, console))
         except KeyboardInterrupt:
             interrupted = True
         render_run(run_dir, reproduce=config["reproduce"], interrupted=interrupted or None)
@@ -183,6 +187,12 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
         total = profile.total_s
 
         slots = asyncio.Semaphore(exp.concurrency)
+        # Fault plans and injections get a thread of their own: queued behind the workload's own
+        # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
+        fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
+
+        async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
+            return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
 
         async def op(client_id: int, rng: random.Random) -> OpResult:
             progress.sent += 1
@@ -202,18 +212,19 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
             if window.name == "fault":
                 await scenario.before_fault(window.cycle)
                 # the plan may talk to Redis (which node is primary now?) or arm a process: never on the loop
-                fault = await asyncio.to_thread(exp.fault, topo, scenario)
-                await asyncio.to_thread(injector.inject, fault)
+                fault = await in_fault_thread(exp.fault, topo, scenario)
+                await in_fault_thread(injector.inject, fault)
                 active.append(fault)
                 progress.fault = repr(fault)
             elif window.name == "recovery" and active:
-                await asyncio.to_thread(injector.heal, active.pop())
+                await in_fault_thread(injector.heal, active.pop())
                 progress.fault = "-"
                 await scenario.after_heal()
 
         workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
                                   phases=profile.phases(), max_in_flight=MAX_IN_FLIGHT)
-        display = (Live(progress.table(exp, total), console=console, refresh_per_second=4) if req.progress
+        display = (Live(progress.table(exp, total), console=console, refresh_per_second=4, transient=True)
+                   if req.progress
                    else contextlib.nullcontext())
         with display as live:
             async def refresh() -> None:
@@ -232,12 +243,13 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
             finally:
                 try:
                     while active:
-                        await asyncio.to_thread(injector.heal, active.pop())
+                        await in_fault_thread(injector.heal, active.pop())
                     final_state = await _final_state(scenario)
                 finally:
                     writer.event("final_state", **final_state)
                     await asyncio.to_thread(children.stop_all)
                     children.merge_histories(ctx.phase_at)
+                    fault_thread.shutdown(wait=False)
                     refresher.cancel()
                     if live is not None:
                         live.update(progress.table(exp, total))

@@ -32,8 +32,8 @@ fence increments is visible.
 Lock-expiry showcase (option ``slow_holder``): a holder *process* (this module run
 as ``python -m experiments.scenarios.lock CONFIG.json``, through
 ``experiments.children``) idles until SIGUSR1, then
-acquires lock 0, reports it holds it, "works" for ``WORK_S`` and writes with its
-token. The fault plan :func:`pause_slow_holder` triggers it, waits until it holds
+acquires lock 0, reports it holds it, "works" until it has been paused and resumed
+(SIGCONT; at most ``WORK_TIMEOUT_S``) and writes with its token. The fault plan :func:`pause_slow_holder` triggers it, waits until it holds
 the lock and SIGSTOPs it for the whole fault phase, far beyond ``TTL_MS``; the
 in-process clients take lock 0 over meanwhile. When resumed, the holder writes
 with its stale token: ``safe`` rejects it, ``nofence`` accepts it.
@@ -72,7 +72,7 @@ from experiments.model import (
     Scenario,
     app_client,
 )
-from experiments.workload import OpResult, attempt, classify
+from experiments.workload import OpResult, attempt, classify, run_loop
 from faults import catalog
 from faults.catalog import Fault
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, prepare_client, tagged
@@ -92,7 +92,7 @@ N_LOCKS = 4
 TTL_MS = 2000  # lock TTL; the naive lock's EXPIRE takes whole seconds, so keep it a multiple of 1000
 ACQUIRE_TIMEOUT_S = 0.5  # a blocking acquire gives up (LockTimeout) after this
 CLIENT_TIMEOUT_S = 0.5  # socket timeout
-WORK_S = 0.5  # the slow holder's work between "I hold it" and its write (the pause lands here)
+WORK_TIMEOUT_S = 60.0  # the slow holder "works" until resumed from its pause, at most this long
 ARM_TIMEOUT_S = 2.0  # how long the fault plan waits for the slow holder to report its acquire
 SECTION_BASE = 1000  # process ids of in-process critical sections: SECTION_BASE + n
 SLOW_HOLDER = 500  # process id of the slow holder's sections
@@ -283,7 +283,7 @@ class Sections:
         self.record(op)
         return op, res.value
 
-    async def run(self, lock: str, process: int, work_s: float = 0.0,
+    async def run(self, lock: str, process: int, work: Callable[[], Awaitable[None]] | None = None,
                   on_acquire: Callable[[Op], None] | None = None) -> OpResult:
         """One critical section; returns its summary (``lock_section``). The lock is
         released whatever the write did."""
@@ -295,8 +295,8 @@ class Sections:
             on_acquire(acq)
         if acq.outcome != OK:
             return OpResult("lock_section", summary_args, None, acq.outcome, acq.error)
-        if work_s > 0:
-            await asyncio.sleep(work_s)
+        if work is not None:
+            await work()
         if self.variant == "naive":
             op, args = "write", {"lock": lock}
         else:
@@ -421,15 +421,26 @@ async def holder_main(cfg: dict[str, Any]) -> None:
 
     sections = Sections(cfg["variant"], make_locks(cfg["variant"], client, [cfg["lock"]], TTL_MS), store,
                         writer.clock, writer.wall_at, writer.write_op)
-    trigger = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, trigger.set)
+    trigger, resumed = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, trigger.set)
+    loop.add_signal_handler(signal.SIGCONT, resumed.set)  # delivered when the pause ends
+
+    async def until_resumed() -> None:
+        """The "work": it lasts until the process was paused and resumed, as a GC or VM stall
+        in the middle of a critical section would."""
+        try:
+            await asyncio.wait_for(resumed.wait(), WORK_TIMEOUT_S)
+        except TimeoutError:
+            pass
 
     async def work(stop: asyncio.Event) -> None:
         ready(cfg)
         while not stop.is_set():
             if trigger.is_set():
                 trigger.clear()
-                await sections.run(cfg["lock"], cfg["process"], work_s=WORK_S, on_acquire=report)
+                resumed.clear()
+                await sections.run(cfg["lock"], cfg["process"], work=until_resumed, on_acquire=report)
                 continue
             waiters = [asyncio.ensure_future(e.wait()) for e in (trigger, stop)]
             await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
@@ -447,7 +458,11 @@ async def holder_main(cfg: dict[str, Any]) -> None:
 # -- declarations ----------------------------------------------------------------------------
 
 CHECKS = ["lock_overlap", "fencing"]
-LOAD = PatternLoad(pattern="lock", scenario=LockScenario, checks=CHECKS, options={"lock": "safe"}, rate_factor=0.5)
+# A critical section is three round trips plus the protected write, and it waits while another client holds
+# the lock: its SLO is wider than a single command's.
+LOCK_HYPOTHESIS = {**HYPOTHESIS, "p99_max_ms": 100.0}
+LOAD = PatternLoad(pattern="lock", scenario=LockScenario, checks=CHECKS, options={"lock": "safe"}, rate_factor=0.5,
+                   hypothesis=LOCK_HYPOTHESIS)
 
 
 def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experiment:
@@ -458,7 +473,7 @@ def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experime
         pattern="lock", topology="single", topologies=("sentinel", "cluster"),
         scenario=LockScenario, fault=pause_slow_holder,
         fault_label=f"SIGSTOP the lock holder beyond its {TTL_MS / 1000:g} s TTL",
-        hypothesis=dict(HYPOTHESIS),
+        hypothesis=dict(LOCK_HYPOTHESIS),
         checks=["steady_state", "errors_by_type", "send_lag", *checks],
         options={"lock": variant, "slow_holder": True})
 
@@ -474,4 +489,4 @@ EXPERIMENTS = [
 
 
 if __name__ == "__main__":
-    asyncio.run(holder_main(config_from_argv()))
+    run_loop(holder_main(config_from_argv()))

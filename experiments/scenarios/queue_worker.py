@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 
 from experiments.children import child_writer, config_from_argv, ready, serve_until_stopped
 from experiments.history import OK, WORKER, Op
+from experiments.workload import run_loop
 from patterns.common import prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
 from topologies import api
@@ -92,4 +93,4 @@ async def main(cfg: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(config_from_argv()))
+    run_loop(main(config_from_argv()))

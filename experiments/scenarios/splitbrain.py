@@ -83,14 +83,7 @@ class SplitBrainScenario(Scenario):
     async def _write(self, client: Any, element: str) -> Any:
         if not self.ctx.options.get("wait"):
             return await client.sadd(SET_KEY, element)
-        # one connection for both: WAIT counts the replicas that acknowledged this connection's writes
-        pipe = client.pipeline(transaction=False)
-        pipe.sadd(SET_KEY, element)
-        pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS)
-        added, replicas = await pipe.execute()
-        if int(replicas) < 1:
-            raise NotReplicatedError(f"WAIT: no replica confirmed {element}")
-        return added
+        return await sadd_confirmed(client, SET_KEY, element)
 
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         self.seq += 1
@@ -117,6 +110,20 @@ class SplitBrainScenario(Scenario):
             for c in (*self.old_clients, self.client_a, self.client_b):
                 await c.aclose()
         return {"set": final, "old_primary": self.primary}
+
+
+async def sadd_confirmed(client: Any, key: str, element: str, replicas: int = 1,
+                         timeout_ms: int = WAIT_TIMEOUT_MS) -> int:
+    """SADD then ``WAIT replicas timeout_ms`` on ONE connection (a pipeline without MULTI):
+    WAIT counts the replicas that acknowledged *this connection's* writes, so only then does
+    it confirm this write. Raises :class:`NotReplicatedError` when fewer replicas confirmed."""
+    pipe = client.pipeline(transaction=False)
+    pipe.sadd(key, element)
+    pipe.execute_command("WAIT", replicas, timeout_ms)
+    added, confirmed = await pipe.execute()
+    if int(confirmed) < replicas:
+        raise NotReplicatedError(f"WAIT: {confirmed} of {replicas} replicas confirmed {element}")
+    return int(added)
 
 
 class NotReplicatedError(Exception):
