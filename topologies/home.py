@@ -38,6 +38,14 @@ def password() -> str:
     return value
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its old mode otherwise
+        f.write(text)
+
+
 class StateFile:
     """A small JSON record in the lab home (which topology is up, pids, ownership)."""
 

@@ -16,7 +16,7 @@ from typing import Any
 from topologies import binaries, config, health
 from topologies.health import wait_until
 from topologies.errors import LabError
-from topologies.home import lab_home
+from topologies.home import lab_home, write_private
 from topologies.processes import OwnedProcess, tail
 from topologies.spec import HOST, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
 
@@ -148,21 +148,22 @@ class LocalBackend:
         return self._dir(node) / f"{node.name}.log"
 
     def _prepare(self, node: NodeSpec) -> None:
+        """The node's directory and the files that carry its password (0600, never arguments)."""
         d = self._dir(node)
         d.mkdir(parents=True, exist_ok=True)
         if node.kind == "sentinel":
             conf = config.sentinel_conf(node, self.spec, self.password, bind=HOST, data_dir=str(d),
                                         logfile=str(self._log(node)))
-            path = d / "sentinel.conf"
-            path.write_text(conf)
-            path.chmod(0o600)
+            write_private(d / "sentinel.conf", conf)
+        else:
+            write_private(d / "auth.conf", config.auth_conf(self.password))
 
     def _argv(self, node: NodeSpec, server: str) -> list[str]:
         if node.kind == "sentinel":
             return [server, str(self._dir(node) / "sentinel.conf"), "--sentinel"]
-        args = config.redis_args(node, self.spec, self.password, bind=HOST, data_dir=str(self._dir(node)),
+        args = config.redis_args(node, self.spec, bind=HOST, data_dir=str(self._dir(node)),
                                  logfile=str(self._log(node)))
-        return [server, *args]
+        return [server, str(self._dir(node) / "auth.conf"), *args]
 
 
 def check_ready(backend: LocalBackend, timeout_s: float) -> None:
