@@ -52,10 +52,14 @@ def up(topology: str, backend: str, timeout_s: float) -> None:
 @click.option("--all", "all_", is_flag=True, help="also remove leftovers of every topology on both backends")
 def down(all_: bool) -> None:
     """Stop the topology and remove its containers, networks, volumes and processes."""
-    removed = api.down(all_=all_)
-    if dockerd.stop_if_owned():
+    from faults.heal import after_down
+    removed = api.down(all_=all_) + after_down()
+    daemon = dockerd.stop_if_owned()
+    if daemon.stopped:
         removed.append("Docker daemon started by the lab")
-    out.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
+    out.print("removed: " + (", ".join(removed) if removed else "nothing was running"), markup=False)
+    if daemon.reason:
+        out.print(f"left the Docker daemon the lab started running: {daemon.reason}", highlight=False, markup=False)
 
 
 @cli.command()
@@ -99,7 +103,10 @@ def docker_daemon(action: str) -> None:
         started = dockerd.ensure_running()
         out.print("Docker daemon started by the lab" if started else "a Docker daemon already answers")
     elif action == "stop":
-        out.print("stopped the lab's Docker daemon" if dockerd.stop_if_owned() else "the lab owns no Docker daemon")
+        daemon = dockerd.stop_if_owned()
+        out.print("stopped the lab's Docker daemon" if daemon.stopped else
+                  f"left the Docker daemon the lab started running: {daemon.reason}" if daemon.reason else
+                  "the lab owns no Docker daemon", highlight=False, markup=False)
     else:
         raise LabError(f"unknown action {action!r}; accepted: start, stop")
 
@@ -125,8 +132,10 @@ def faults_list() -> None:
 @click.option("--target", required=True, help="node, link or partition sides (see `redislab faults`)")
 @click.option("--duration", "duration_s", type=float, default=None,
               help="seconds to hold the fault, then heal (default: leave it until `redislab heal`)")
+@click.option("--i-own-this-pid", "vouch_pid", is_flag=True,
+              help="client_pause/client_kill: signal a pid the lab did not start (you vouch it is yours)")
 @click.argument("params", nargs=-1, metavar="[name=value ...]")
-def fault(kind: str, target: str, duration_s: float | None, params: tuple[str, ...]) -> None:
+def fault(kind: str, target: str, duration_s: float | None, vouch_pid: bool, params: tuple[str, ...]) -> None:
     """Inject a fault; with --duration hold it and heal (Ctrl-C heals early)."""
     from faults import catalog
     from faults.injector import FaultInjector
@@ -139,6 +148,10 @@ def fault(kind: str, target: str, duration_s: float | None, params: tuple[str, .
     if duration_s is not None and not 0 < duration_s <= 86_400:
         raise LabError(f"--duration {duration_s:g} is out of range; accepted: 0 < S <= 86400 seconds")
     f = catalog.make(kind, target, **values)
+    if vouch_pid:
+        if not isinstance(f, catalog.ClientPause):
+            raise LabError(f"--i-own-this-pid applies to client_pause and client_kill, not {kind}")
+        f.vouched = True
     injector = FaultInjector(_require_topology())
     if duration_s is None:
         injector.inject(f)
@@ -151,10 +164,11 @@ def fault(kind: str, target: str, duration_s: float | None, params: tuple[str, .
 
 @cli.command()
 def heal() -> None:
-    """Undo every fault: toxics, disabled proxies, partitions, paused or stopped nodes and clients."""
+    """Undo every fault from any state: toxics, disabled proxies, partitions, paused or stopped nodes,
+    paused lab clients; clears stale records. Works with no topology up too."""
     from faults.injector import heal_all
-    done = heal_all(_require_topology())
-    out.print("; ".join(done) if done else "nothing to heal: the topology was clean")
+    done = heal_all(api.current())
+    out.print("\n".join(done) if done else "nothing to heal: everything was clean", highlight=False, markup=False)
 
 
 @cli.command("list")

@@ -45,6 +45,8 @@ class Backend(Protocol):
     def stop_all(self) -> None: ...
     def node_state(self, name: str) -> str: ...
     def netns_pid(self) -> int | None: ...
+    def available(self) -> bool: ...
+    def start_proxy(self) -> str: ...
     def kill(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def start(self, name: str) -> None: ...
@@ -228,6 +230,13 @@ class Topology:
         self._node(name)
         self.backend.resume(name)
 
+    def start_proxy(self) -> str:
+        """Start Toxiproxy again if it died (see the backends); returns what was done ('' if nothing)."""
+        done = self.backend.start_proxy()
+        if done:
+            _record(self.spec, self.backend)
+        return done
+
     def _node(self, name: str) -> NodeSpec:
         return self.spec.node(name)
 
@@ -241,8 +250,11 @@ def current() -> Topology | None:
     record = StateFile(_STATE).read()
     if not record:
         return None
-    spec = build_spec(record["topology"], Options(**record.get("options", {})))
-    backend = _make_backend(record["backend"], spec, lab_password(), record.get("backend_state"))
+    try:
+        spec = build_spec(record["topology"], Options(**record.get("options", {})))
+        backend = _make_backend(record["backend"], spec, lab_password(), record.get("backend_state"))
+    except (LabError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None  # a damaged record names nothing the lab can act on (`down --all` finds leftovers)
     return Topology(spec, backend, lab_password())
 
 
@@ -308,6 +320,7 @@ def down(all_: bool = False) -> list[str]:
         from topologies import docker, dockerd
         if dockerd.daemon_answers():
             removed += docker.remove_all_projects()
-        from topologies.local import kill_strays
+        from topologies.local import kill_strays, remove_run_dirs
         removed += kill_strays()
+        removed += remove_run_dirs()
     return removed

@@ -1,9 +1,12 @@
 """Where the lab keeps its state: run directories, logs, the password, ownership records."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +64,31 @@ class StateFile:
             return None
 
     def write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # one per writer: no clash
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         tmp.replace(self.path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock (flock on a sibling ``.lock`` file) across a read-modify-write,
+        so processes updating the same record never lose each other's changes."""
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read, apply ``change`` (returns the new content, or None to remove the file), write; atomically
+        with respect to other ``update`` calls. Returns the new content."""
+        with self.locked():
+            new = change(self.read() or {})
+            if new:
+                self.write(new)
+            else:
+                self.clear()
+            return new
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
