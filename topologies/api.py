@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio as asyncio_module
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from topologies.spec import (HOST, MASTER_NAME, PASSWORD_ENV, TOXIPROXY_API_PORT
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "local")
 UP_TIMEOUT_S = 90.0  # deadline for a topology to become healthy
+MAX_UP_TIMEOUT_S = 3600.0  # the longest --timeout accepted, seconds
 _STATE = "topology.json"
 
 
@@ -266,8 +268,17 @@ def up(name: str, backend: str = "auto", options: Options | None = None,
     ``timeout_s`` seconds, everything it started is torn down and a LabError
     carrying the last log lines is raised.
     """
+    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and 0 < timeout_s <= MAX_UP_TIMEOUT_S):
+        raise LabError(f"timeout {timeout_s!r} is out of range; accepted: 0 < S <= {MAX_UP_TIMEOUT_S:g} seconds")
     spec = build_spec(name, options or Options.from_env())
     kind = resolve_backend(backend)
+    from topologies import runlock
+    with runlock.hold(f"up {name} ({kind})"):
+        return _up(spec, kind, timeout_s)
+
+
+def _up(spec: TopologySpec, kind: str, timeout_s: float) -> Topology:
+    name = spec.name
     existing = current()
     if existing is not None:
         if existing.backend.owns_anything():

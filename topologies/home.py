@@ -21,7 +21,12 @@ def lab_home() -> Path:
     else:
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         home = base / "redislab"
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from topologies.errors import LabError
+        raise LabError(f"the lab home {home} cannot be created ({exc.strerror or exc})",
+                       "set REDISLAB_HOME to a directory you can write to") from None
     return home
 
 
