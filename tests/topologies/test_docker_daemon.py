@@ -50,6 +50,7 @@ def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(
         assert dockerd.daemon_answers() and dockerd.owned()
         assert _docker("inspect", "-f", "{{.State.Status}}", USER_CONTAINER).stdout.strip() == "running"
     finally:
+        docker_daemon.ensure()  # (if `down` stopped it after all, its containers would outlive it)
         _docker("rm", "-f", USER_CONTAINER, check=False)
         _docker("rmi", "-f", USER_IMAGE, check=False)
     # nothing of anyone else's left: now the lab may stop the daemon it started
