@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench compose clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ bench: setup ## benchmarks (not tests): topology start/failover, Toxiproxy overh
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
 	@$(PY) -m experiments.bench_redis --backend $(BACKEND)
+
+CYCLES ?= 50
+SOAK_BACKENDS := $(if $(filter local docker,$(BACKEND)),$(BACKEND),local,docker)
+soak: setup ## CYCLES (default 50) x (up, every fault, heal, down) per backend; fails if a resource count grows
+	@$(PY) scripts/soak.py --cycles $(CYCLES) --backend $(SOAK_BACKENDS) --out $(OUT)/soak.json
 
 compose: setup ## regenerate topologies/compose/*.yml from the spec
 	@$(PY) -m topologies.compose_gen

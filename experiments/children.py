@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.history import HistoryWriter, iter_records
+from faults import ownership
 from topologies.errors import LabError
 from topologies.health import wait_until
 
@@ -65,6 +66,7 @@ class Children:
         with open(log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", module, str(path)], stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
+        ownership.register_client(proc.pid, name)  # client_pause/client_kill signal only registered clients
         child = Child(name, proc, Path(cfg["history"]), log)
         self.procs[name] = child
         try:
@@ -98,6 +100,7 @@ class Children:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            ownership.unregister_client(proc.pid)
             self.writer.event("worker", name=name, pid=proc.pid, action="exit", code=proc.returncode)
 
     def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:

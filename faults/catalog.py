@@ -6,15 +6,16 @@ in ``faults.injector`` undoes anything, even after the injecting process died.
 """
 from __future__ import annotations
 
-import os
+import math
 import signal
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults import netfilter
-from faults.toxiproxy_api import ToxiproxyAPI
+from faults import netfilter, ownership
+from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
 from topologies.api import Topology
 from topologies.errors import LabError, UnknownNameError
+from topologies.processes import OwnedProcess
 
 DIRECTIONS = ("downstream", "upstream", "both")  # downstream: server -> client; upstream: client -> server
 
@@ -40,6 +41,9 @@ class Param:
             value = float(raw)
         except (TypeError, ValueError):
             raise LabError(f"{fault}: {self.name}={raw!r} is not a number ({self.unit})") from None
+        if not math.isfinite(value):
+            raise LabError(f"{fault}: {self.name}={raw!r} is not a finite number; accepted: "
+                           f"{self.low:g}..{self.high:g} {self.unit}")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise LabError(f"{fault}: {self.name}={raw} is out of range; accepted: {self.low:g}..{self.high:g} "
                            f"{self.unit}")
@@ -53,8 +57,14 @@ class Fault:
     summary: ClassVar[str]
     target_help: ClassVar[str] = "a node name (see `redislab status`)"
     params: ClassVar[tuple[Param, ...]] = ()
+    # True when `redislab heal`'s sweep (Toxiproxy reset, the lab's iptables chain, resume/start
+    # every node) undoes this fault; False when only its own heal can (client processes, memory).
+    swept: ClassVar[bool] = True
 
-    def __init__(self, target: str, **params: Any) -> None:
+    def __init__(self, target: str, /, **params: Any) -> None:
+        if not target.isprintable():
+            raise LabError(f"{self.kind}: target {target!r} contains control characters",
+                           "see `redislab faults` for the accepted targets")
         known = {p.name: p for p in self.params}
         for name in params:
             if name not in known:
@@ -120,32 +130,43 @@ class Pause(Fault):
 
 
 class ClientPause(Fault):
+    swept = False
     kind = "client_pause"
     summary = "SIGSTOP one of the lab's own client processes (e.g. a lock holder); heal resumes it"
-    target_help = "pid:N, the process id of a lab client process"
+    target_help = (f"pid:N, a client process the lab started and registered (or any pid you own, with "
+                   f"{ownership.VOUCH_FLAG}; never pid 1)")
 
-    def validate(self, topo: Topology) -> None:
-        if not self.target.startswith("pid:") or not self.target[4:].isdigit():
-            raise LabError(f"client_pause target {self.target!r} is not accepted; accepted: pid:N")
-        if self.pid == os.getpid():
-            raise LabError("client_pause cannot pause the process that injects it")
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            raise LabError(f"no process {self.pid}", "give the pid of a running lab client") from None
+    vouched: bool = False  # the user vouched for a pid the lab did not register (--i-own-this-pid)
 
     @property
     def pid(self) -> int:
-        return int(self.target[4:])
+        return ownership.parse_pid_target(self.kind, self.target)
+
+    def validate(self, topo: Topology) -> None:
+        proc = ownership.check_signallable(self.kind, self.pid, self.vouched)
+        self.saved["start_ticks"] = proc.start_ticks  # heal signals only this very process
+
+    def process(self) -> OwnedProcess | None:
+        """The target as validated (same pid and start time), or None when it is gone."""
+        ticks = self.saved.get("start_ticks")
+        if ticks is None:
+            return None
+        proc = OwnedProcess(self.pid, int(ticks))
+        return proc if proc.alive() else None
 
     def inject(self, topo: Topology) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
+        proc = self.process()
+        if proc is None:
+            raise LabError(f"{self.kind}: process {self.pid} is gone (or is no longer the one validated)")
+        proc.signal(signal.SIGSTOP)
 
-    def heal(self, topo: Topology) -> None:
-        try:
-            os.kill(self.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    def heal(self, topo: Topology | None) -> None:
+        proc = self.process()
+        if proc is not None:
+            proc.signal(signal.SIGCONT)
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "vouched": self.vouched}
 
 
 class ClientKill(ClientPause):
@@ -154,9 +175,12 @@ class ClientKill(ClientPause):
                "resurrect it: the experiment's supervisor starts a replacement")
 
     def inject(self, topo: Topology) -> None:
-        os.kill(self.pid, signal.SIGKILL)
+        proc = self.process()
+        if proc is None:
+            raise LabError(f"{self.kind}: process {self.pid} is gone (or is no longer the one validated)")
+        proc.signal(signal.SIGKILL)
 
-    def heal(self, topo: Topology) -> None:
+    def heal(self, topo: Topology | None) -> None:
         """Nothing to undo: a killed process stays dead (restarting is the supervisor's job)."""
 
 
@@ -193,8 +217,11 @@ class Toxic(ProxyFault):
 
     def heal(self, topo: Topology) -> None:
         api = ToxiproxyAPI()
-        for stream in self._streams():
-            api.remove_toxic(self.target, f"lab-{self.kind}-{stream}")
+        try:
+            for stream in self._streams():
+                api.remove_toxic(self.target, f"lab-{self.kind}-{stream}")
+        except ToxiproxyGone:
+            pass  # Toxiproxy died, and the toxic with it: nothing left to undo
 
 
 def _toxic(kind: str, toxic_type: str, summary: str, *params: Param, default_direction: str = "both") -> type[Toxic]:
@@ -227,7 +254,10 @@ class Down(ProxyFault):
         ToxiproxyAPI().set_enabled(self.target, False)
 
     def heal(self, topo: Topology) -> None:
-        ToxiproxyAPI().set_enabled(self.target, True)
+        try:
+            ToxiproxyAPI().set_enabled(self.target, True)
+        except ToxiproxyGone:
+            pass  # Toxiproxy died; a restarted one starts with every proxy enabled
 
 
 # -- partitions -------------------------------------------------------------------------------
@@ -260,10 +290,16 @@ class Partition(Fault):
         a, b = self.sides(topo)
         rules = netfilter.partition_rules(topo.spec, netfilter.resolve(topo.spec, a),
                                           netfilter.resolve(topo.spec, b))
-        netfilter.Netfilter(topo.backend.netns_pid()).apply(rules)
+        netns = topo.backend.netns_pid()
+        if netns is not None:  # which namespace holds the rules: heal finds it even with no topology
+            proc = OwnedProcess.of(netns)
+            self.saved["netns"] = proc.to_json() if proc else None
+        netfilter.Netfilter(netns).apply(rules)
         self.saved["rules"] = len(rules)
 
     def heal(self, topo: Topology) -> None:
+        if topo.backend.name == "docker" and topo.backend.node_state("toxiproxy") == "stopped":
+            return  # the namespace, and its rules, died with the Toxiproxy container
         netfilter.Netfilter(topo.backend.netns_pid()).heal()
 
 
@@ -273,6 +309,7 @@ POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volat
 
 
 class Memory(Fault):
+    swept = False
     kind = "memory"
     summary = "shrink maxmemory at run time (evict by policy, or refuse writes with noeviction); heal restores"
     params = (Param("maxmemory_mb", "MiB", None, 1, 1_048_576, "new maxmemory"),
@@ -298,7 +335,7 @@ FAULTS: dict[str, type[Fault]] = {f.kind: f for f in (
     ClientPause, ClientKill, Memory)}
 
 
-def make(kind: str, target: str, **params: Any) -> Fault:
+def make(kind: str, target: str, /, **params: Any) -> Fault:
     """A fault by name (LabError listing the known ones when unknown)."""
     if kind not in FAULTS:
         raise UnknownNameError("fault", kind, list(FAULTS), "see `redislab faults`")
@@ -308,4 +345,6 @@ def make(kind: str, target: str, **params: Any) -> Fault:
 def from_record(record: dict[str, Any]) -> Fault:
     fault = make(record["kind"], record["target"], **record["params"])
     fault.saved = dict(record.get("saved", {}))
+    if isinstance(fault, ClientPause):
+        fault.vouched = bool(record.get("vouched", False))
     return fault

@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from faults import catalog, netfilter
+from faults import catalog
 from faults.events import EventLog
-from faults.toxiproxy_api import ToxiproxyAPI
 from topologies.api import Topology
-from topologies.errors import LabError
 from topologies.home import StateFile
 
 _ACTIVE = "faults.json"
@@ -88,38 +86,7 @@ def active_faults() -> list[dict[str, Any]]:
     return _active_records()
 
 
-def heal_all(topo: Topology, events: EventLog | None = None) -> list[str]:
-    """Restore a clean state from anything: heal every recorded fault, remove all toxics and
-    re-enable all proxies, remove partition rules, resume paused and start stopped nodes.
-    Returns what it did."""
-    done: list[str] = []
-    errors: list[str] = []
-    log = events or EventLog()
-    for record in _active_records():
-        try:
-            fault = catalog.from_record(record)
-            fault.heal(topo)
-            log.record("heal", fault.kind, fault.target, fault.values)
-            done.append(f"healed {fault!r}")
-        except Exception as exc:  # noqa: BLE001 - keep healing the rest
-            errors.append(f"{record.get('kind')} on {record.get('target')}: {exc}")
-    _save([])
-    api = ToxiproxyAPI()
-    if api.disabled() or any(api.toxics().values()):
-        done.append("removed toxics and re-enabled proxies")
-    api.reset()
-    nf = netfilter.Netfilter(topo.backend.netns_pid())
-    if nf.rule_count():
-        done.append("removed partition rules")
-    nf.heal()
-    for node in topo.spec.nodes:
-        state = topo.backend.node_state(node.name)
-        if state == "paused":
-            topo.resume(node.name)
-            done.append(f"resumed {node.name}")
-        elif state == "stopped":
-            topo.start(node.name)
-            done.append(f"started {node.name}")
-    if errors:
-        raise LabError("heal finished with errors: " + "; ".join(errors), "run `redislab heal` again")
-    return done
+def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]:
+    """Restore a clean state from anything (see ``faults.heal``); returns what it did."""
+    from faults.heal import heal_all as _heal_all
+    return _heal_all(topo, events)

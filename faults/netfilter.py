@@ -121,6 +121,9 @@ class Netfilter:
             return 0
         return sum(1 for line in result.stdout.splitlines() if line.startswith("-A"))
 
+    def chain_exists(self) -> bool:
+        return self._iptables("-S", CHAIN, check=False).returncode == 0
+
     def heal(self) -> None:
         """Flush and remove the lab's chain (idempotent)."""
         if os.geteuid() != 0 or shutil.which("iptables") is None:

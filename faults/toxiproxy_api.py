@@ -22,6 +22,11 @@ from topologies.spec import HOST, TOXIPROXY_API_PORT
 REQUEST_TIMEOUT_S = 5.0  # every Toxiproxy API call gives up after this
 
 
+class ToxiproxyGone(LabError):
+    """Nothing listens on the Toxiproxy API (connection refused): the server is gone, and every
+    toxic and disabled proxy went with it. (A server that is slow to answer is a plain LabError.)"""
+
+
 class _RequestsWithTimeout:
     """Stands in for the ``requests`` module inside toxiproxy.api: same calls, with a timeout."""
 
@@ -52,6 +57,12 @@ class ToxiproxyAPI:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except requests.ConnectionError as exc:
+            if isinstance(exc, requests.ConnectTimeout):
+                raise LabError(f"Toxiproxy API did not answer ({what}): ConnectTimeout",
+                               "is a topology up? `redislab status`") from exc
+            raise ToxiproxyGone(f"Toxiproxy is not running: nothing listens on its API ({what})",
+                                "is a topology up? `redislab status`") from exc
         except requests.RequestException as exc:
             raise LabError(f"Toxiproxy API did not answer ({what}): {type(exc).__name__}",
                            "is a topology up? `redislab status`") from exc

@@ -10,15 +10,17 @@ import json
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from topologies import api, dockerd
-from topologies.errors import LabError
+from topologies import api, dockerd, runlock
+from topologies.errors import LabError, UnknownNameError
 from topologies.home import password
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES
 
@@ -41,7 +43,8 @@ def cli() -> None:
 def up(topology: str, backend: str, timeout_s: float) -> None:
     """Start a topology behind Toxiproxy; returns when it is healthy."""
     started = time.monotonic()
-    topo = api.up(topology, backend=backend, timeout_s=timeout_s)
+    with runlock.hold(f"redislab up {topology} --backend {backend}"):
+        topo = api.up(topology, backend=backend, timeout_s=timeout_s)
     out.print(f"[green]{topo.name}[/] is up on the [bold]{topo.backend.name}[/] backend "
               f"({time.monotonic() - started:.1f} s)")
     _print_status(topo.status())
@@ -52,10 +55,14 @@ def up(topology: str, backend: str, timeout_s: float) -> None:
 @click.option("--all", "all_", is_flag=True, help="also remove leftovers of every topology on both backends")
 def down(all_: bool) -> None:
     """Stop the topology and remove its containers, networks, volumes and processes."""
-    removed = api.down(all_=all_)
-    if dockerd.stop_if_owned():
+    from faults.heal import after_down
+    removed = api.down(all_=all_) + after_down()
+    daemon = dockerd.stop_if_owned()
+    if daemon.stopped:
         removed.append("Docker daemon started by the lab")
-    out.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
+    out.print("removed: " + (", ".join(removed) if removed else "nothing was running"), markup=False)
+    if daemon.reason:
+        out.print(f"left the Docker daemon the lab started running: {daemon.reason}", highlight=False, markup=False)
 
 
 @cli.command()
@@ -99,7 +106,10 @@ def docker_daemon(action: str) -> None:
         started = dockerd.ensure_running()
         out.print("Docker daemon started by the lab" if started else "a Docker daemon already answers")
     elif action == "stop":
-        out.print("stopped the lab's Docker daemon" if dockerd.stop_if_owned() else "the lab owns no Docker daemon")
+        daemon = dockerd.stop_if_owned()
+        out.print("stopped the lab's Docker daemon" if daemon.stopped else
+                  f"left the Docker daemon the lab started running: {daemon.reason}" if daemon.reason else
+                  "the lab owns no Docker daemon", highlight=False, markup=False)
     else:
         raise LabError(f"unknown action {action!r}; accepted: start, stop")
 
@@ -125,36 +135,45 @@ def faults_list() -> None:
 @click.option("--target", required=True, help="node, link or partition sides (see `redislab faults`)")
 @click.option("--duration", "duration_s", type=float, default=None,
               help="seconds to hold the fault, then heal (default: leave it until `redislab heal`)")
+@click.option("--i-own-this-pid", "vouch_pid", is_flag=True,
+              help="client_pause/client_kill: signal a pid the lab did not start (you vouch it is yours)")
 @click.argument("params", nargs=-1, metavar="[name=value ...]")
-def fault(kind: str, target: str, duration_s: float | None, params: tuple[str, ...]) -> None:
+def fault(kind: str, target: str, duration_s: float | None, vouch_pid: bool, params: tuple[str, ...]) -> None:
     """Inject a fault; with --duration hold it and heal (Ctrl-C heals early)."""
     from faults import catalog
     from faults.injector import FaultInjector
-    values = {}
+    values: dict[str, str] = {}
     for item in params:
         if "=" not in item:
             raise LabError(f"parameter {item!r} is not name=value", "see `redislab faults` for the names")
         name, value = item.split("=", 1)
+        if name in values:
+            raise LabError(f"parameter {name!r} is given twice", "give each parameter once")
         values[name] = value
     if duration_s is not None and not 0 < duration_s <= 86_400:
         raise LabError(f"--duration {duration_s:g} is out of range; accepted: 0 < S <= 86400 seconds")
     f = catalog.make(kind, target, **values)
+    if vouch_pid:
+        if not isinstance(f, catalog.ClientPause):
+            raise LabError(f"--i-own-this-pid applies to client_pause and client_kill, not {kind}")
+        f.vouched = True
     injector = FaultInjector(_require_topology())
     if duration_s is None:
         injector.inject(f)
-        out.print(f"injected {f!r}; heal with: redislab heal")
+        out.print(f"injected {f!r}; heal with: redislab heal", markup=False)
     else:
-        out.print(f"injecting {f!r} for {duration_s:g} s (Ctrl-C heals now)")
+        out.print(f"injecting {f!r} for {duration_s:g} s (Ctrl-C heals now)", markup=False)
         injector.hold(f, duration_s)
-        out.print(f"healed {f!r}")
+        out.print(f"healed {f!r}", markup=False)
 
 
 @cli.command()
 def heal() -> None:
-    """Undo every fault: toxics, disabled proxies, partitions, paused or stopped nodes and clients."""
+    """Undo every fault from any state: toxics, disabled proxies, partitions, paused or stopped nodes,
+    paused lab clients; clears stale records. Works with no topology up too."""
     from faults.injector import heal_all
-    done = heal_all(_require_topology())
-    out.print("; ".join(done) if done else "nothing to heal: the topology was clean")
+    done = heal_all(api.current())
+    out.print("\n".join(done) if done else "nothing to heal: everything was clean", highlight=False, markup=False)
 
 
 @cli.command("list")
@@ -188,14 +207,16 @@ def run(experiment: str, topology: str | None, backend: str, profile: str, durat
     from experiments.catalogue import MAX_REPEAT
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
+    _require_writable_dir(out_dir)
     results = []
-    for n in range(repeat):
-        run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
-                                            out_dir, cycles=cycles), console=err)
-        result = json.loads((run_dir / "result.json").read_text())
-        results.append(result)
-        out.print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
-                  f"plot: {run_dir / 'timeline.png'}", highlight=False)
+    with runlock.hold(f"redislab run {experiment}"):
+        for n in range(repeat):
+            run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
+                                                out_dir, cycles=cycles), console=err)
+            result = json.loads((run_dir / "result.json").read_text())
+            results.append(result)
+            out.print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
+                      f"plot: {run_dir / 'timeline.png'}", highlight=False, markup=False)
     if repeat > 1:
         for key in ("availability_during", "p99_during_ms", "failover_s", "recover_s"):
             out.print(f"over {repeat} runs, {LABELS[key]}: {spread_text(results, key)}", highlight=False)
@@ -210,6 +231,7 @@ def report(run_dir: str | None, out_dir: str) -> None:
 
     from experiments.report import render_run, write_index
     root = Path(out_dir)
+    _require_writable_dir(out_dir, create=False)
     if run_dir is None:
         runs = sorted((p for p in root.glob("*/history.jsonl")), key=lambda p: p.stat().st_mtime)
         if not runs:
@@ -221,7 +243,7 @@ def report(run_dir: str | None, out_dir: str) -> None:
             raise LabError(f"{path} holds no history.jsonl", f"give a run directory under {root}/")
     render_run(path)
     write_index(root)
-    out.print(f"re-rendered {path / 'report.md'}")
+    out.print(f"re-rendered {path / 'report.md'}", markup=False)
 
 
 @cli.command()
@@ -234,11 +256,22 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
     """Run the catalogue: every pattern through kill / latency / partition, and the showcases."""
     from pathlib import Path
 
-    from experiments.catalogue import run_catalogue, verify
-    sections = set(only.split(",")) if only else None
+    from experiments.catalogue import MAX_REPEAT, plan, run_catalogue, verify
+    sections = None
+    known = sorted({i.section for i in plan(profile)})  # an unknown profile fails here
+    if only is not None:
+        sections = {s.strip() for s in only.split(",") if s.strip()}
+        unknown = sorted(sections - set(known)) or ([] if sections else [only])
+        if unknown:
+            raise UnknownNameError("section for --only", unknown[0], known)
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
+    api.resolve_backend(backend)  # an unknown backend fails here, before anything starts
+    _require_writable_dir(out_dir)
     command = "redislab demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "redislab demo"
-    outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,
-                                    only=lambda i: sections is None or i.section in sections)
+    with runlock.hold(f"redislab demo --profile {profile}"):
+        outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,
+                                        only=lambda i: sections is None or i.section in sections)
     verdicts = [o.results[-1]["verdict"] if o.results else "error" for o in outcomes]
     out.print(f"{len(outcomes)} rows: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
                                                    ("held", "violated", "unknown", "error") if verdicts.count(v)))
@@ -250,6 +283,24 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
     if problems or "error" in verdicts:
         raise LabError("the demo is incomplete: " + "; ".join(problems[:5] or ["some runs errored"]),
                        f"see {index}")
+
+
+def _require_writable_dir(raw: str, create: bool = True) -> None:
+    """``--out``: a directory this process can create (if ``create``) and write; LabError otherwise."""
+    from pathlib import Path
+    if not raw.strip() or "\0" in raw:
+        raise LabError(f"--out {raw!r} is not a directory name", "e.g. --out results")
+    path = Path(raw)
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise LabError(f"--out {raw} is not a directory", "give a directory, e.g. --out results")
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".redislab-write-test-"):
+            pass
+    except OSError as exc:
+        raise LabError(f"--out {raw}: cannot {'create or ' if create else ''}write there ({exc.strerror or exc})",
+                       "give a directory you can write to, e.g. --out results") from None
 
 
 def _require_topology() -> api.Topology:
@@ -278,7 +329,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except LabError as exc:
-        err.print(f"[red]error:[/] {exc.line()}", highlight=False)
+        err.print(f"[red]error:[/] {escape(exc.line())}", highlight=False)
         if exc.details:
             err.print(exc.details, highlight=False, markup=False)
         sys.exit(2)
@@ -289,7 +340,7 @@ def main() -> None:
         err.print("interrupted; cleaned up")
         sys.exit(130)
     except click.ClickException as exc:
-        err.print(f"[red]error:[/] {exc.format_message()} (see: redislab --help)", highlight=False)
+        err.print(f"[red]error:[/] {escape(exc.format_message())} (see: redislab --help)", highlight=False)
         sys.exit(exc.exit_code)
 
 

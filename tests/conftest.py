@@ -39,12 +39,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", selected_backends(metafunc.config), scope="session")
 
 
+class DockerDaemon:
+    """Makes sure a daemon answers; remembers whether the session ever had to start one."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def ensure(self) -> None:
+        # again before every Docker topology: a test may have stopped or restarted it
+        self.started |= dockerd.ensure_running()
+
+
 @pytest.fixture(scope="session")
-def docker_daemon() -> Iterator[None]:
+def docker_daemon() -> Iterator[DockerDaemon]:
     """A Docker daemon for the session: started (as root) when none answers, stopped after."""
-    started = dockerd.ensure_running()
-    yield
-    if started:
+    daemon = DockerDaemon()
+    daemon.ensure()
+    yield daemon
+    if daemon.started:
         api.down(all_=True)
         dockerd.stop_if_owned()
 
@@ -58,7 +70,7 @@ class LabManager:
 
     def __call__(self, name: str, backend: str = "local") -> api.Topology:
         if backend == "docker":
-            self.request.getfixturevalue("docker_daemon")
+            self.request.getfixturevalue("docker_daemon").ensure()
         topo = self.topo
         if topo is not None and topo.name == name and topo.backend.name == backend:
             try:

@@ -76,3 +76,11 @@ def test_env_prints_shell_exports() -> None:
     result = run("env")
     assert result.returncode == 0
     assert result.stdout.startswith("export REDISLAB_PASSWORD=") and "REDISCLI_AUTH=" in result.stdout
+
+
+def test_run_with_an_out_dir_that_cannot_be_created_fails_before_anything_starts(fresh_lab) -> None:
+    for out in ("/proc/redislab-no-such-dir/results", "/dev/null/results"):
+        result = run("run", "cache-primary-kill", "--backend", "local", "--out", out)
+        assert_one_line_error(result, f"--out {out}: cannot create or write there")
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert api.current() is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio as asyncio_module
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from topologies.spec import (HOST, MASTER_NAME, PASSWORD_ENV, TOXIPROXY_API_PORT
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "local")
 UP_TIMEOUT_S = 90.0  # deadline for a topology to become healthy
+MAX_UP_TIMEOUT_S = 3600.0  # the longest --timeout accepted, seconds
 _STATE = "topology.json"
 
 
@@ -45,6 +47,8 @@ class Backend(Protocol):
     def stop_all(self) -> None: ...
     def node_state(self, name: str) -> str: ...
     def netns_pid(self) -> int | None: ...
+    def available(self) -> bool: ...
+    def start_proxy(self) -> str: ...
     def kill(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def start(self, name: str) -> None: ...
@@ -228,6 +232,13 @@ class Topology:
         self._node(name)
         self.backend.resume(name)
 
+    def start_proxy(self) -> str:
+        """Start Toxiproxy again if it died (see the backends); returns what was done ('' if nothing)."""
+        done = self.backend.start_proxy()
+        if done:
+            _record(self.spec, self.backend)
+        return done
+
     def _node(self, name: str) -> NodeSpec:
         return self.spec.node(name)
 
@@ -241,8 +252,11 @@ def current() -> Topology | None:
     record = StateFile(_STATE).read()
     if not record:
         return None
-    spec = build_spec(record["topology"], Options(**record.get("options", {})))
-    backend = _make_backend(record["backend"], spec, lab_password(), record.get("backend_state"))
+    try:
+        spec = build_spec(record["topology"], Options(**record.get("options", {})))
+        backend = _make_backend(record["backend"], spec, lab_password(), record.get("backend_state"))
+    except (LabError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None  # a damaged record names nothing the lab can act on (`down --all` finds leftovers)
     return Topology(spec, backend, lab_password())
 
 
@@ -254,8 +268,17 @@ def up(name: str, backend: str = "auto", options: Options | None = None,
     ``timeout_s`` seconds, everything it started is torn down and a LabError
     carrying the last log lines is raised.
     """
+    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and 0 < timeout_s <= MAX_UP_TIMEOUT_S):
+        raise LabError(f"timeout {timeout_s!r} is out of range; accepted: 0 < S <= {MAX_UP_TIMEOUT_S:g} seconds")
     spec = build_spec(name, options or Options.from_env())
     kind = resolve_backend(backend)
+    from topologies import runlock
+    with runlock.hold(f"up {name} ({kind})"):
+        return _up(spec, kind, timeout_s)
+
+
+def _up(spec: TopologySpec, kind: str, timeout_s: float) -> Topology:
+    name = spec.name
     existing = current()
     if existing is not None:
         if existing.backend.owns_anything():
@@ -308,6 +331,7 @@ def down(all_: bool = False) -> list[str]:
         from topologies import docker, dockerd
         if dockerd.daemon_answers():
             removed += docker.remove_all_projects()
-        from topologies.local import kill_strays
+        from topologies.local import kill_strays, remove_run_dirs
         removed += kill_strays()
+        removed += remove_run_dirs()
     return removed

@@ -10,6 +10,7 @@ the two cannot drift, and a test checks the committed files are current:
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from topologies.spec import HOST, PASSWORD_ENV, TOPOLOGIES, TOXIPROXY_API_PORT, 
 
 COMPOSE_DIR = Path(__file__).parent / "compose"
 PASSWORD_REF = "${%s:?set %s, e.g. eval $$(redislab env)}" % (PASSWORD_ENV, PASSWORD_ENV)
+SECRET = "redislab_password"  # a Compose secret from $REDISLAB_PASSWORD: a file in the container, never env/args
+READ_SECRET = f"$$(cat /run/secrets/{SECRET})"  # shell, in the container ($$: Compose's escape for $)
+AUTH_CONF = "/tmp/redislab-auth.conf"  # requirepass/masterauth of a data node, written 0600 at start
 _PLACEHOLDER_OPTIONS = Options(
     appendonly="${REDISLAB_APPENDONLY:-no}",  # type: ignore[arg-type]
     down_after_ms="${REDISLAB_DOWN_AFTER_MS:-%d}" % Options().down_after_ms,  # type: ignore[arg-type]
@@ -50,31 +54,41 @@ def _health(cmd: list[str]) -> list[str]:
 
 
 def _ping(port: int) -> list[str]:
-    return ["CMD-SHELL", f"redis-cli -p {port} ping | grep -q PONG"]
+    # the password goes to redis-cli through its environment (REDISCLI_AUTH), never an argument
+    return ["CMD-SHELL", f'REDISCLI_AUTH="{READ_SECRET}" redis-cli -p {port} ping | grep -q PONG']
 
 
 def _service_head(spec: TopologySpec, name: str) -> list[str]:
     return [f"  {name}:", "    <<: *node", f"    container_name: {container_name(spec.name, name)}"]
 
 
+def _script(lines: list[str]) -> list[str]:
+    """A shell script as the service's command (``sh -c``), as a YAML block."""
+    return ['    entrypoint: ["sh", "-c"]', "    command:", "      - |", *[f"        {line}" for line in lines]]
+
+
 def _redis_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
-    args = config.redis_args(node, spec, "${%s}" % PASSWORD_ENV, bind="0.0.0.0", data_dir="/data", logfile="")
-    return [*_service_head(spec, node.name), f"    command: {_list(['redis-server', *args])}",
-            *_health(_ping(node.direct_port))]
+    args = config.redis_args(node, spec, bind="0.0.0.0", data_dir="/data", logfile="")
+    # printf is a shell builtin: the password reaches the 0600 file without any command line
+    # (the same lines as config.auth_conf; a password holding " or \ is not supported here)
+    script = ["umask 077", f'P="{READ_SECRET}"',
+              f"printf 'requirepass \"%s\"\\nmasterauth \"%s\"\\n' \"$$P\" \"$$P\" > {AUTH_CONF}",
+              "exec " + " ".join(shlex.quote(a) for a in ["redis-server", AUTH_CONF, *args])]
+    return [*_service_head(spec, node.name), *_script(script), *_health(_ping(node.direct_port))]
 
 
 def _sentinel_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
-    conf = config.sentinel_conf(node, spec, "$${REDISCLI_AUTH}", bind="0.0.0.0", data_dir="/data", logfile="")
-    script = ["cat > /data/sentinel.conf <<EOF", *conf.splitlines(), "EOF",
+    conf = config.sentinel_conf(node, spec, "$${P}", bind="0.0.0.0", data_dir="/data", logfile="")
+    script = ["umask 077", f'P="{READ_SECRET}"', "cat > /data/sentinel.conf <<EOF", *conf.splitlines(), "EOF",
               "exec redis-server /data/sentinel.conf --sentinel"]
-    return [*_service_head(spec, node.name), '    entrypoint: ["sh", "-c"]', "    command:", "      - |",
-            *[f"        {line}" for line in script], *_health(_ping(node.direct_port))]
+    return [*_service_head(spec, node.name), *_script(script), *_health(_ping(node.direct_port))]
 
 
 def _cluster_init(spec: TopologySpec) -> list[str]:
     first = spec.redis_nodes[0]
     create = " ".join(["redis-cli", *config.cluster_create_args(spec)])
-    script = (f"redis-cli -p {first.port} cluster info | grep -q cluster_slots_assigned:0 "
+    script = (f'export REDISCLI_AUTH="{READ_SECRET}"; '
+              f"redis-cli -p {first.port} cluster info | grep -q cluster_slots_assigned:0 "
               f"&& {create} || echo cluster already formed")
     deps = [f"      {n.name}:\n        condition: service_healthy" for n in spec.redis_nodes]
     return ["  cluster-init:", "    <<: *node", f"    container_name: {container_name(spec.name, 'cluster-init')}",
@@ -96,14 +110,21 @@ def render(topology: str) -> tuple[str, str]:
         "# announced ones). Ports are published on 127.0.0.1 only.",
         f"name: {project_name(topology)}",
         "",
+        "# The password reaches containers as a secret (/run/secrets/...), never as an environment",
+        "# variable or argument, so `docker inspect` does not show it.",
+        f"x-password-required: {PASSWORD_REF}",
+        "secrets:",
+        f"  {SECRET}:",
+        f"    environment: {PASSWORD_ENV}",
+        "",
         "x-node: &node",
         f"  image: ${{REDISLAB_REDIS_IMAGE:-{images.REDIS_IMAGE}}}",
         "  network_mode: service:toxiproxy",
         "  depends_on:",
         "    toxiproxy:",
         "      condition: service_healthy",
-        "  environment:",
-        f"    REDISCLI_AUTH: {PASSWORD_REF}",
+        "  secrets:",
+        f"    - {SECRET}",
         '  restart: "no"',
         "",
         "services:",

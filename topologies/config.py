@@ -11,16 +11,33 @@ import json
 from topologies.spec import HOST, MASTER_NAME, NodeSpec, TopologySpec
 
 
-def redis_args(node: NodeSpec, spec: TopologySpec, password: str, *, bind: str, data_dir: str,
-               logfile: str) -> list[str]:
-    """Command-line arguments (after the binary) for a Redis data node."""
+def conf_quote(value: str) -> str:
+    """``value`` as one double-quoted token of a redis.conf line (Redis's sdssplitargs rules)."""
+    out = []
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch.isascii():
+            out.append(ch)
+        else:
+            out += [f"\\x{b:02x}" for b in ch.encode()]
+    return '"' + "".join(out) + '"'
+
+
+def auth_conf(password: str) -> str:
+    """The config file a data node reads its password from (written 0600; never an argument,
+    which would show in /proc/<pid>/cmdline and `docker inspect`)."""
+    return f"requirepass {conf_quote(password)}\nmasterauth {conf_quote(password)}\n"
+
+
+def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, logfile: str) -> list[str]:
+    """Command-line arguments for a Redis data node, after ``redis-server <auth config file>``.
+    They carry no secret: requirepass/masterauth come from the file (see ``auth_conf``)."""
     opts = spec.options
     args = [
         "--port", str(node.direct_port),
         "--bind", bind,
         "--protected-mode", "no" if bind != HOST else "yes",
-        "--requirepass", password,
-        "--masterauth", password,
         "--bind-source-addr", node.source_addr,
         "--dir", data_dir,
         "--logfile", logfile,
@@ -69,10 +86,10 @@ def sentinel_conf(node: NodeSpec, spec: TopologySpec, password: str, *, bind: st
         f"bind-source-addr {node.source_addr}",
         f"sentinel announce-ip {HOST}",
         f"sentinel announce-port {node.port}",
-        f"requirepass {password}",
-        f"sentinel sentinel-pass {password}",
+        f"requirepass {conf_quote(password)}",
+        f"sentinel sentinel-pass {conf_quote(password)}",
         f"sentinel monitor {MASTER_NAME} {HOST} {primary.port} {spec.quorum}",
-        f"sentinel auth-pass {MASTER_NAME} {password}",
+        f"sentinel auth-pass {MASTER_NAME} {conf_quote(password)}",
         f"sentinel down-after-milliseconds {MASTER_NAME} {opts.down_after_ms}",
         f"sentinel failover-timeout {MASTER_NAME} {opts.failover_timeout_ms}",
         f"sentinel parallel-syncs {MASTER_NAME} 1",

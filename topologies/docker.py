@@ -83,6 +83,23 @@ class DockerBackend:
         if dockerd.daemon_answers():
             self._compose("down", "-v", "--remove-orphans", "--timeout", "2", check=False)
 
+    def available(self) -> bool:
+        return dockerd.daemon_answers()
+
+    def start_proxy(self) -> str:
+        """Start the Toxiproxy container again after it died. Nodes still running lost their network
+        (they share its namespace, which died with it): they are restarted. Returns what it did."""
+        if self.node_state("toxiproxy") != "stopped":
+            return ""
+        stranded = [n.name for n in self.spec.nodes if self.node_state(n.name) != "stopped"]
+        _run(["docker", "start", self._container("toxiproxy")])
+        for name in stranded:
+            if self.node_state(name) == "paused":
+                self.resume(name)
+            _run(["docker", "restart", "-t", "2", self._container(name)])
+        return ("restarted the Toxiproxy container (it had died; its toxics died with it)"
+                + (f" and {', '.join(stranded)}, whose network namespace died with it" if stranded else ""))
+
     def netns_pid(self) -> int | None:
         """Pid of the Toxiproxy container, whose network namespace every node shares."""
         out = _run(["docker", "inspect", "-f", "{{.State.Pid}}", self._container("toxiproxy")]).stdout.strip()
@@ -129,6 +146,29 @@ class DockerBackend:
             if text:
                 parts.append(f"--- {name} ({self.node_state(name)}) ---\n{text}")
         return "\n".join(parts)
+
+
+def lab_containers() -> list[dict[str, str]]:
+    """Every container of a lab Compose project on the daemon (any lab home, any state):
+    ``{"name", "state", "project", "service"}``; [] when no daemon answers."""
+    if not dockerd.daemon_answers():
+        return []
+    fmt = "\t".join(["{{.Names}}", "{{.State}}", '{{.Label "com.docker.compose.project"}}',
+                     '{{.Label "com.docker.compose.service"}}'])
+    result = _run(["docker", "ps", "-a", "--filter", "label=com.docker.compose.project", "--format", fmt],
+                  check=False, timeout_s=30)
+    out = []
+    for line in result.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[2] in dockerd.LAB_PROJECTS:
+            out.append(dict(zip(("name", "state", "project", "service"), parts)))
+    return out
+
+
+def container_pid(name: str) -> int | None:
+    """Pid of a running container's first process (None when it is not running)."""
+    out = _run(["docker", "inspect", "-f", "{{.State.Pid}}", name], check=False, timeout_s=30).stdout.strip()
+    return int(out) if out.isdigit() and out != "0" else None
 
 
 def remove_all_projects() -> list[str]:

@@ -2,21 +2,37 @@
 
 A daemon the lab started is recorded in the lab home and stopped by whoever
 stops the lab (`redislab down`, the end of a test session); a daemon that was
-already running is never touched.
+already running is never touched. Even a daemon the lab started is left running
+when it holds any container (running or exited) that is not one of the lab's
+Compose projects: someone else uses it, and stopping it would stop their work.
+(Containers removed earlier are gone and cannot be harmed; exited ones that
+remain count, since they show the daemon is used and may be restarted.)
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 from topologies import binaries
 from topologies.errors import LabError
 from topologies.health import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess, tail
+from topologies.spec import TOPOLOGIES
 
 _RECORD = "dockerd.json"
+PROJECT_LABEL = "com.docker.compose.project"
+LAB_PROJECTS = frozenset(f"redislab-{t}" for t in TOPOLOGIES)  # = compose_gen.project_name(t)
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """What ``stop_if_owned`` did: ``stopped`` the lab's daemon, or left it running for ``reason``."""
+
+    stopped: bool
+    reason: str = ""  # why an owned daemon was left running ('' when stopped or none owned)
 
 
 def daemon_answers(timeout_s: float = 5.0) -> bool:
@@ -47,7 +63,7 @@ def ensure_running(timeout_s: float = 60.0) -> bool:
     try:
         wait_until(daemon_answers, timeout_s, "Docker daemon", lambda: tail(log, 15), interval_s=0.3)
     except BaseException:
-        stop_if_owned()
+        _stop(OwnedProcess(proc.pid, proc.start_ticks))  # it never answered: nobody else can be using it
         raise
     return True
 
@@ -57,13 +73,54 @@ def owned() -> bool:
     return bool(record) and OwnedProcess.from_json(record["proc"]).alive()
 
 
-def stop_if_owned() -> bool:
-    """Stop the daemon if the lab started it. Returns True if it stopped one."""
+def foreign_containers(timeout_s: float = 15.0) -> list[str] | None:
+    """Names of the containers on the daemon (any state) that are not the lab's; None when the
+    daemon cannot be asked (then nobody can say it is unused)."""
+    try:
+        result = subprocess.run(["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{PROJECT_LABEL}"}}}}'],
+                                capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    names = []
+    for line in result.stdout.splitlines():
+        name, _, project = line.partition("\t")
+        if project not in LAB_PROJECTS:
+            names.append(name)
+    return names
+
+
+def _owned_process() -> OwnedProcess | None:
     record = StateFile(_RECORD).read()
     if not record:
-        return False
-    proc = OwnedProcess.from_json(record["proc"])
-    stopped = proc.alive()
-    proc.terminate(timeout_s=20.0)
+        return None
+    try:
+        return OwnedProcess.from_json(record["proc"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _stop(proc: OwnedProcess | None) -> bool:
+    stopped = proc is not None and proc.alive()
+    if proc is not None:
+        proc.terminate(timeout_s=20.0)
     StateFile(_RECORD).clear()
     return stopped
+
+
+def stop_if_owned() -> StopOutcome:
+    """Stop the daemon if the lab started it and nothing but the lab's containers are on it."""
+    proc = _owned_process()
+    if proc is None or not proc.alive():
+        _stop(None)  # a stale record (the daemon is gone, or the pid was reused): forget it
+        return StopOutcome(False)
+    others = foreign_containers()
+    if others is None:
+        return StopOutcome(False, "it did not answer when asked which containers it runs, so it may hold "
+                                  "someone else's (stop it yourself when you know it is unused)")
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        return StopOutcome(False, f"it also holds containers that are not the lab's ({shown}); the lab stops "
+                                  f"it only when nothing but its own containers are on it")
+    return StopOutcome(_stop(proc))

@@ -1,9 +1,12 @@
 """Where the lab keeps its state: run directories, logs, the password, ownership records."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,12 @@ def lab_home() -> Path:
     else:
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         home = base / "redislab"
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from topologies.errors import LabError
+        raise LabError(f"the lab home {home} cannot be created ({exc.strerror or exc})",
+                       "set REDISLAB_HOME to a directory you can write to") from None
     return home
 
 
@@ -38,6 +46,14 @@ def password() -> str:
     return value
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), from the first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its old mode otherwise
+        f.write(text)
+
+
 class StateFile:
     """A small JSON record in the lab home (which topology is up, pids, ownership)."""
 
@@ -53,9 +69,31 @@ class StateFile:
             return None
 
     def write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # one per writer: no clash
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         tmp.replace(self.path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock (flock on a sibling ``.lock`` file) across a read-modify-write,
+        so processes updating the same record never lose each other's changes."""
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read, apply ``change`` (returns the new content, or None to remove the file), write; atomically
+        with respect to other ``update`` calls. Returns the new content."""
+        with self.locked():
+            new = change(self.read() or {})
+            if new:
+                self.write(new)
+            else:
+                self.clear()
+            return new
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

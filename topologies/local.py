@@ -16,7 +16,7 @@ from typing import Any
 from topologies import binaries, config, health
 from topologies.health import wait_until
 from topologies.errors import LabError
-from topologies.home import lab_home
+from topologies.home import lab_home, write_private
 from topologies.processes import OwnedProcess, tail
 from topologies.spec import HOST, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
 
@@ -51,16 +51,32 @@ class LocalBackend:
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True)
-        cfg = self.run_dir / "toxiproxy.json"
-        cfg.write_text(config.toxiproxy_config(self.spec, listen_host=HOST))
-        env = dict(os.environ, LOG_LEVEL="warn")
-        self.procs[TOXIPROXY] = OwnedProcess.spawn(
-            [tox, "-host", HOST, "-port", str(TOXIPROXY_API_PORT), "-config", str(cfg)],
-            self.run_dir / "toxiproxy.log", env=env, cwd=self.run_dir)
+        self._spawn_toxiproxy(tox)
         for node in self.spec.nodes:
             self._prepare(node)
             self.procs[node.name] = OwnedProcess.spawn(self._argv(node, server), self._log(node),
                                                        cwd=self._dir(node))
+
+    def _spawn_toxiproxy(self, binary: str) -> None:
+        cfg = self.run_dir / "toxiproxy.json"
+        cfg.write_text(config.toxiproxy_config(self.spec, listen_host=HOST))
+        env = dict(os.environ, LOG_LEVEL="warn")
+        self.procs[TOXIPROXY] = OwnedProcess.spawn(
+            [binary, "-host", HOST, "-port", str(TOXIPROXY_API_PORT), "-config", str(cfg)],
+            self.run_dir / "toxiproxy.log", env=env, cwd=self.run_dir)
+
+    def available(self) -> bool:
+        """Local processes need no daemon."""
+        return True
+
+    def start_proxy(self) -> str:
+        """Start Toxiproxy again after it died (every proxy enabled, no toxics). Returns what it did."""
+        if self.node_state(TOXIPROXY) != "stopped":
+            return ""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn_toxiproxy(binaries.find("toxiproxy-server"))
+        wait_until(health.toxiproxy_ready, 10, "Toxiproxy API", lambda: self.logs(TOXIPROXY))
+        return "restarted Toxiproxy (it had died; its toxics died with it)"
 
     def form_cluster(self) -> None:
         """`redis-cli --cluster create` over the proxied addresses (cluster topology only)."""
@@ -148,21 +164,22 @@ class LocalBackend:
         return self._dir(node) / f"{node.name}.log"
 
     def _prepare(self, node: NodeSpec) -> None:
+        """The node's directory and the files that carry its password (0600, never arguments)."""
         d = self._dir(node)
         d.mkdir(parents=True, exist_ok=True)
         if node.kind == "sentinel":
             conf = config.sentinel_conf(node, self.spec, self.password, bind=HOST, data_dir=str(d),
                                         logfile=str(self._log(node)))
-            path = d / "sentinel.conf"
-            path.write_text(conf)
-            path.chmod(0o600)
+            write_private(d / "sentinel.conf", conf)
+        else:
+            write_private(d / "auth.conf", config.auth_conf(self.password))
 
     def _argv(self, node: NodeSpec, server: str) -> list[str]:
         if node.kind == "sentinel":
             return [server, str(self._dir(node) / "sentinel.conf"), "--sentinel"]
-        args = config.redis_args(node, self.spec, self.password, bind=HOST, data_dir=str(self._dir(node)),
+        args = config.redis_args(node, self.spec, bind=HOST, data_dir=str(self._dir(node)),
                                  logfile=str(self._log(node)))
-        return [server, *args]
+        return [server, str(self._dir(node) / "auth.conf"), *args]
 
 
 def check_ready(backend: LocalBackend, timeout_s: float) -> None:
@@ -175,24 +192,40 @@ def check_ready(backend: LocalBackend, timeout_s: float) -> None:
     health.wait_healthy(spec, pw, timeout_s, backend.all_logs)
 
 
-def kill_strays() -> list[str]:
-    """Kill any process whose working directory or command line lies in the lab's run
-    directory (leftovers of a lab whose record was lost). Returns what was killed."""
+def strays() -> list[tuple[OwnedProcess, str]]:
+    """Processes whose working directory or command line lies in the lab's run directory
+    (leftovers of a lab whose record was lost), with their command lines."""
     root = str(lab_home() / "run")
-    killed = []
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cwd = os.readlink(entry / "cwd")
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        if cwd.startswith(root) or root in cmdline:
-            try:
-                os.kill(int(entry.name), signal.SIGCONT)
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(f"process {entry.name} ({cmdline.strip()[:60]})")
-            except ProcessLookupError:
-                pass
+        if cwd.startswith(root) or root in cmd:
+            proc = OwnedProcess.of(int(entry.name))
+            if proc is not None:
+                found.append((proc, cmd))
+    return found
+
+
+def kill_strays() -> list[str]:
+    """Kill every stray (see ``strays``). Returns what was killed."""
+    killed = []
+    for proc, cmd in strays():
+        if proc.alive():
+            proc.signal(signal.SIGCONT)
+            proc.signal(signal.SIGKILL)
+            killed.append(f"process {proc.pid} ({cmd[:60]})")
     return killed
+
+
+def remove_run_dirs() -> list[str]:
+    """Remove the run directories left by topologies whose record was lost (after ``kill_strays``)."""
+    root = lab_home() / "run"
+    gone = [f"run directory {d}" for d in sorted(root.iterdir())] if root.exists() else []
+    shutil.rmtree(root, ignore_errors=True)
+    return gone

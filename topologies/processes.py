@@ -18,6 +18,26 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2:].split()
 
 
+PID_MAX = 4_194_304  # the kernel's upper bound for pid_max (2**22)
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot), or None if no such process.
+    Together with the pid it names one process: a reused pid has a later start time."""
+    if not 0 < pid <= PID_MAX:
+        return None
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line, arguments joined by spaces ('' if gone or a kernel thread)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class OwnedProcess:
     """A process the lab started. ``start_ticks`` guards against pid reuse."""
@@ -46,6 +66,12 @@ class OwnedProcess:
         if code in ("T", "t"):
             return "paused"
         return "running"
+
+    @classmethod
+    def of(cls, pid: int) -> "OwnedProcess | None":
+        """The running process ``pid`` as it is now (None if there is none)."""
+        ticks = start_ticks(pid)
+        return None if ticks is None else cls(pid, ticks)
 
     def alive(self) -> bool:
         return self.state() != "stopped"

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from faults import catalog, netfilter
+from faults import catalog, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
@@ -120,6 +120,7 @@ def test_memory_pressure_refuses_writes_with_noeviction_and_restores(single: api
 
 def test_client_pause_stops_and_resumes_a_client_process(single: api.Topology) -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    ownership.register_client(child.pid, "test-client")  # the lab signals only its registered clients
     try:
         fault = catalog.make("client_pause", f"pid:{child.pid}")
         with FaultInjector(single).active(fault):

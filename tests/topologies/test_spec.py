@@ -44,7 +44,7 @@ def test_absurd_options_are_refused() -> None:
 def test_replicas_announce_their_proxied_port() -> None:
     spec = build_spec("sentinel")
     replica = spec.node("redis-2")
-    args = config.redis_args(replica, spec, "pw", bind="127.0.0.1", data_dir="/d", logfile="l")
+    args = config.redis_args(replica, spec, bind="127.0.0.1", data_dir="/d", logfile="l")
     assert args[args.index("--replica-announce-port") + 1] == str(replica.port)
     assert args[args.index("--replicaof") + 2] == str(spec.node("redis-1").port)  # through the proxy
     assert args[args.index("--port") + 1] == str(replica.direct_port)
@@ -53,7 +53,7 @@ def test_replicas_announce_their_proxied_port() -> None:
 def test_cluster_nodes_announce_proxied_client_and_bus_ports() -> None:
     spec = build_spec("cluster")
     node = spec.node("redis-4")
-    args = config.redis_args(node, spec, "pw", bind="127.0.0.1", data_dir="/d", logfile="l")
+    args = config.redis_args(node, spec, bind="127.0.0.1", data_dir="/d", logfile="l")
     assert args[args.index("--cluster-announce-port") + 1] == str(node.port)
     assert args[args.index("--cluster-announce-bus-port") + 1] == str(node.bus_port)
     assert args[args.index("--cluster-port") + 1] == str(node.direct_bus_port)
@@ -77,3 +77,21 @@ def test_compose_binds_published_ports_to_loopback_and_requires_a_password(name:
     published = [line.strip() for line in compose.splitlines() if line.strip().startswith('- "') and ":" in line]
     assert published and all(p.startswith('- "127.0.0.1:') for p in published)
     assert "${REDISLAB_PASSWORD:?" in compose
+
+
+@pytest.mark.parametrize("name", TOPOLOGIES)
+def test_no_password_in_arguments_or_container_environment(name: str) -> None:
+    """The password reaches nodes through files (a Compose secret, a 0600 config file), never
+    through arguments or environment variables `docker inspect` would show."""
+    spec = build_spec(name)
+    for node in spec.redis_nodes:
+        args = config.redis_args(node, spec, bind="127.0.0.1", data_dir="/d", logfile="l")
+        assert not {"--requirepass", "--masterauth"} & set(args)
+    compose, _ = compose_gen.render(name)
+    assert "REDISCLI_AUTH: " not in compose and " -a " not in compose
+    assert "--requirepass" not in compose and "${REDISLAB_PASSWORD}" not in compose
+    assert "environment: REDISLAB_PASSWORD" in compose  # the secret's source
+
+
+def test_auth_conf_quotes_any_password() -> None:
+    assert config.auth_conf('p"w\\ x') == 'requirepass "p\\"w\\\\ x"\nmasterauth "p\\"w\\\\ x"\n'

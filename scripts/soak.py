@@ -1,0 +1,210 @@
+"""Soak: N cycles of up, every fault (inject + heal), heal, down; resource counts must stay flat.
+
+    python scripts/soak.py --cycles 50 --backend local,docker [--topology single]
+
+After each cycle it counts what a leak would leave behind: this process's open file
+descriptors and live child processes, the lab's processes on the machine (Redis,
+Sentinel, Toxiproxy, container shims, docker-proxy), Docker containers, networks and
+volumes, iptables rules (every table, this machine's namespace), toxics and disabled
+proxies (before `down`), and the lab's records (active faults, registered clients).
+The first cycle is the baseline (it may build images or warm caches); any later count
+above it fails the soak (exit 1). A table goes to stdout and ``--out`` (JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from faults import catalog, ownership
+from faults.events import EventLog
+from faults.injector import FaultInjector, active_faults, heal_all
+from faults.toxiproxy_api import ToxiproxyAPI
+from topologies import api, dockerd, runlock
+from topologies.errors import LabError
+from topologies.health import wait_until
+
+LAB_COMMANDS = {"redis-server", "redis-sentinel", "toxiproxy-server", "toxiproxy", "containerd-shim",
+                "containerd-shim-runc-v2", "docker-proxy", "nsenter", "iptables"}
+CLIENT = [sys.executable, "-c", "import time\nwhile True:\n    time.sleep(0.05)"]
+
+
+def fault_plan(client_pid: int) -> list[catalog.Fault]:
+    """Every fault in the catalogue, on redis-1 (or the soak's client process)."""
+    params: dict[str, dict[str, Any]] = {
+        "latency": {"latency_ms": 10}, "bandwidth": {"rate": 100}, "slow_close": {"delay": 10},
+        "limit_data": {"bytes": 10_000}, "memory": {"maxmemory_mb": 64},
+    }
+    plan = []
+    for kind in catalog.FAULTS:
+        if kind == "partition" and os.geteuid() != 0:
+            continue  # needs root (iptables)
+        target = f"pid:{client_pid}" if kind.startswith("client_") else "redis-1"
+        plan.append(catalog.make(kind, target, **params.get(kind, {})))
+    return plan
+
+
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _state(pid: str) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "X"
+    return raw[raw.rindex(")") + 2]
+
+
+def _children(root: int) -> int:
+    """Live (not zombie) descendants of ``root``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _state(entry.name) not in ("Z", "X"):
+            try:
+                raw = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(raw[raw.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    count, frontier = 0, {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+        count += len(frontier)
+    return count
+
+
+def _docker_count(*args: str) -> int:
+    if not dockerd.daemon_answers():
+        return 0
+    out = subprocess.run(["docker", *args, "-q"], capture_output=True, text=True, timeout=60).stdout
+    return len(out.split())
+
+
+def _iptables_rules() -> int:
+    if os.geteuid() != 0 or shutil.which("iptables-save") is None:
+        return 0
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True, timeout=60).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("-A"))
+
+
+def counts() -> dict[str, int]:
+    gc.collect()  # unreachable sockets are closed by the collector, not leaked
+    lab = sum(1 for e in Path("/proc").iterdir() if e.name.isdigit() and _comm(e.name) in LAB_COMMANDS
+              and _state(e.name) not in ("Z", "X"))
+    return {
+        "fds": len(os.listdir("/proc/self/fd")),
+        "children": _children(os.getpid()),
+        "lab_processes": lab,
+        "containers": _docker_count("ps", "-a"),
+        "networks": _docker_count("network", "ls"),
+        "volumes": _docker_count("volume", "ls"),
+        "iptables_rules": _iptables_rules(),
+        "records": len(active_faults()) + len(ownership.clients()),
+    }
+
+
+def toxics_left() -> int:
+    tox = ToxiproxyAPI()
+    return sum(len(t) for t in tox.toxics().values()) + len(tox.disabled())
+
+
+def serves(topo: api.Topology) -> bool:
+    with topo.client(socket_timeout=1, socket_connect_timeout=1) as c:
+        return bool(c.ping())
+
+
+def cycle(topology: str, backend: str) -> dict[str, int]:
+    """One cycle: up, every fault injected and healed, heal, down. Returns the counts after."""
+    topo = api.up(topology, backend=backend)
+    client = subprocess.Popen(CLIENT, stdin=subprocess.DEVNULL)
+    ownership.register_client(client.pid, "soak-client")
+    toxics = 0
+    events = EventLog()
+    try:
+        injector = FaultInjector(topo, events)
+        for fault in fault_plan(client.pid):
+            with injector.active(fault):
+                pass
+            wait_until(lambda: serves(topo), 60, f"topology serves after {fault!r}")
+        heal_all(topo)
+        toxics = toxics_left()
+    finally:
+        client.kill()
+        client.wait()
+        ownership.unregister_client(client.pid)
+        api.down()
+    return {**counts(), "toxics": toxics, "faults": sum(e["action"] == "inject" for e in events.events)}
+
+
+def soak(backend: str, cycles: int, topology: str) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: list[dict[str, Any]] = []
+    print(f"soak: {cycles} cycles of {topology} on {backend}", flush=True)
+    for i in range(1, cycles + 1):
+        started = time.monotonic()
+        row = {"backend": backend, "cycle": i, **cycle(topology, backend),
+               "seconds": round(time.monotonic() - started, 1)}
+        rows.append(row)
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "backend"), flush=True)
+    base = rows[0]
+    grew = [f"{backend}: {k} grew from {base[k]} (cycle 1) to {r[k]} (cycle {r['cycle']})"
+            for r in rows[1:] for k in base if k not in ("backend", "cycle", "seconds", "faults") and r[k] > base[k]]
+    if any(r["toxics"] for r in rows):
+        grew.append(f"{backend}: toxics or disabled proxies were left after heal")
+    return rows, grew
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--backend", default="local,docker", help="comma-separated: local,docker")
+    parser.add_argument("--topology", default="single", choices=("single", "sentinel", "cluster"))
+    parser.add_argument("--out", default="results/soak.json")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if args.cycles < 2 or not set(backends) <= {"local", "docker"} or not backends:
+        print("soak: --cycles must be >= 2 and --backend a list of local, docker", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    started_daemon = False
+    started = time.monotonic()
+    try:
+        with runlock.hold(f"soak --cycles {args.cycles}"):
+            for backend in backends:
+                if backend == "docker":
+                    started_daemon = dockerd.ensure_running() or started_daemon
+                r, p = soak(backend, args.cycles, args.topology)
+                rows += r
+                problems += p
+    except LabError as exc:
+        print(f"soak: error: {exc.line()}", file=sys.stderr)
+        return 2
+    finally:
+        if started_daemon:
+            daemon = dockerd.stop_if_owned()
+            if daemon.reason:
+                print(f"soak: left the Docker daemon it started running: {daemon.reason}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    minutes = (time.monotonic() - started) / 60
+    out.write_text(json.dumps({"cycles": args.cycles, "topology": args.topology, "backends": backends,
+                               "minutes": round(minutes, 1), "problems": problems, "rows": rows}, indent=2))
+    for line in problems:
+        print(f"soak: FAIL {line}")
+    print(f"soak: {'FAIL' if problems else 'PASS'}: {args.cycles} cycles x {len(backends)} backend(s) in "
+          f"{minutes:.1f} min; counts {'grew' if problems else 'stayed flat'} (details: {out})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
