@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import re
+import secrets
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from redis.asyncio.retry import Retry
@@ -34,12 +37,28 @@ CONCURRENCY = 32  # operations in flight at most (and pooled connections)
 MAX_IN_FLIGHT = 1_000_000  # operations waiting or running before the engine drops one: never, in a benchmark
 
 
+@contextlib.contextmanager
+def bench_user(topo: api.Topology) -> Iterator[tuple[str, str]]:
+    """A throwaway ACL user for redis-benchmark, which only takes a password as an argument
+    (``-a``): a random one-time secret allowed SET and PING on ``key:*`` only, deleted after,
+    so the lab's password never shows on a command line."""
+    name, secret = f"bench-{secrets.token_hex(4)}", secrets.token_hex(16)
+    with topo.node_client(topo.spec.redis_nodes[0].name, direct=True) as admin:
+        admin.acl_setuser(name, enabled=True, passwords=[f"+{secret}"], keys=["key:*"],
+                          commands=["+set", "+ping", "+config|get"])
+        try:
+            yield name, secret
+        finally:
+            admin.acl_deluser(name)
+
+
 def redis_benchmark(topo: api.Topology, requests: int = 100_000, clients: int = 16) -> float:
     """redis-benchmark SET requests per second through the node's proxy."""
     port = topo.spec.redis_nodes[0].port
-    out = subprocess.run([binaries.find("redis-benchmark"), "-h", "127.0.0.1", "-p", str(port), "-a", topo.password,
-                          "-t", "set", "-n", str(requests), "-c", str(clients), "-q"],
-                         capture_output=True, text=True, timeout=300).stdout
+    with bench_user(topo) as (user, secret):
+        out = subprocess.run([binaries.find("redis-benchmark"), "-h", "127.0.0.1", "-p", str(port), "--user", user,
+                              "-a", secret, "-t", "set", "-n", str(requests), "-c", str(clients), "-q"],
+                             capture_output=True, text=True, timeout=300).stdout
     match = re.search(r"SET: ([\d.]+) requests per second", out.replace("\r", "\n"))
     return float(match.group(1)) if match else float("nan")
 
