@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -217,3 +218,26 @@ def test_half_open_breaker_lets_one_trial_call_through_and_rejects_the_rest() ->
         assert await breaker.call(slow_success) == "ok"
 
     asyncio.run(main())
+
+
+def test_catalogue_revisions_follow_commit_order(tmp_path: Any) -> None:
+    """Concurrent price updates on a thread pool: each commit gets the next revision,
+    and the row's final price is the one written with the highest revision."""
+    from patterns.catalogue_db import CatalogueDB
+
+    db = CatalogueDB.create(tmp_path / "c.sqlite", n_products=3, seed=1, workers=4)
+
+    async def main() -> None:
+        start = await db.get_product(2)
+        assert start is not None and start.revision == 0
+        revisions = await asyncio.gather(*(db.update_price(2, 1000 + i) for i in range(40)))
+        assert sorted(r for r in revisions if r is not None) == list(range(1, 41))
+        final = await db.get_product(2)
+        assert final is not None and final.revision == 40
+        assert final.price_cents == 1000 + revisions.index(40)
+        assert await db.update_price(99, 1) is None
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()
