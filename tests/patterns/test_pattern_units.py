@@ -89,6 +89,43 @@ def test_retry_policy_attempt_timeout_is_counted_as_timeout() -> None:
     assert counters.errors == {"TimeoutError": 2}
 
 
+def test_retry_policy_keeps_its_deadline() -> None:
+    """No wait that would end past ``deadline_s`` is started (tenacity's stop_after_delay
+    lets the last one run), and an attempt still running at the deadline is cut."""
+    import time
+
+    async def down() -> None:
+        raise RedisConnectionError("down")
+
+    async def hangs() -> None:
+        await asyncio.sleep(2)
+
+    for _ in range(5):  # waits are random: several draws
+        started = time.monotonic()
+        with pytest.raises(RedisConnectionError):
+            asyncio.run(RetryPolicy(attempts=100, base_s=0.25, cap_s=0.25, deadline_s=0.3).run(down, Counters([])))
+        assert time.monotonic() - started < 0.3 + 0.1
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        asyncio.run(RetryPolicy(attempts=3, deadline_s=0.2).run(hangs, Counters([])))
+    assert time.monotonic() - started < 1.0  # not 2 s (one attempt), let alone 6 s (three)
+
+
+def test_fenced_resource_accepts_a_fence_once_per_holder() -> None:
+    from patterns.lock import FencedResource
+
+    async def main() -> None:
+        r = FencedResource()
+        assert await r.write("k", "a1", 5, "tok-a")
+        assert await r.write("k", "a2", 5, "tok-a")  # the same holder writes again
+        assert not await r.write("k", "b", 5, "tok-b")  # the fence handed out twice
+        assert not await r.write("k", "old", 4, "tok-c")  # a stale holder
+        assert await r.write("k", "c", 6, "tok-c")
+        assert (r.accepted, r.rejected, r.fence_reused, r.data) == (3, 2, 1, {"k": "c"})
+
+    asyncio.run(main())
+
+
 def test_jittered_ttl_stays_in_range_and_spreads() -> None:
     rng = random.Random(1)
     ttls = [jittered_ttl_ms(1000, 0.2, rng) for _ in range(1000)]
