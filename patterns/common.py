@@ -186,6 +186,13 @@ def tagged(tag: str) -> str:
     return "{" + tag + "}"
 
 
+def tag_for(value: str) -> str:
+    """A hash tag for an arbitrary id (a user id may contain braces): ``%``, ``{`` and
+    ``}`` are percent-escaped, which is one-to-one, so distinct ids never share a key
+    and the key has exactly one ``{...}`` tag."""
+    return tagged(value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D"))
+
+
 def as_str(value: bytes | str | None) -> str | None:
     """Decode a reply that may be bytes (client without decode_responses)."""
     if isinstance(value, bytes):
