@@ -30,6 +30,7 @@ from experiments.pages import html, markdown
 from experiments.report import RESULT_FILE, TIMELINE_FILE, write_index
 from experiments.runner import RunRequest, run_experiment
 from topologies import api
+from topologies.spec import TOPOLOGIES
 from topologies.errors import LabError, UnknownNameError
 
 PROFILES = ("quick", "full")
@@ -56,7 +57,7 @@ SHOWCASES: tuple[Showcase, ...] = (
     Showcase("lock-expiry", "Lock expiry", "The lock holder is paused beyond the TTL: two holders? "
              "Does fencing protect the resource?",
              (("fencing token", "lock-expiry-fenced", "single"), ("no fencing", "lock-expiry-unfenced", "single"),
-              ("naive INCR lock", "lock-expiry-naive", "single"))),
+              ("naive INCR lock", "lock-expiry-naive", "single"), ("Redlock, 5 nodes", "lock-expiry-redlock", "redlock"))),
     Showcase("stream-retries", "Stream retries", "A consumer dies mid-batch, or the primary fails over: "
              "is anything lost, how much is redelivered?",
              (("consumer killed", "queue-consumer-kill", "single"), ("primary killed", "work-queue-kill", "sentinel")),
@@ -108,7 +109,7 @@ def plan(profile: str) -> list[Item]:
         for label, exp, top in sc.variants:
             if exp in registry.EXPERIMENTS:
                 items.append(Item(sc.key, label, exp, top))
-    order = {"single": 0, "sentinel": 1, "cluster": 2}
+    order = {name: n for n, name in enumerate(TOPOLOGIES)}  # one topology up at a time, each once
     return sorted(items, key=lambda i: order[i.topology])
 
 

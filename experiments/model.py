@@ -98,15 +98,16 @@ async def warm_up(client: Any, connections: int) -> None:
 async def app_client(topo: Topology, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
                      warm: int = 32) -> Any:
     """The scenario's asyncio client, as the lab measures with it: the topology's app-facing
-    client (plain / Sentinel master / Cluster), ``timeout_s`` socket timeout, no client-side
+    client (plain / Sentinel master / Cluster; redlock: a list, one per node), ``timeout_s`` socket timeout, no client-side
     retry (the pattern's own policy is the one that counts), a pool above any concurrency,
     initialised (Cluster) and warmed up."""
     client = topo.client(asyncio=True, socket_timeout=timeout_s,
                          socket_connect_timeout=timeout_s if connect_timeout_s is None else connect_timeout_s,
                          retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
-    await prepare_client(client)
-    fetch_command_table_once(client)
-    await warm_up(client, warm)
+    for one in client if isinstance(client, list) else [client]:  # redlock: one client per independent node
+        await prepare_client(one)
+        fetch_command_table_once(one)
+        await warm_up(one, warm)
     return client
 
 

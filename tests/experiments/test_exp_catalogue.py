@@ -21,7 +21,7 @@ def test_quick_plan_crosses_every_pattern_with_every_fault_and_runs_every_regist
         wanted = {exp for _, exp, _ in sc.variants if exp in registry.EXPERIMENTS}
         assert {i.experiment for i in items if i.section == sc.key} == wanted
     tops = [i.topology for i in items]
-    assert tops == sorted(tops, key=["single", "sentinel", "cluster"].index)  # grouped: few restarts
+    assert tops == sorted(tops, key=["single", "sentinel", "cluster", "redlock"].index)  # grouped: few restarts
 
 
 def test_full_plan_runs_the_matrix_on_every_topology_of_each_pattern() -> None:
