@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose k8s clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,8 +73,12 @@ SOAK_BACKENDS := $(if $(filter local docker,$(BACKEND)),$(BACKEND),local,docker)
 soak: setup ## CYCLES (default 50) x (up, every fault, heal, down) per backend; fails if a resource count grows
 	@$(PY) scripts/soak.py --cycles $(CYCLES) --backend $(SOAK_BACKENDS) --out $(OUT)/soak.json
 
-compose: setup ## regenerate topologies/compose/*.yml from the spec
+compose: setup ## regenerate topologies/compose/*.yml and topologies/kubernetes/*.yaml from the spec
 	@$(PY) -m topologies.compose_gen
+	@$(PY) -m topologies.k8s_gen
+
+k8s: setup ## regenerate only topologies/kubernetes/*.yaml (manifests, runner Job, partitions)
+	@$(PY) -m topologies.k8s_gen
 
 clean: down ## remove the venv
 	rm -rf $(VENV)

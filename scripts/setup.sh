@@ -57,7 +57,7 @@ fi
 stamp="$VENV/.installed"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   say "installing Python dependencies"
-  "$VENV/bin/pip" install -q -e '.[test,docker]'
+  "$VENV/bin/pip" install -q -e '.[test,docker,kubernetes]'
   touch "$stamp"
 fi
 
