@@ -28,12 +28,12 @@ from rich.live import Live
 from rich.table import Table
 
 from experiments import registry
-from experiments.history import FAIL, OK, HistoryWriter
+from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
 from experiments import observer
 from experiments.children import Children
-from experiments.workload import OpResult, WorkloadConfig, run_loop, run_workload
+from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
@@ -96,12 +96,12 @@ FINAL_READ_TIMEOUT_S = 90.0
 
 
 class _Progress:
-    """Live counters for the progress display (updated by the op wrapper)."""
+    """Live counters for the progress display."""
 
     def __init__(self) -> None:
         self.phase = "setup"
         self.fault = "-"
-        self.sent = self.ok = self.failed = self.unknown = 0
+        self.counts = WorkloadSummary()  # filled live by the generator
         self.started = time.monotonic()
 
     def table(self, exp: Experiment, total_s: float) -> Table:
@@ -109,8 +109,9 @@ class _Progress:
         elapsed = time.monotonic() - self.started
         t.add_row("phase", self.phase)
         t.add_row("elapsed", f"{elapsed:5.1f} s of {total_s:.0f} s")
-        t.add_row("operations", f"{self.sent} sent, {self.sent / max(elapsed, 1e-9):.0f}/s")
-        t.add_row("ok / fail / unknown", f"{self.ok} / {self.failed} / {self.unknown}")
+        c = self.counts
+        t.add_row("operations", f"{c.launched} sent, {c.launched / max(elapsed, 1e-9):.0f}/s")
+        t.add_row("ok / fail / unknown", f"{c.ok} / {c.failed + c.overloaded} / {c.unknown}")
         t.add_row("current fault", self.fault)
         return t
 
@@ -186,25 +187,12 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
         final_state: dict[str, Any] = {}
         total = profile.total_s
 
-        slots = asyncio.Semaphore(exp.concurrency)
         # Fault plans and injections get a thread of their own: queued behind the workload's own
         # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
         fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
 
         async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
             return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
-
-        async def op(client_id: int, rng: random.Random) -> OpResult:
-            progress.sent += 1
-            async with slots:  # waiting for a slot counts as latency (measured from the intended time)
-                res = await scenario.op(client_id, rng)
-            if res.outcome == OK:
-                progress.ok += 1
-            elif res.outcome == FAIL:
-                progress.failed += 1
-            else:
-                progress.unknown += 1
-            return res
 
         async def on_phase(window: Any) -> None:
             ctx.phases.append(window)
@@ -238,7 +226,9 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                 await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
                 await scenario.setup()
                 progress.started = time.monotonic()
-                await run_workload(op, workload, writer, on_phase=on_phase)
+                # waiting for one of the app's slots counts as latency (measured from the intended time)
+                await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
+                                   slots=Slots(exp.concurrency))
                 progress.phase = "drain and final read"
             finally:
                 try:
