@@ -31,7 +31,7 @@ from experiments import registry
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
-from experiments import observer
+from experiments import generator, observer
 from experiments.children import Children
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
 from faults.catalog import Fault
@@ -53,6 +53,7 @@ class RunRequest:
     out: str = "results"
     progress: bool = True
     cycles: int | None = None  # fault cycles (default: the profile's)
+    workers: int = 1  # generator processes, each running a share of the clients (experiments.generator)
 
     def reproduce(self, topology: str, backend: str) -> str:
         cmd = ["redislab", "run", self.experiment, "--topology", topology, "--backend", backend,
@@ -63,6 +64,8 @@ class RunRequest:
             cmd += ["--rate", f"{self.rate:g}"]
         if self.cycles is not None:
             cmd += ["--cycles", str(self.cycles)]
+        if self.workers != 1:
+            cmd += ["--workers", str(self.workers)]
         return shlex.join(cmd)
 
 
@@ -88,6 +91,15 @@ def _profile(req: RunRequest, rate_factor: float = 1.0) -> Profile:
         raise LabError(f"--rate {rate:g} is out of range; accepted: 1..100000 operations per second")
     return dataclasses.replace(p, warmup_s=p.warmup_s * scale, baseline_s=p.baseline_s * scale,
                                fault_s=p.fault_s * scale, recovery_s=p.recovery_s * scale, rate=rate)
+
+
+def _check_workers(req: RunRequest, exp: Experiment, profile: Profile) -> None:
+    """``--workers``: in range, and more than one only for a scenario that runs in several processes."""
+    generator.check_workers(req.workers, profile.clients)
+    if req.workers > 1 and not exp.scenario.parallel:
+        raise LabError(f"--workers {req.workers}: {exp.name} runs in one generator process (its scenario, "
+                       f"{exp.scenario.__name__}, keeps state its operations share in one process)",
+                       "drop --workers, or pick an experiment whose scenario is parallel (redislab list)")
 
 
 T = TypeVar("T")
@@ -137,6 +149,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
     """Run ``req``; returns the run directory (``result.json``, ``report.md``, ``timeline.png`` ...)."""
     exp = registry.get(req.experiment)
     profile = _profile(req, exp.rate_factor)
+    _check_workers(req, exp, profile)
     console = console or Console(stderr=True)
     topo, owned = _topology(req, exp)
     interrupted = False
@@ -151,7 +164,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
             "workload": asdict(profile), "cycles": profile.cycles, "fault": exp.fault_label,
             "hypothesis": exp.hypothesis,
             "checks": exp.checks, "options": exp.options, "reproduce": req.reproduce(topo.name, topo.backend.name),
-            "topology_options": asdict(topo.spec.options),
+            "topology_options": asdict(topo.spec.options), "workers": req.workers,
         }
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         try:
@@ -227,8 +240,15 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
                 await scenario.setup()
                 progress.started = time.monotonic()
                 # waiting for one of the app's slots counts as latency (measured from the intended time)
-                await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
-                                   slots=Slots(exp.concurrency))
+                if req.workers == 1:
+                    await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
+                                       slots=Slots(exp.concurrency))
+                else:
+                    _, ctx.worker_states = await generator.run_in_processes(
+                        children, writer, workload, req.workers, "experiments.generator:scenario_source",
+                        {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
+                         "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
+                        summary=progress.counts)
                 progress.phase = "drain and final read"
             finally:
                 try:
