@@ -25,6 +25,8 @@ import secrets
 import subprocess
 import tempfile
 import math
+import os
+import resource
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,12 +100,47 @@ async def set_source(config: dict[str, Any], writer: HistoryWriter, share: Share
     return Source(op, close)
 
 
+SERVER_PROCESSES = ("toxiproxy-server", "toxiproxy", "redis-server")  # whose CPU each row reports
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds so far of every Toxiproxy and redis-server process on the machine, by name
+    (under the ports lock, the benchmark's topology is the only one)."""
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                name = (d / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name in SERVER_PROCESSES:
+                key = "toxiproxy" if name.startswith("toxiproxy") else "redis"
+                out[key] = out.get(key, 0.0) + _cpu_s(int(d.name))
+    return out
+
+
+def generator_cpu() -> float:
+    """CPU seconds of this process and of its finished children (the generator processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 async def engine_at(topo: api.Topology, rate: float, duration_s: float, concurrency: int = CONCURRENCY,
                     max_in_flight: int = MAX_IN_FLIGHT, workers: int = 1) -> dict[str, float | None]:
     """One row: the open-loop engine at ``rate`` SET/s for ``duration_s`` s in ``workers`` processes,
     at most ``concurrency`` operations in flight over all of them (like an app's bounded pool:
     waiting for a slot is latency, not a new connection)."""
     config = WorkloadConfig(rate=rate, duration=duration_s, clients=CLIENTS, max_in_flight=max_in_flight)
+    servers0, gen0 = server_cpu(), generator_cpu()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.jsonl"
         with HistoryWriter(path) as writer:
@@ -120,14 +157,19 @@ async def engine_at(topo: api.Topology, rate: float, duration_s: float, concurre
                 finally:
                     await asyncio.to_thread(children.stop_all)
                 children.merge_histories(lambda t: None)
+        servers1, gen1 = server_cpu(), generator_cpu()  # before reading the history back
         seen = summarize(read_history(path).workload)
+    ops = max(summary.launched, 1)
+    cpu_us = {"generator": (gen1 - gen0) * 1e6 / ops,
+              **{k: (v - servers0.get(k, 0.0)) * 1e6 / ops for k, v in servers1.items()}}
     lag = summary.send_lag_us
     return {"target": rate, "workers": workers, "achieved": summary.ok / max(summary.elapsed, duration_s),
             "ok": summary.ok, "dropped": seen.dropped,
             "send_lag_p50_ms": lag.get_value_at_percentile(50) / 1000,
             "send_lag_p99_ms": lag.get_value_at_percentile(99) / 1000,
             "latency_p50_ms": seen.latency.p50_ms if seen.latency else None,
-            "latency_p99_ms": seen.latency.p99_ms if seen.latency else None}
+            "latency_p99_ms": seen.latency.p99_ms if seen.latency else None,
+            "cpu_us_per_op": {k: round(v, 1) for k, v in cpu_us.items()}}
 
 
 def best_row(rows: list[dict[str, Any]], max_lag_p99_ms: float = MAX_LAG_P99_MS) -> dict[str, Any] | None:
@@ -161,11 +203,13 @@ def main() -> None:
                                           "max_send_lag_p99_ms": MAX_LAG_P99_MS}, indent=2))
     print(f"redis-benchmark SET (16 connections, through Toxiproxy): {reference:,.0f} requests/s")
     print(f"{'workers':>7} {'target/s':>9} {'achieved/s':>10} {'dropped':>8} {'lag p50 ms':>10} {'lag p99 ms':>10} "
-          f"{'ok p50 ms':>10} {'ok p99 ms':>10}")
+          f"{'ok p50 ms':>10} {'ok p99 ms':>10}  CPU µs/op: generator / toxiproxy / redis")
     for r in rows:
+        cpu = r["cpu_us_per_op"]
         print(f"{r['workers']:>7} {r['target']:>9,.0f} {r['achieved']:>10,.0f} {r['dropped']:>8} "
               f"{r['send_lag_p50_ms']:>10.2f} {r['send_lag_p99_ms']:>10.2f} {r['latency_p50_ms'] or 0:>10.2f} "
-              f"{r['latency_p99_ms'] or 0:>10.2f}")
+              f"{r['latency_p99_ms'] or 0:>10.2f}  {cpu['generator']:>5.0f} / {cpu.get('toxiproxy', 0):>5.0f} / "
+              f"{cpu.get('redis', 0):>5.0f}")
     if best is None:
         print(f"generator: no rate kept its schedule (p99 send lag < {MAX_LAG_P99_MS:g} ms)")
     else:

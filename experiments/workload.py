@@ -12,10 +12,15 @@ hit, the operation due now is **not** delayed: it is recorded at once as
 ``outcome="fail", error="overload"`` and never reaches Redis. Overload
 failures therefore lower availability; ``errors_by_type`` shows them apart.
 
+An operation never starts before its intended time (uvloop's timers may fire
+up to ~1.5 ms early: the scheduler sleeps again).
+
 Determinism: the same seed gives the same intended times, the same client for
 each operation, and the same per-operation RNG (seeded from seed and the
 operation's index), so an op function that draws its choices from the RNG it
-is given makes the same choices whatever the timing.
+is given makes the same choices whatever the timing, and whatever the split
+over generator processes (:class:`Share`, ``experiments.generator``). The RNG
+is only valid until the op function returns (it is reused).
 
 The op function::
 
