@@ -124,6 +124,11 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
         while any(children.procs[n].alive() for n in names):
             if announcer.done() and announcer.exception() is not None:
                 raise announcer.exception()  # type: ignore[misc]
+            for name, (_, _, cfg) in zip(names, specs):
+                child = children.procs[name]
+                if not child.alive() and not Path(cfg["result_file"]).exists():  # crashed: stop the run now
+                    raise LabError(f"{name} exited (code {child.proc.returncode}) before finishing its share "
+                                   "of the load", f"see {child.log}")
             if writer.clock() > deadline:
                 raise LabError(f"the generator processes did not finish within {EXIT_MARGIN_S:g} s of the schedule's "
                                "end and drain", f"see {run_dir}/generator-*.log")

@@ -78,3 +78,35 @@ def test_worker_counts_out_of_range_are_refused():
     with pytest.raises(LabError):
         check_workers(0, clients=8)
     check_workers(8, clients=16)
+
+
+async def _broken_source(config, writer, share):
+    from experiments.generator import Source
+
+    async def op(client, rng):
+        if share.index == 1:
+            import os
+            os._exit(3)  # this generator process dies mid-run
+        from experiments.workload import OpResult
+        return OpResult("noop")
+
+    async def close():
+        return {}
+    return Source(op, close)
+
+
+def test_a_generator_that_dies_stops_the_run_with_one_line_naming_it(tmp_path):
+    seen: list[str] = []
+    with HistoryWriter(tmp_path / "history.jsonl") as w:
+        children = Children(tmp_path, w)
+
+        async def main():
+            try:
+                await run_in_processes(children, w, WorkloadConfig(rate=100, clients=2, phases=(("baseline", 5),)),
+                                       2, "tests.experiments.test_exp_generator:_broken_source", {},
+                                       on_phase=lambda win: seen.append(win.name))
+            finally:
+                children.stop_all()
+
+        with pytest.raises(LabError, match="generator-2 exited \\(code 3\\) before finishing"):
+            asyncio.run(asyncio.wait_for(main(), 4))  # well before the 5 s schedule ends
