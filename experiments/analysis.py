@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from typing import Any, Mapping
 
 from .checks import CheckResult, UnknownCheckError, get_check, run_check, worst
-from .history import WARMUP, WORKLOAD, History
+from .history import LAB, WARMUP, WORKLOAD, History
 from .stats import Spread, baseline_throughput, dropped, server_summary, summarize
 
 DEFAULT_HYPOTHESIS: dict[str, Any] = {"availability_min": 0.99, "p99_max_ms": 50.0, "grace_s": 0.0,
@@ -117,6 +117,13 @@ def key_metrics(history: History) -> dict[str, Any]:
     }
 
 
+def lab_failures(history: History) -> list[str]:
+    """The lab's own machinery failing during the run (``lab`` events with ``up: false``)."""
+    return [f"the lab's {e.fields.get('component', 'machinery')} stopped answering {e.t:.1f} s into the run: "
+            "the figures after that measure the lab, not Redis"
+            for e in history.events_of(LAB) if e.fields.get("up") is False]
+
+
 def _check_figure(by: Mapping[str, CheckResult], check: str, key: str) -> Any:
     r = by.get(check)
     return r.metrics.get(key) if r is not None else None
@@ -137,7 +144,10 @@ def analyze(history: History, config: Mapping[str, Any] | None = None,
         results.append(run_check(spec["name"], history, final_state, spec["params"]))
     was_interrupted = (not history.completed) if interrupted is None else interrupted
     claims = [r for r in results if r.verdict is not None]
+    machinery = lab_failures(history)
     verdict = worst([r.verdict for r in claims] + (["unknown"] if was_interrupted else []))
+    if machinery:
+        verdict = "unknown"  # the harness broke: what followed measures the lab, not Redis
     metrics = key_metrics(history)
     by = {r.name: r for r in results}
     metrics["time_to_detect_s"] = _check_figure(by, "time_to_detect", "detect_s")
@@ -150,7 +160,7 @@ def analyze(history: History, config: Mapping[str, Any] | None = None,
         "recover_s": _check_figure(by, "time_to_recover", "recover_spread"),
         "lost_ratio_in_windows": _check_figure(by, "lost_writes", "lost_ratio_spread"),
     })
-    reasons = []
+    reasons = list(machinery)
     if was_interrupted:
         reasons.append("the run was interrupted")
     if final_state.get("final_read_error"):

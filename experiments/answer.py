@@ -125,16 +125,40 @@ def row_cells(row: Row) -> list[Any]:
             Cell("report", href=f"{link}/report.html") if link else ""]
 
 
+CLAIM_LABELS = {  # short names of the claims, for one-line answers
+    "steady_state": "steady state", "during_fault": "served through the fault", "time_to_recover": "recovery",
+    "send_lag": "generator on schedule", "lost_writes": "no acknowledged write lost",
+    "counter": "no increment lost", "leaderboard_increments": "no increment lost",
+    "cache_stale_reads": "staleness bound", "cache_read_your_writes": "read-your-writes",
+    "lock_overlap": "one holder at a time", "fencing": "fencing", "rate_limit": "no over-admission",
+    "false_rejections": "no false rejection", "queue_delivery": "no message lost", "geo_results": "fresh answers",
+}
+
+
+def short_verdict(row: Row) -> str:
+    """``held``, ``violated: <short claim names>`` or ``undecided: ...``, for one-line answers."""
+    verdict, _ = row_verdict(row)
+    if verdict in ("held", "error"):
+        return verdict
+    key = "violated" if verdict == "violated" else "undecided"
+    names = sorted({CLAIM_LABELS.get(c["name"], c["name"]) for r in row.results
+                    for c in r.get(key if key == "violated" else "undecided", [])})
+    problems = sorted({p for r in row.results for p in r.get("run_problems", [])})
+    return f"{'violated' if key == 'violated' else 'undecided'}: {', '.join(names + problems)}"
+
+
 def pattern_line(rows: Sequence[Row]) -> str:
-    """The pattern's answer in one line of words and numbers."""
+    """The section's answer in one line of words and numbers: per row, the share of requests served
+    during the fault, the failover, and which claims did not hold."""
     parts = []
     for row in rows:
         if not row.results:
+            parts.append(f"{row.label}: no run ({row.error})")
             continue
         fo = pooled(row.results, "failover_s")
-        parts.append(f"{row.label}: {spread_text(row.results, 'availability_during')} of requests succeeded while it "
-                     "lasted" + (f", a replica took over after {fmt.spread(fo.to_json(), fmt.secs)}" if fo.n else "")
-                     + f" ({row_verdict(row)[1]})")
+        parts.append(f"{row.label}: {spread_text(row.results, 'availability_during')} served"
+                     + (f", failover {fmt.spread(fo.to_json(), fmt.secs)}" if fo.n else "")
+                     + f" ({short_verdict(row)})")
     return "; ".join(parts) + "." if parts else "No run completed."
 
 

@@ -222,6 +222,27 @@ def write_answer(out: Path, outcomes: list[Outcome], meta: dict[str, Any]) -> Pa
     return out / "index.md"
 
 
+def rerender(out: Path) -> Path:
+    """Rebuild the answer page of a catalogue directory from its runs (after the lab's pages or
+    checks changed): each run's report is re-rendered from its history, then the rows are
+    matched to the plan by experiment and topology."""
+    from experiments.report import render_run
+    meta = json.loads((out / SUMMARY_FILE).read_text()) if (out / SUMMARY_FILE).exists() else {}
+    meta.pop("rows", None)
+    runs: dict[tuple[str, str], Outcome] = {}
+    for rj in sorted(out.glob(f"*/{RESULT_FILE}")):
+        result = render_run(rj.parent)
+        key = (str(result.get("experiment")), str(result.get("topology")))
+        runs.setdefault(key, Outcome(Item("", "", *key))).run_dirs.append(rj.parent)
+        runs[key].results.append(result)
+    profile = str(meta.get("profile", "quick"))
+    outcomes = [Outcome(i, runs[(i.experiment, i.topology)].run_dirs, runs[(i.experiment, i.topology)].results)
+                for i in plan("full" if profile == "full" else "quick") if (i.experiment, i.topology) in runs]
+    meta = {"command": "", "profile": profile, "backend": "?", "repeat": 1, "commit": None, "date": "?",
+            "elapsed_min": 0, "machine": "?", **meta}
+    return write_answer(out, outcomes, meta)
+
+
 def verify(out: Path) -> list[str]:
     """Problems with a catalogue's output: every run must have a verdict, its checks and its plot."""
     problems = []

@@ -59,6 +59,8 @@ RUN_START = "run_start"        # fields: workload parameters
 RUN_END = "run_end"            # fields: counts; absent => run was interrupted
 
 TOPOLOGY = "topology"          # fields: source, event, detail (what the topology said: Sentinel pub/sub ...)
+LAB = "lab"                    # fields: component ("toxiproxy"), up: the lab's own machinery changed state
+DURABLE_KINDS = frozenset({FAULT_INJECT, FAULT_HEAL, LAB})  # written to disk at once: a crash keeps them
 WARMUP = "warmup"              # the phase excluded from every figure (connection set-up, JIT of the pools)
 
 # Record kinds (Op.kind)
@@ -342,6 +344,10 @@ class HistoryWriter:
 
     ``clock()`` is the run's time base: monotonic seconds since t0. Fault
     injectors and samplers must stamp their events with it (``event()`` does).
+
+    A write the disk refuses (full, read-only) is not raised into whichever task
+    happened to flush: the writer records it in ``failed``, tells ``on_failure``
+    once, and drops later records; what was written stays readable.
     """
 
     def __init__(self, path: str | Path, flush_every: int = 2000,
@@ -353,6 +359,8 @@ class HistoryWriter:
         self.wall0 = time.time() - (time.monotonic() - self.t0)
         self._flush_every = flush_every
         self._buf: list[str] = []
+        self.failed: OSError | None = None  # the first write the disk refused; later records are dropped
+        self.on_failure: Callable[[OSError], None] | None = None  # told once, from the writing thread
         self._lock = threading.Lock()
         self._dumps = _compact_encoder()
         fresh = not append or not self.path.exists() or self.path.stat().st_size == 0
@@ -385,11 +393,15 @@ class HistoryWriter:
         t = self.clock() if t is None else t
         ev = Event(t, self.wall_at(t), kind, fields)
         self.write_event(ev)
+        if kind in DURABLE_KINDS:
+            self.flush()
         return ev
 
     def _append(self, record: dict[str, Any]) -> None:
         line = self._dumps(record)
         with self._lock:
+            if self.failed is not None:
+                return  # the disk refused earlier writes: the run is stopping (see ``failed``)
             self._buf.append(line)
             if len(self._buf) >= self._flush_every:
                 self._flush_locked()
@@ -397,23 +409,40 @@ class HistoryWriter:
     def _flush_locked(self) -> None:
         if self._f is None:
             raise ValueError(f"history writer for {self.path} is closed")
-        if self._buf:
-            self._f.write("\n".join(self._buf))
-            self._f.write("\n")
-            self._buf.clear()
+        if self._buf and self.failed is None:
+            try:
+                self._f.write("\n".join(self._buf))
+                self._f.write("\n")
+            except OSError as exc:  # disk full, read-only, gone
+                self._fail(exc)
+            finally:
+                self._buf.clear()
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = exc
+        if self.on_failure is not None:
+            self.on_failure(exc)
 
     def flush(self) -> None:
         with self._lock:
             self._flush_locked()
             assert self._f is not None
-            self._f.flush()
+            try:
+                self._f.flush()
+            except OSError as exc:
+                if self.failed is None:
+                    self._fail(exc)
 
     def close(self) -> None:
         with self._lock:
             if self._f is None:
                 return
             self._flush_locked()
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError as exc:  # the buffered tail could not be written either
+                if self.failed is None:
+                    self._fail(exc)
             self._f = None
 
     def __enter__(self) -> "HistoryWriter":

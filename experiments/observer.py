@@ -2,6 +2,11 @@
 about themselves (``server_view`` INFO samples, ``topology_events``) while the load
 runs, so its threads never compete with the load generator for the interpreter.
 
+It also watches the lab's own machinery: Toxiproxy's API, probed every 0.5 s; each
+change is a ``lab`` event (``component``, ``up``). Every client route goes through
+Toxiproxy, so when it dies the figures measure the lab, not Redis, and the run's
+verdict becomes undecided with that reason.
+
     python -m experiments.observer CONFIG.json   # started by the runner (experiments.children)
 """
 from __future__ import annotations
@@ -10,11 +15,13 @@ import signal
 import threading
 
 from experiments.children import child_writer, config_from_argv, orphaned, ready
+from experiments.history import LAB
 from experiments.server_view import ServerView
 from experiments.topology_events import TopologyEvents
-from topologies import api
+from topologies import api, health
 
 MODULE = "experiments.observer"
+LAB_PROBE_S = 0.5  # s between probes of the lab's own machinery
 
 
 def main() -> None:
@@ -25,13 +32,25 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     writer = child_writer(cfg)
+    proxy_up: bool | None = None
     try:
         with ServerView(topo, writer), TopologyEvents(topo, writer):
             ready(cfg)
-            while not stop.wait(0.5) and not orphaned(cfg):
-                pass
+            while not stop.wait(LAB_PROBE_S) and not orphaned(cfg):
+                up = toxiproxy_answers()
+                if up != proxy_up:
+                    writer.event(LAB, component="toxiproxy", up=up)
+                    proxy_up = up
     finally:
         writer.close()
+
+
+def toxiproxy_answers() -> bool:
+    """True when the lab's Toxiproxy API answers within the probe timeout."""
+    try:
+        return health.toxiproxy_ready()
+    except Exception:  # noqa: BLE001 - any failure to answer is "down"
+        return False
 
 
 if __name__ == "__main__":

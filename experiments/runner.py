@@ -105,6 +105,7 @@ def _check_workers(req: RunRequest, exp: Experiment, profile: Profile) -> None:
 T = TypeVar("T")
 MAX_IN_FLIGHT = 5000  # operations in flight at most; beyond, the generator drops (and counts) them
 FINAL_READ_TIMEOUT_S = 90.0
+INTERRUPTED_FINISH_S = 1.0  # after Ctrl-C: the scenario closes its clients, no settle-and-read
 
 
 class _Progress:
@@ -171,6 +172,10 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
             run_loop(_run(exp, topo, profile, req, run_dir, run_id, console))
         except KeyboardInterrupt:
             interrupted = True
+        except HistoryWriteError:
+            with contextlib.suppress(OSError):  # the same disk: a report may not fit either
+                render_run(run_dir, reproduce=config["reproduce"], interrupted=True)
+            raise
         render_run(run_dir, reproduce=config["reproduce"], interrupted=interrupted or None)
         write_index(req.out)
     finally:
@@ -183,94 +188,125 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
     return run_dir
 
 
+class HistoryWriteError(LabError):
+    """The disk refused the history: the run stopped (healed, cleaned up)."""
+
+
 async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRequest, run_dir: Path,
                run_id: str, console: Console) -> None:
+    """The run, stopped (healed, cleaned up) as soon as the disk refuses its history."""
     with HistoryWriter(run_dir / "history.jsonl") as writer:
-        def to_history(e: Event) -> None:
-            kind = "fault_inject" if e["action"] == "inject" else "fault_heal"
-            writer.event(kind, t=e["mono"] - writer.t0, fault=f"{e['fault']}:{e['target']}",
-                         label=f"{exp.fault_label} ({e['fault']} {e['target']})", params=e["params"])
+        main, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert main is not None
+        writer.on_failure = lambda _exc: loop.call_soon_threadsafe(main.cancel)
+        try:
+            await _run_with(writer, exp, topo, profile, req, run_dir, run_id, console)
+        except asyncio.CancelledError:
+            if writer.failed is None:
+                raise
+    if writer.failed is not None:
+        raise HistoryWriteError(f"could not write the history {writer.path} ({writer.failed.strerror or writer.failed}):"
+                                " the run stopped, its faults healed",
+                                "free some space or choose another --out; what was written stays readable")
 
-        injector = FaultInjector(topo, EventLog(sink=to_history))
-        children = Children(run_dir, writer)
-        ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), children, random.Random(req.seed))
-        scenario: Scenario = exp.scenario(ctx)
-        progress = _Progress()
-        active: list[Fault] = []
-        final_state: dict[str, Any] = {}
-        total = profile.total_s
 
-        # Fault plans and injections get a thread of their own: queued behind the workload's own
-        # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
-        fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
+async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, profile: Profile, req: RunRequest,
+                    run_dir: Path, run_id: str, console: Console) -> None:
+    def to_history(e: Event) -> None:
+        kind = "fault_inject" if e["action"] == "inject" else "fault_heal"
+        writer.event(kind, t=e["mono"] - writer.t0, fault=f"{e['fault']}:{e['target']}",
+                     label=f"{exp.fault_label} ({e['fault']} {e['target']})", params=e["params"])
 
-        async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
-            return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
+    injector = FaultInjector(topo, EventLog(sink=to_history))
+    children = Children(run_dir, writer)
+    ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), children, random.Random(req.seed))
+    scenario: Scenario = exp.scenario(ctx)
+    progress = _Progress()
+    active: list[Fault] = []
+    final_state: dict[str, Any] = {}
+    total = profile.total_s
 
-        async def on_phase(window: Any) -> None:
-            ctx.phases.append(window)
-            progress.phase = window.name + (f" {window.cycle}/{profile.cycles}" if window.cycle else "")
-            if window.name == "fault":
-                await scenario.before_fault(window.cycle)
-                # the plan may talk to Redis (which node is primary now?) or arm a process: never on the loop
-                fault = await in_fault_thread(exp.fault, topo, scenario)
-                await in_fault_thread(injector.inject, fault)
-                active.append(fault)
-                progress.fault = repr(fault)
-            elif window.name == "recovery" and active:
-                await in_fault_thread(injector.heal, active.pop())
-                progress.fault = "-"
-                await scenario.after_heal()
+    # Fault plans and injections get a thread of their own: queued behind the workload's own
+    # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
+    fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
 
-        workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
-                                  phases=profile.phases(), max_in_flight=MAX_IN_FLIGHT)
-        display = (Live(progress.table(exp, total), console=console, refresh_per_second=4, transient=True)
-                   if req.progress
-                   else contextlib.nullcontext())
-        with display as live:
-            async def refresh() -> None:
-                while live is not None:
-                    live.update(progress.table(exp, total))
-                    await asyncio.sleep(0.25)
+    async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
 
-            refresher = asyncio.create_task(refresh())
+    async def on_phase(window: Any) -> None:
+        ctx.phases.append(window)
+        progress.phase = window.name + (f" {window.cycle}/{profile.cycles}" if window.cycle else "")
+        if window.name == "fault":
+            await scenario.before_fault(window.cycle)
+            # the plan may talk to Redis (which node is primary now?) or arm a process: never on the loop
+            fault = await in_fault_thread(exp.fault, topo, scenario)
+            await in_fault_thread(injector.inject, fault)
+            active.append(fault)
+            progress.fault = repr(fault)
+        elif window.name == "recovery" and active:
+            await in_fault_thread(injector.heal, active.pop())
+            progress.fault = "-"
+            await scenario.after_heal()
+
+    workload = WorkloadConfig(rate=profile.rate, clients=profile.clients, seed=req.seed,
+                              phases=profile.phases(), max_in_flight=MAX_IN_FLIGHT)
+    display = (Live(progress.table(exp, total), console=console, refresh_per_second=4, transient=True)
+               if req.progress
+               else contextlib.nullcontext())
+    with display as live:
+        async def refresh() -> None:
+            while live is not None:
+                live.update(progress.table(exp, total))
+                await asyncio.sleep(0.25)
+
+        refresher = asyncio.create_task(refresh())
+        interrupted = False
+        try:
+            # what Redis and the topology say, recorded by a process of its own (no GIL shared with the load)
+            await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
+            await scenario.setup()
+            progress.started = time.monotonic()
+            # waiting for one of the app's slots counts as latency (measured from the intended time)
+            if req.workers == 1:
+                await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
+                                   slots=Slots(exp.concurrency))
+            else:
+                _, ctx.worker_states = await generator.run_in_processes(
+                    children, writer, workload, req.workers, "experiments.generator:scenario_source",
+                    {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
+                     "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
+                    summary=progress.counts)
+            progress.phase = "drain and final read"
+        except asyncio.CancelledError:  # Ctrl-C / SIGTERM: heal first, skip the settle-and-read
+            interrupted = True
+            raise
+        finally:
             try:
-                # what Redis and the topology say, recorded by a process of its own (no GIL shared with the load)
-                await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
-                await scenario.setup()
-                progress.started = time.monotonic()
-                # waiting for one of the app's slots counts as latency (measured from the intended time)
-                if req.workers == 1:
-                    await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
-                                       slots=Slots(exp.concurrency))
+                while active:
+                    await in_fault_thread(injector.heal, active.pop())
+                if interrupted:  # the scenario still cleans up; an unsettled read is no evidence: dropped
+                    await _final_state(scenario, INTERRUPTED_FINISH_S)
+                    final_state = {"final_read_error": "skipped: the run was interrupted (clients closed, no "
+                                                       "final read)"}
                 else:
-                    _, ctx.worker_states = await generator.run_in_processes(
-                        children, writer, workload, req.workers, "experiments.generator:scenario_source",
-                        {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
-                         "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
-                        summary=progress.counts)
-                progress.phase = "drain and final read"
-            finally:
-                try:
-                    while active:
-                        await in_fault_thread(injector.heal, active.pop())
                     final_state = await _final_state(scenario)
-                finally:
-                    writer.event("final_state", **final_state)
-                    await asyncio.to_thread(children.stop_all)
-                    children.merge_histories(ctx.phase_at)
-                    fault_thread.shutdown(wait=False)
-                    refresher.cancel()
-                    if live is not None:
-                        live.update(progress.table(exp, total))
+            finally:
+                writer.event("final_state", **final_state)
+                await asyncio.to_thread(children.stop_all)
+                children.merge_histories(ctx.phase_at)
+                fault_thread.shutdown(wait=False)
+                refresher.cancel()
+                if live is not None:
+                    live.update(progress.table(exp, total))
 
 
-async def _final_state(scenario: Scenario) -> dict[str, Any]:
+async def _final_state(scenario: Scenario, timeout_s: float = FINAL_READ_TIMEOUT_S) -> dict[str, Any]:
     """The scenario's final read; one that fails or hangs becomes ``final_read_error`` (the checks
-    that needed the read say ``unknown`` and the report names the reason) instead of aborting the run."""
+    that needed the read say ``unknown`` and the report names the reason) instead of aborting the run.
+    Cut at ``timeout_s``: the scenario's own clean-up (its ``finally`` blocks) still runs."""
     try:
-        return await asyncio.wait_for(scenario.finish(), timeout=FINAL_READ_TIMEOUT_S)
+        return await asyncio.wait_for(scenario.finish(), timeout=timeout_s)
     except (asyncio.TimeoutError, TimeoutError):
-        return {"final_read_error": f"the final read did not finish within {FINAL_READ_TIMEOUT_S:g} s"}
+        return {"final_read_error": f"the final read did not finish within {timeout_s:g} s"}
     except Exception as exc:  # noqa: BLE001 - any failure of the final read is reported, never raised
         return {"final_read_error": f"{type(exc).__name__}: {exc}"[:300]}

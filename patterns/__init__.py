@@ -1,4 +1,4 @@
-"""The six Redis patterns the lab puts under stress, usable on their own.
+"""The Redis patterns the lab puts under stress, usable on their own.
 
 Each works with any ``redis.asyncio`` client (plain ``Redis``,
 ``Sentinel.master_for``, ``RedisCluster``), takes a ``RetryPolicy`` and counts
@@ -15,6 +15,7 @@ from types import ModuleType
 REGISTRY: dict[str, str] = {
     "cache_aside": "patterns.cache_aside",
     "lock": "patterns.lock",
+    "redlock": "patterns.redlock",
     "leaderboard": "patterns.leaderboard",
     "rate_limiter": "patterns.rate_limiter",
     "geo": "patterns.geo",

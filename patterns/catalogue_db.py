@@ -5,6 +5,10 @@ connection per worker thread, WAL mode so readers do not block the writer).
 ``latency_ms`` adds a fixed delay per query to stand in for a remote database;
 the pool size then bounds database throughput, which is exactly what a cache
 outage exposes. Every query is counted (``queries``).
+
+Each row carries a ``revision``, incremented by every price update in the same
+transaction, so a product's revisions follow the database's commit order: a
+cached copy with a lower revision than another is older, whatever the clocks say.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ class Product:
     name: str
     price_cents: int
     stock: int
+    revision: int = 0  # incremented by each committed update of the row (commit order per product)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "price_cents": self.price_cents, "stock": self.stock}
+        return {"id": self.id, "name": self.name, "price_cents": self.price_cents, "stock": self.stock,
+                "revision": self.revision}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Product:
-        return cls(int(d["id"]), str(d["name"]), int(d["price_cents"]), int(d["stock"]))
+        return cls(int(d["id"]), str(d["name"]), int(d["price_cents"]), int(d["stock"]), int(d.get("revision", 0)))
 
 
 _SCHEMA = """
@@ -42,7 +48,8 @@ CREATE TABLE IF NOT EXISTS products (
     id          INTEGER PRIMARY KEY,
     name        TEXT    NOT NULL,
     price_cents INTEGER NOT NULL,
-    stock       INTEGER NOT NULL
+    stock       INTEGER NOT NULL,
+    revision    INTEGER NOT NULL DEFAULT 0
 )
 """
 
@@ -103,19 +110,23 @@ class CatalogueDB:
     async def get_product(self, product_id: int) -> Product | None:
         def q(conn: sqlite3.Connection) -> Product | None:
             row = conn.execute(
-                "SELECT id, name, price_cents, stock FROM products WHERE id = ?", (product_id,)
+                "SELECT id, name, price_cents, stock, revision FROM products WHERE id = ?", (product_id,)
             ).fetchone()
             return Product(*row) if row else None
 
         return await self._run(q)
 
-    async def update_price(self, product_id: int, price_cents: int) -> bool:
-        """Set the price; returns False when the product does not exist."""
+    async def update_price(self, product_id: int, price_cents: int) -> int | None:
+        """Set the price and increment the revision in one transaction; returns the new
+        revision (None: no such product, nothing changed)."""
 
-        def q(conn: sqlite3.Connection) -> bool:
-            with conn:
-                cur = conn.execute("UPDATE products SET price_cents = ? WHERE id = ?", (price_cents, product_id))
-            return cur.rowcount == 1
+        def q(conn: sqlite3.Connection) -> int | None:
+            with conn:  # fetchall: the statement must finish before the commit
+                rows = conn.execute(
+                    "UPDATE products SET price_cents = ?, revision = revision + 1 WHERE id = ? RETURNING revision",
+                    (price_cents, product_id),
+                ).fetchall()
+            return int(rows[0][0]) if rows else None
 
         return await self._run(q)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -113,8 +114,10 @@ class RetryPolicy:
 
     ``attempts`` counts the first try (1 = no retry). Waits are full-jitter
     exponential: ``uniform(0, min(cap_s, base_s * 2**n))``. ``deadline_s`` bounds
-    the whole operation including waits; ``attempt_timeout_s`` bounds one
-    attempt (on top of the client's socket timeout). Only transient errors
+    the whole operation including waits: no wait is started that would end past
+    it, and each attempt is cut (``TimeoutError``, outcome unknown) at it;
+    ``attempt_timeout_s`` bounds one attempt (on top of the client's socket
+    timeout). Only transient errors
     (see ``is_transient``) are retried. A retried write after a TIMEOUT may
     execute twice: each pattern documents whether that is safe.
     """
@@ -134,11 +137,17 @@ class RetryPolicy:
     async def run(self, op: Callable[[], Awaitable[T]], counters: Counters) -> T:
         """Run ``op`` under this policy; every failed attempt is counted by type."""
 
+        deadline = None if self.deadline_s is None else time.monotonic() + self.deadline_s
+
         async def attempt() -> T:
+            limit = self.attempt_timeout_s
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                limit = left if limit is None else min(limit, left)
             try:
-                if self.attempt_timeout_s is None:
+                if limit is None:
                     return await op()
-                async with asyncio.timeout(self.attempt_timeout_s):
+                async with asyncio.timeout(limit):
                     return await op()
             except REDIS_FAILURES as exc:
                 counters.error(exc)
@@ -148,7 +157,7 @@ class RetryPolicy:
             return await attempt()
         stop = stop_after_attempt(self.attempts)
         if self.deadline_s is not None:
-            stop = stop | stop_after_delay(self.deadline_s)
+            stop = stop | stop_before_delay(self.deadline_s)  # never sleep past the deadline
         retrying = AsyncRetrying(
             retry=retry_if_exception(self.retry_if),
             wait=wait_random_exponential(multiplier=self.base_s, max=self.cap_s),
@@ -175,6 +184,13 @@ def tagged(tag: str) -> str:
     if "{" in tag or "}" in tag:
         raise ValueError(f"hash tag must not contain braces: {tag!r}")
     return "{" + tag + "}"
+
+
+def tag_for(value: str) -> str:
+    """A hash tag for an arbitrary id (a user id may contain braces): ``%``, ``{`` and
+    ``}`` are percent-escaped, which is one-to-one, so distinct ids never share a key
+    and the key has exactly one ``{...}`` tag."""
+    return tagged(value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D"))
 
 
 def as_str(value: bytes | str | None) -> str | None:

@@ -12,6 +12,9 @@ Two positions per entry: ``position`` (1-based, unique, the listing order) and
 Keys: ``lb:{name}`` (all time) or ``lb:{name}:h:YYYYMMDDHH`` / ``:d:YYYYMMDD``
 (UTC windows, EXPIREAT window end + retention). All windows of one board
 share the hash tag, so ``top_over`` can ZUNION them on a cluster.
+
+Every read is one command or one read-only script (range and the rank of its
+first entry together), so an answer is one snapshot even under concurrent writes.
 """
 
 from __future__ import annotations
@@ -42,6 +45,34 @@ if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
 return 1
 """
 
+# Read-only scripts (flags=no-writes: they may run on a replica). Scores come back as
+# strings, exactly as Redis formats them, so '(' .. score is the exact bound.
+# KEYS[1] board; ARGV start, stop -> {first_rank, member, stored, member, stored, ...} ({} if empty)
+_RANGE = """#!lua flags=no-writes
+local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
+if #rows == 0 then return {} end
+local out = {redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. rows[2]) + 1}
+for _, v in ipairs(rows) do out[#out + 1] = v end
+return out
+"""
+# KEYS[1] board; ARGV member -> {position0, stored, better} or {} when absent
+_RANK = """#!lua flags=no-writes
+local pos = redis.call('ZRANK', KEYS[1], ARGV[1])
+if not pos then return {} end
+local stored = redis.call('ZSCORE', KEYS[1], ARGV[1])
+return {pos, stored, redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. stored)}
+"""
+# KEYS[1] board; ARGV member, radius -> {start0, first_rank, member, stored, ...} or {} when absent
+_AROUND = """#!lua flags=no-writes
+local pos = redis.call('ZRANK', KEYS[1], ARGV[1])
+if not pos then return {} end
+local start = math.max(0, pos - tonumber(ARGV[2]))
+local rows = redis.call('ZRANGE', KEYS[1], start, pos + tonumber(ARGV[2]), 'WITHSCORES')
+local out = {start, redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. rows[2]) + 1}
+for _, v in ipairs(rows) do out[#out + 1] = v end
+return out
+"""
+
 
 class Window(enum.Enum):
     ALL_TIME = "all"
@@ -63,14 +94,18 @@ class Entry:
 
 @dataclass(frozen=True)
 class ReadResult(Generic[T]):
-    """A read that may come from a replica. ``stale`` is True when the replica's
-    link is down or it had not applied everything the primary had at probe
-    time (``lag_bytes`` > 0); ``lag_bytes`` is None when unknown."""
+    """A read that may come from a replica. ``stale`` False means: just before the
+    read, the replica's link was up and it had applied everything the primary had
+    applied when its offset was last probed, ``primary_probe_age_s`` before the read
+    (at most ``lag_probe_interval_s``). Writes acknowledged after that probe may be
+    missing. ``stale`` True: the link was down, the replica was behind that offset
+    (``lag_bytes`` > 0), or the primary's offset is unknown (``lag_bytes`` None)."""
 
     value: T
     source: str  # "replica" | "primary"
     stale: bool
     lag_bytes: int | None
+    primary_probe_age_s: float | None = None  # age of the primary offset the lag is measured against
 
 
 def _neg(score: float) -> float:
@@ -106,7 +141,10 @@ class Leaderboard:
         self.counters = Counters(COUNTERS)
         self._incr = client.register_script(_INCR)
         self._add = client.register_script(_ADD)
-        self._lag: tuple[float, bool, int | None] | None = None  # (probed_at_monotonic, link_up, lag_bytes)
+        self._range_script = client.register_script(_RANGE)
+        self._rank_script = client.register_script(_RANK)
+        self._around_script = client.register_script(_AROUND)
+        self._primary_offset: tuple[float, int] | None = None  # (probed_at_monotonic, master_repl_offset)
 
     # -- keys ----------------------------------------------------------------
 
@@ -181,40 +219,50 @@ class Leaderboard:
 
     async def replica_read(self, what: str, *args: Any) -> ReadResult[Any]:
         """Run read ``what`` (one of ``READS``) on the replica; on replica failure
-        fall back to the primary (counted). E.g. ``replica_read("top", 10)``."""
+        fall back to the primary (counted). E.g. ``replica_read("top", 10)``.
+
+        Before the read: the primary's ``master_repl_offset`` (probed at most every
+        ``lag_probe_interval_s``, cached in between), then the replica's link status
+        and ``slave_repl_offset`` (every read). The replica applies the stream in
+        order, so if its offset had reached the primary's before the read, the read
+        contains every write the primary had applied at that probe. See ``ReadResult``."""
         if what not in self.READS:
             raise ValueError(f"unknown read {what!r}; known: {self.READS}")
         fn = getattr(self, f"_{what}")
         if self.replica is not None:
+            primary = await self._probe_primary()
             try:
+                rinfo = await self.replica.info("replication")
                 value = await fn(self.replica, *args)
-                link_up, lag = await self._replica_lag()
-                self.counters.inc("replica_reads")
-                return ReadResult(value, "replica", (not link_up) or lag is None or lag > 0, lag)
             except REDIS_FAILURES as exc:
                 self.counters.error(exc)
                 self.counters.inc("replica_fallbacks")
+            else:
+                self.counters.inc("replica_reads")
+                link_up = rinfo.get("master_link_status") == "up"
+                lag: int | None = None
+                age: float | None = None
+                if primary is not None and "slave_repl_offset" in rinfo:
+                    lag = max(0, primary[1] - int(rinfo["slave_repl_offset"]))
+                    age = time.monotonic() - primary[0]
+                return ReadResult(value, "replica", (not link_up) or lag is None or lag > 0, lag, age)
         value = await self._primary(lambda: fn(self.client, *args))
-        return ReadResult(value, "primary", False, 0)
+        return ReadResult(value, "primary", False, 0, 0.0)
 
-    async def _replica_lag(self) -> tuple[bool, int | None]:
-        """(link_up, primary_offset - replica_offset), probed at most every
-        ``lag_probe_interval_s``. The replica is probed first, so the estimate
-        errs on the stale side."""
+    async def _probe_primary(self) -> tuple[float, int] | None:
+        """(probed_at_monotonic, master_repl_offset), probed at most every
+        ``lag_probe_interval_s``; None when the primary cannot tell."""
         now = time.monotonic()
-        if self._lag is not None and now - self._lag[0] < self.lag_probe_interval_s:
-            return self._lag[1], self._lag[2]
-        rinfo = await self.replica.info("replication")
-        link_up = rinfo.get("master_link_status") == "up"
-        lag: int | None = None
+        if self._primary_offset is not None and now - self._primary_offset[0] < self.lag_probe_interval_s:
+            return self._primary_offset
         try:
             pinfo = await self.client.info("replication")
-            lag = max(0, int(pinfo["master_repl_offset"]) - int(rinfo["slave_repl_offset"]))
+            self._primary_offset = (now, int(pinfo["master_repl_offset"]))
         except (*REDIS_FAILURES, KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, REDIS_FAILURES):
                 self.counters.error(exc)
-        self._lag = (now, link_up, lag)
-        return link_up, lag
+            return None
+        return self._primary_offset
 
     # -- implementation, parameterised by client --------------------------------
 
@@ -232,35 +280,38 @@ class Leaderboard:
         return None if s is None else -float(s) + 0.0
 
     async def _rank(self, client: Any, member: str, at_s: float | None = None) -> Entry | None:
-        key = self.key(at_s)
-        pipe = client.pipeline(transaction=False)
-        pipe.zrank(key, member)
-        pipe.zscore(key, member)
-        pos, stored = await pipe.execute()
-        if pos is None or stored is None:
+        reply = await self._run(self._rank_script, client, self.key(at_s), member)
+        if not reply:
             return None
-        better = await client.zcount(key, "-inf", f"({stored}")
+        pos, stored, better = reply
         return Entry(member, -float(stored) + 0.0, int(pos) + 1, int(better) + 1)
 
     async def _around(self, client: Any, member: str, radius: int, at_s: float | None = None) -> list[Entry]:
-        pos = await client.zrank(self.key(at_s), member)
-        if pos is None:
+        reply = await self._run(self._around_script, client, self.key(at_s), member, radius)
+        if not reply:
             return []
-        return await self._range(client, max(0, pos - radius), pos + radius, at_s)
+        return _entries(_pairs(reply[2:]), int(reply[0]) + 1, int(reply[1]))
 
     async def _range(self, client: Any, start: int, stop: int, at_s: float | None) -> list[Entry]:
-        key = self.key(at_s)
-        rows = await client.zrange(key, start, stop, withscores=True)
-        if not rows:
+        reply = await self._run(self._range_script, client, self.key(at_s), start, stop)
+        if not reply:
             return []
-        first_rank = int(await client.zcount(key, "-inf", f"({rows[0][1]}")) + 1
-        return _entries(rows, start + 1, first_rank)
+        return _entries(_pairs(reply[1:]), start + 1, int(reply[0]))
+
+    async def _run(self, script: Any, client: Any, key: str, *args: Any) -> Any:
+        """A read-only script on ``client`` (the primary's or the replica's)."""
+        return await script(keys=[key], args=list(args), client=client)
 
     async def _primary(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
             return await self.retry.run(op, self.counters)
         except REDIS_FAILURES as exc:
             raise LeaderboardUnavailable(f"{self.name}: {exc!r}") from exc
+
+
+def _pairs(flat: Sequence[Any]) -> list[tuple[Any, float]]:
+    """[member, stored, member, stored, ...] (a script's reply) -> [(member, stored)]."""
+    return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 def _entries(rows: Sequence[tuple[Any, float]], first_position: int, first_rank: int) -> list[Entry]:

@@ -3,7 +3,9 @@ fencing token, token-checked release/extend, a renewal watchdog, and the
 ``FencedResource`` that makes the fencing token worth having.
 
 Keys (one hash tag, so one cluster slot): ``lock:{name}`` holds
-``"<token>:<fence>"``, ``lock:{name}:fence`` is the monotonic fence counter.
+``"<token>:<fence>"``, ``lock:{name}:fence`` is the fence counter. It only grows
+on one primary; a failover can lose its last increments, so a fence may be
+handed out twice unless ``fence_replicas`` confirms it (WAIT) before use.
 A lease is only ever *probably* held: see patterns/README.md ("Lock").
 """
 
@@ -17,9 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_after_delay, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_before_delay, wait_random_exponential
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, is_transient, tagged
+from patterns.common import REDIS_FAILURES, Counters, ErrorKind, RetryPolicy, classify, is_transient, tagged
 
 COUNTERS = (
     "acquired",
@@ -30,6 +32,8 @@ COUNTERS = (
     "extend_failed",
     "lost",
     "timeouts",
+    "release_failed",  # Redis failed at release: the lock frees itself at its TTL
+    "not_replicated",  # granted, but fewer than fence_replicas replicas confirmed: released, refused
 )
 
 # KEYS[1] lock, KEYS[2] fence counter; ARGV[1] token, ARGV[2] ttl_ms.
@@ -58,6 +62,15 @@ end
 return 0
 """
 
+# KEYS[1] lock; ARGV[1] token. 1 = deleted (the lock held a grant of this token, any fence), 0 = not.
+_RELEASE_TOKEN = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 # KEYS[1] lock; ARGV[1] "<token>:<fence>", ARGV[2] ttl_ms. 1 = extended, 0 = not ours.
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -77,6 +90,18 @@ class LockTimeout(LockError):
 
 class LockUnavailable(LockError):
     """Redis failed (after retries) during acquire/release/extend; ``__cause__`` is the Redis error."""
+
+
+class LockNotOwned(LockError):
+    """``hold()`` ended but the lock was no longer ours (it expired, maybe another
+    client took it): part of the critical section ran unprotected. As redis-py's
+    ``LockNotOwnedError``."""
+
+
+class LockNotReplicated(LockError):
+    """Granted, but fewer than ``fence_replicas`` replicas confirmed the grant within
+    ``fence_wait_ms`` (WAIT): a failover could lose it and hand out its fence again.
+    The grant was released."""
 
 
 @dataclass
@@ -104,7 +129,12 @@ class Lease:
 
 class DistributedLock:
     """A named lock. Safe to share one instance between coroutines: every
-    acquisition gets its own random token."""
+    acquisition gets its own random token (kept across the retries of one acquire).
+
+    ``fence_replicas`` > 0: the acquire script and ``WAIT fence_replicas fence_wait_ms``
+    go on one connection; a grant that fewer replicas confirmed is released and
+    refused (``LockNotReplicated``), so the fence a holder uses has reached that many
+    replicas. On a Cluster both go to the node serving the key."""
 
     def __init__(
         self,
@@ -114,31 +144,45 @@ class DistributedLock:
         retry: RetryPolicy = RetryPolicy(),
         clock_drift_ratio: float = 0.01,
         counters: Counters | None = None,
+        fence_replicas: int = 0,
+        fence_wait_ms: int = 100,
     ) -> None:
+        if ttl_ms <= 0 or fence_replicas < 0 or fence_wait_ms <= 0:
+            raise ValueError(f"need ttl_ms > 0, fence_replicas >= 0, fence_wait_ms > 0; got {ttl_ms}, "
+                             f"{fence_replicas}, {fence_wait_ms}")
         self.client = client
         self.name = name
         self.ttl_ms = ttl_ms
         self.retry = retry
         self.clock_drift_ratio = clock_drift_ratio
         self.counters = counters or Counters(COUNTERS)
+        self.fence_replicas = fence_replicas
+        self.fence_wait_ms = fence_wait_ms
         self.key = f"lock:{tagged(name)}"
         self.fence_key = f"lock:{tagged(name)}:fence"
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._release_token = client.register_script(_RELEASE_TOKEN)
         self._extend = client.register_script(_EXTEND)
+        self._cleanups: set[asyncio.Task[None]] = set()
 
-    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _call(self, op: Any) -> Any:
         try:
-            return await self.retry.run(lambda: script(keys=keys, args=args), self.counters)
+            return await self.retry.run(op, self.counters)
         except REDIS_FAILURES as exc:
             raise LockUnavailable(f"{self.key}: {exc!r}") from exc
 
-    async def try_acquire(self, ttl_ms: int | None = None) -> Lease | None:
-        """One attempt (with the retry policy for transient errors). None when held by another."""
+    async def try_acquire(self, ttl_ms: int | None = None, token: str | None = None) -> Lease | None:
+        """One attempt (with the retry policy for transient errors). None when held by
+        another. Passing the ``token`` of an earlier attempt whose reply was lost
+        returns that attempt's lease if it did take the lock."""
         ttl_ms = ttl_ms or self.ttl_ms
-        token = secrets.token_hex(16)
+        token = token or secrets.token_hex(16)
         sent_at = time.monotonic()
-        ok, n = await self._call(self._acquire, [self.key, self.fence_key], [token, ttl_ms])
+        if self.fence_replicas:
+            ok, n = await self._call(lambda: self._acquire_confirmed(token, ttl_ms))
+        else:
+            ok, n = await self._call(lambda: self._acquire(keys=[self.key, self.fence_key], args=[token, ttl_ms]))
         if not ok:
             self.counters.inc("busy")
             return None
@@ -146,28 +190,88 @@ class DistributedLock:
         valid_s = ttl_ms / 1000 * (1 - self.clock_drift_ratio)
         return Lease(self.name, token, int(n), ttl_ms, sent_at + valid_s)
 
-    async def acquire(self, timeout_s: float, ttl_ms: int | None = None, base_wait_s: float = 0.005, max_wait_s: float = 0.2) -> Lease:
-        """Block until acquired or ``timeout_s`` passes (``LockTimeout``).
-        Waits are jittered exponential so contenders do not retry in lockstep;
-        transient Redis errors are retried until the same deadline."""
+    async def _acquire_confirmed(self, token: str, ttl_ms: int) -> tuple[int, int]:
+        """The acquire script and WAIT on one connection (a pipeline without MULTI), so
+        WAIT counts the replicas that have *this* grant; refuses an unconfirmed grant."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(_ACQUIRE, 2, self.key, self.fence_key, token, ttl_ms)
+        wait_kwargs: dict[str, Any] = {}
+        if hasattr(self.client, "nodes_manager"):  # Cluster: WAIT has no key; send it to the key's node
+            wait_kwargs["target_nodes"] = self.client.get_node_from_key(self.key)
+        pipe.execute_command("WAIT", self.fence_replicas, self.fence_wait_ms, **wait_kwargs)
+        (ok, n), confirmed = await pipe.execute()
+        if ok and int(confirmed) < self.fence_replicas:
+            self.counters.inc("not_replicated")
+            with contextlib.suppress(*REDIS_FAILURES):  # best effort: the TTL frees it otherwise
+                await self._release(keys=[self.key], args=[f"{token}:{int(n)}"])
+            raise LockNotReplicated(
+                f"{self.key}: granted fence {int(n)} but confirmed by {int(confirmed)} of {self.fence_replicas} "
+                f"replica(s) within {self.fence_wait_ms} ms; released. A failover could hand this fence out again")
+        return int(ok), int(n)
+
+    async def acquire(self, timeout_s: float, ttl_ms: int | None = None, base_wait_s: float = 0.005,
+                      max_wait_s: float = 0.2) -> Lease:
+        """Block until acquired or ``timeout_s`` passes (``LockTimeout``, or
+        ``LockUnavailable`` when Redis kept failing). Waits are jittered exponential
+        so contenders do not retry in lockstep; no wait or attempt runs past the
+        deadline. Every attempt uses one token, so an attempt whose reply was lost
+        but which took the lock is found by the next one; if the outcome of an
+        attempt stayed unknown at the deadline, a background task releases whatever
+        that token may hold (best effort), so the caller is not kept waiting."""
+        deadline = time.monotonic() + timeout_s
+        token = secrets.token_hex(16)
+        uncertain = False  # an attempt may have taken the lock without our knowing
+
+        async def attempt() -> Lease | None:
+            nonlocal uncertain
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    return await self.try_acquire(ttl_ms, token)
+            except TimeoutError as exc:  # cut at the deadline: the script may have run
+                uncertain = True
+                raise LockUnavailable(f"{self.key}: no reply before the deadline") from exc
+            except LockUnavailable as exc:
+                uncertain = uncertain or (exc.__cause__ is not None and classify(exc.__cause__) is ErrorKind.TIMEOUT)
+                raise
+
         retrying = AsyncRetrying(
             retry=retry_if_result(lambda lease: lease is None) | retry_if_exception(_transient_lock_error),
             wait=wait_random_exponential(multiplier=base_wait_s, max=max_wait_s),
-            stop=stop_after_delay(timeout_s),
+            stop=stop_before_delay(timeout_s),
             reraise=True,
             # at the deadline: re-raise the last Redis error, or return None (still busy)
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        lease: Lease | None = await retrying(self.try_acquire, ttl_ms)
+        try:
+            lease: Lease | None = await retrying(attempt)
+        except LockUnavailable:
+            if uncertain:
+                self._forget(token)
+            raise
         if lease is None:
             self.counters.inc("timeouts")
+            if uncertain:
+                self._forget(token)
             raise LockTimeout(f"{self.key} not acquired within {timeout_s}s")
         return lease
+
+    def _forget(self, token: str) -> None:
+        """In the background: release whatever grant ``token`` may hold (an attempt
+        whose reply never came), within ``ttl_ms`` at most."""
+
+        async def release() -> None:
+            with contextlib.suppress(*REDIS_FAILURES):
+                async with asyncio.timeout(self.ttl_ms / 1000):
+                    await self.retry.run(lambda: self._release_token(keys=[self.key], args=[token]), self.counters)
+
+        task = asyncio.create_task(release(), name=f"forget-{self.key}")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def release(self, lease: Lease) -> bool:
         """Delete the lock if it still holds our token. False = it had expired (and
         maybe been taken): whatever we did after expiry was unprotected."""
-        deleted = await self._call(self._release, [self.key], [lease.value])
+        deleted = await self._call(lambda: self._release(keys=[self.key], args=[lease.value]))
         self.counters.inc("released" if deleted else "release_not_owned")
         return bool(deleted)
 
@@ -175,7 +279,7 @@ class DistributedLock:
         """Reset the TTL if we still hold the lock; updates the local deadline."""
         ttl_ms = ttl_ms or lease.ttl_ms
         sent_at = time.monotonic()
-        ok = await self._call(self._extend, [self.key], [lease.value, ttl_ms])
+        ok = await self._call(lambda: self._extend(keys=[self.key], args=[lease.value, ttl_ms]))
         if ok:
             self.counters.inc("extended")
             lease.valid_until_monotonic_s = sent_at + ttl_ms / 1000 * (1 - self.clock_drift_ratio)
@@ -187,18 +291,39 @@ class DistributedLock:
     async def hold(self, timeout_s: float, watchdog: bool = True) -> AsyncIterator[Lease]:
         """``async with lock.hold(5) as lease:`` acquire, optionally renew, release.
         Check ``lease.is_valid()`` (or ``lease.lost``) before side effects, and pass
-        ``lease.fence`` to the storage you write to."""
+        ``lease.fence`` and ``lease.token`` to the storage you write to.
+
+        On exit, ``LockNotOwned`` is raised when the lock was no longer ours (the
+        release found another value or none, or the lease's local deadline had passed
+        or the watchdog had flagged it lost): the section overran and ran partly
+        unprotected. When Redis fails at release while the lease is still valid, the
+        section was protected and the lock expires at its TTL: nothing is raised, it
+        is counted (``release_failed``). If the body raised, its exception wins."""
         lease = await self.acquire(timeout_s)
         task = asyncio.create_task(self._watchdog(lease)) if watchdog else None
         try:
             yield lease
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            with contextlib.suppress(LockUnavailable):  # counted; the TTL frees it anyway
-                await self.release(lease)
+        except BaseException:
+            await self._finish(lease, task, raise_on_loss=False)
+            raise
+        await self._finish(lease, task, raise_on_loss=True)
+
+    async def _finish(self, lease: Lease, watchdog: asyncio.Task[None] | None, raise_on_loss: bool) -> None:
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        overran = not lease.is_valid()
+        try:
+            released: bool | None = await self.release(lease)
+        except LockUnavailable:
+            self.counters.inc("release_failed")
+            released = None
+        if raise_on_loss and (released is False or overran):
+            raise LockNotOwned(
+                f"{self.key}: the lock was no longer held when the section ended "
+                f"({'released by someone else or expired' if released is False else 'lease expired locally'}); "
+                f"fence {lease.fence}")
 
     async def _watchdog(self, lease: Lease) -> None:
         """Extend every ttl/3; on a refusal, or when Redis errors outlast the local
@@ -222,24 +347,33 @@ def _transient_lock_error(exc: BaseException) -> bool:
 
 
 class FencedResource:
-    """Storage that accepts a write only if its fencing token is >= the highest
-    token seen (equal = the same holder writing again). In-memory, guarded by
-    its own asyncio lock; stands in for a database row with a ``fence`` column
-    (``UPDATE ... WHERE fence <= :token``)."""
+    """Storage that keeps the (fence, token) of the last accepted write and accepts a
+    write whose fence is greater than the highest seen, or equal to it from the same
+    token (the same holder writing again). An equal fence from another token means
+    the fence was handed out twice (a failover lost its INCR): rejected and counted
+    in ``fence_reused``. In-memory, guarded by its own asyncio lock; stands in for a
+    database row with ``fence`` and ``token`` columns
+    (``UPDATE ... WHERE fence < :f OR (fence = :f AND token = :t)``)."""
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self.highest_fence = 0
+        self.highest_token: str | None = None
         self.data: dict[str, Any] = {}
         self.accepted = 0
-        self.rejected = 0
+        self.rejected = 0  # every refused write, fence_reused included
+        self.fence_reused = 0
 
-    async def write(self, key: str, value: Any, fence: int) -> bool:
+    async def write(self, key: str, value: Any, fence: int, token: str) -> bool:
         async with self._lock:
             if fence < self.highest_fence:
                 self.rejected += 1
                 return False
-            self.highest_fence = fence
+            if fence == self.highest_fence and self.highest_token is not None and token != self.highest_token:
+                self.rejected += 1
+                self.fence_reused += 1
+                return False
+            self.highest_fence, self.highest_token = fence, token
             self.data[key] = value
             self.accepted += 1
             return True

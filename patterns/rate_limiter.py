@@ -6,7 +6,10 @@ in one slot should a check ever need two. Time comes from the Redis server
 (``redis.call('TIME')``; allowed because Redis 7 replicates scripts by their
 effects), so client clock skew does not matter. Denied requests are never
 recorded, so a client hammering while blocked does not extend its own block.
-Failure handling is ``FailurePolicy``; see patterns/README.md.
+Failure handling is ``FailurePolicy``: only availability failures (connection,
+timeout, READONLY, cluster down, loading) trigger it; a server rejection (a
+script error such as WRONGTYPE) is a bug and raises. Limits and windows are
+checked when the algorithm is built. See patterns/README.md.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, tagged
+from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, is_transient, tag_for
 
 COUNTERS = ("allowed", "denied", "fail_open", "fail_closed", "local_allowed", "local_denied")
 
@@ -126,8 +129,24 @@ def _retry_s(ms: float) -> float:
     return math.inf if ms < 0 else ms / 1000
 
 
+def _positive(owner: str, **values: float) -> None:
+    """Reject a non-positive limit/window/rate at construction: a zero refill makes the
+    script's PEXPIRE fail on every call, which a failure policy would hide."""
+    for name, value in values.items():
+        if not value > 0 or math.isinf(value):
+            raise ValueError(f"{owner}: {name} must be a positive finite number, got {value!r}")
+
+
+class _Windowed:
+    limit: int
+    window_ms: int
+
+    def __post_init__(self) -> None:
+        _positive(type(self).__name__, limit=self.limit, window_ms=self.window_ms)
+
+
 @dataclass(frozen=True)
-class FixedWindow:
+class FixedWindow(_Windowed):
     """``limit`` per window of ``window_ms`` that starts at a user's first request
     (not aligned to the clock). Allows bursts of up to 2x ``limit`` across a
     window edge."""
@@ -135,7 +154,7 @@ class FixedWindow:
     limit: int
     window_ms: int
     name: str = "fw"
-    script: str = _FIXED
+    script: str = field(default=_FIXED, repr=False)
 
     def args(self, cost: int) -> list[Any]:
         return [self.limit, self.window_ms, cost]
@@ -149,13 +168,13 @@ class FixedWindow:
 
 
 @dataclass(frozen=True)
-class SlidingLog:
+class SlidingLog(_Windowed):
     """Exact: at most ``limit`` in any ``window_ms``. Memory O(limit) per user."""
 
     limit: int
     window_ms: int
     name: str = "log"
-    script: str = _SLIDING_LOG
+    script: str = field(default=_SLIDING_LOG, repr=False)
 
     def args(self, cost: int) -> list[Any]:
         return [self.limit, self.window_ms, cost, uuid.uuid4().hex]
@@ -188,14 +207,14 @@ def swc_retry_after_ms(prev: float, cur: float, elapsed_ms: float, window_ms: fl
 
 
 @dataclass(frozen=True)
-class SlidingWindowCounter:
+class SlidingWindowCounter(_Windowed):
     """Approximate sliding window from two clock-aligned fixed windows; O(1) memory.
     Assumes requests were spread evenly over the previous window."""
 
     limit: int
     window_ms: int
     name: str = "swc"
-    script: str = _SLIDING_COUNTER
+    script: str = field(default=_SLIDING_COUNTER, repr=False)
 
     def args(self, cost: int) -> list[Any]:
         return [self.limit, self.window_ms, cost]
@@ -216,7 +235,10 @@ class TokenBucket:
     capacity: int
     refill_per_s: float
     name: str = "tb"
-    script: str = _TOKEN_BUCKET
+    script: str = field(default=_TOKEN_BUCKET, repr=False)
+
+    def __post_init__(self) -> None:
+        _positive("TokenBucket", capacity=self.capacity, refill_per_s=self.refill_per_s)
 
     def args(self, cost: int) -> list[Any]:
         return [self.capacity, self.refill_per_s, cost]
@@ -238,6 +260,7 @@ class LocalTokenBucket:
     def __init__(
         self, capacity: float, refill_per_s: float, max_users: int = 100_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        _positive("LocalTokenBucket", capacity=capacity, refill_per_s=refill_per_s, max_users=max_users)
         self.capacity = capacity
         self.refill_per_s = refill_per_s
         self.max_users = max_users
@@ -251,7 +274,7 @@ class LocalTokenBucket:
         if tokens >= cost:
             tokens -= cost
             decision = Decision(True, math.floor(tokens), 0.0, "local")
-        elif cost > self.capacity or self.refill_per_s <= 0:
+        elif cost > self.capacity:
             decision = Decision(False, 0, math.inf, "local")
         else:
             decision = Decision(False, 0, (cost - tokens) / self.refill_per_s, "local")
@@ -267,7 +290,8 @@ class RateLimiter:
 
     The default retry policy is a single attempt: a limiter that waits for
     Redis adds its latency to every request, and a retried check after a
-    timeout may count the request twice (under-admission, the safe side)."""
+    timeout may count the request twice (under-admission, the safe side).
+    Any user id works: braces are escaped into the key's hash tag."""
 
     def __init__(
         self,
@@ -290,7 +314,7 @@ class RateLimiter:
         self._script = client.register_script(algorithm.script)
 
     def key(self, user: str) -> str:
-        return f"{self.prefix}:{tagged(user)}:{self.algorithm.name}"
+        return f"{self.prefix}:{tag_for(user)}:{self.algorithm.name}"
 
     async def check(self, user: str, cost: int = 1) -> Decision:
         if cost < 1:
@@ -299,8 +323,10 @@ class RateLimiter:
             reply = await self.retry.run(
                 lambda: self._script(keys=[self.key(user)], args=self.algorithm.args(cost)), self.counters
             )
-        except REDIS_FAILURES:
-            return self._on_failure(user, cost)  # error already counted by type
+        except REDIS_FAILURES as exc:
+            if not is_transient(exc):
+                raise  # the server rejected the script: a bug, not an outage (counted by type)
+            return self._on_failure(user, cost)  # availability failure, already counted by type
         decision = self.algorithm.decide(reply, cost)
         self.counters.inc("allowed" if decision.allowed else "denied")
         return decision

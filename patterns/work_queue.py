@@ -1,12 +1,15 @@
-"""Work queue on Redis Streams with consumer groups: at-least-once delivery,
-exactly-once *effects* through idempotent handling, crash recovery, dead letters.
+"""Work queue on Redis Streams with consumer groups: at-least-once delivery, each
+job id handled by one consumer at a time, duplicates acknowledged without running,
+crash recovery, dead letters.
 
 Keys (one hash tag per queue, so scripts may touch several on a cluster):
 ``q:{name}:stream`` (jobs), ``q:{name}:dlq`` (dead letters),
-``q:{name}:done:<job_id>`` (processed markers, TTL ``dedup_ttl_s``).
+``q:{name}:done:<job_id>`` (processed markers, TTL ``dedup_ttl_s``),
+``q:{name}:lease:<job_id>`` (who is running the job now, TTL ``lease_ms``).
 
 Each entry carries ``job_id`` (chosen by the producer, so a producer retry
 that re-adds the same job is deduplicated too) and ``payload`` (JSON).
+What is and is not guaranteed: patterns/README.md, "Work queue".
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagged
 
 CONSUMER_COUNTERS = (
@@ -29,17 +34,54 @@ CONSUMER_COUNTERS = (
     "redelivered",
     "processed",
     "handler_failures",
-    "duplicates_skipped",
+    "duplicates_skipped",  # the job's marker existed: acknowledged without running
+    "duplicates_deferred",  # another consumer holds the job's lease: left pending, retried later
     "dead_lettered",
     "trimmed_lost",
-    "ack_failures",
+    "claim_failures",  # Redis failed before the handler could start: left pending
+    "ack_failures",  # completion failed after the retry policy: kept and retried by the loop
+    "completed_late",  # ... and later completed by the loop
+    "lease_lost",  # a refresh found the lease gone or taken while the handler ran
+    "group_recreated",
     "loop_errors",
 )
 
-# KEYS[1] stream, KEYS[2] marker; ARGV group, id, ttl_s -> XACK count
+# KEYS[1] stream, KEYS[2] marker, KEYS[3] lease; ARGV group, entry id, token, lease_ms
+# -> 'done' (marker exists: entry acknowledged), 'busy' (someone else runs it), 'run' (lease is ours).
+# Idempotent: a retry after a lost reply finds its own token.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 'done'
+end
+local cur = redis.call('GET', KEYS[3])
+if cur and cur ~= ARGV[3] then return 'busy' end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+return 'run'
+"""
+
+# KEYS[1] stream, KEYS[2] lease; ARGV group, consumer, entry id, token, lease_ms -> 1 kept, 0 lost.
+# XCLAIM ... JUSTID resets the entry's idle time (without counting a delivery), so other
+# consumers' XAUTOCLAIM leaves a job alone while its handler still runs.
+_REFRESH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"""
+
+# KEYS[1] stream, KEYS[2] marker, KEYS[3] lease; ARGV group, id, ttl_s, token -> XACK count.
+# Idempotent (SET NX, XACK, DEL of our own lease), so it is retried.
 _COMPLETE = """
 redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+# KEYS[1] lease; ARGV token -> 1 released, 0 not ours
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS[1] stream, KEYS[2] dlq; ARGV group, id, dlq_maxlen, reason, deliveries, field, value, ...
@@ -51,6 +93,12 @@ for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
 return 1
 """
+
+
+def is_nogroup(exc: BaseException) -> bool:
+    """The consumer group (or its stream) is gone: e.g. a failover to a replica that never
+    received XGROUP CREATE, or a flushed stream."""
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
 
 
 @dataclass(frozen=True)
@@ -77,7 +125,8 @@ Handler = Callable[[Job], Awaitable[None]]
 class WorkQueue:
     """Producer side plus shared key layout. ``maxlen_approx`` bounds the stream
     with ``MAXLEN ~``: entries trimmed before they are processed are LOST, so
-    size it above the worst backlog you expect."""
+    size it above the worst backlog you expect. ``retry`` is used for every
+    idempotent call: enqueue, and the consumers' claim, completion and release."""
 
     def __init__(
         self,
@@ -97,14 +146,22 @@ class WorkQueue:
         self.counters = Counters(("enqueued",))
         self.stream_key = f"q:{tagged(name)}:stream"
         self.dlq_key = f"q:{tagged(name)}:dlq"
+        self._claim = client.register_script(_CLAIM)
+        self._refresh = client.register_script(_REFRESH)
         self._complete = client.register_script(_COMPLETE)
+        self._release = client.register_script(_RELEASE)
         self._dead_letter = client.register_script(_DEAD_LETTER)
 
     def done_key(self, job_id: str) -> str:
         return f"q:{tagged(self.name)}:done:{job_id}"
 
+    def lease_key(self, job_id: str) -> str:
+        return f"q:{tagged(self.name)}:lease:{job_id}"
+
     async def ensure_group(self, start_id: str = "0") -> None:
-        """Create the group (and the stream) if missing; an existing group is fine."""
+        """Create the group (and the stream) if missing; an existing group is fine.
+        From ``0``: a group recreated after it was lost delivers whatever the stream
+        still holds, and the processed markers acknowledge what was already done."""
         try:
             await self.client.xgroup_create(self.stream_key, self.group, id=start_id, mkstream=True)
         except REDIS_FAILURES as exc:
@@ -141,7 +198,12 @@ class Consumer:
     ``stop()`` shuts down gracefully (stop reading, finish the in-flight batch,
     acknowledge). Cancelling the task instead simulates a crash: its delivered
     but unacknowledged entries stay pending until another consumer claims them
-    after ``claim_idle_ms``.
+    after ``claim_idle_ms``, and its leases expire after ``lease_ms``.
+
+    Before its handler runs, a job id is leased (``SET NX PX lease_ms``, refreshed
+    every third of ``min(lease_ms, claim_idle_ms)`` together with the entry's idle
+    time), so while Redis keeps the lease no two consumers run one job id at once.
+    ``lease_ms`` defaults to ``claim_idle_ms``.
 
     The client's socket timeout must exceed ``block_ms`` (XREADGROUP BLOCK)."""
 
@@ -157,7 +219,10 @@ class Consumer:
         max_deliveries: int = 5,
         dedup_ttl_s: int = 86_400,
         error_backoff_s: tuple[float, float] = (0.05, 2.0),
+        lease_ms: int | None = None,
     ) -> None:
+        if claim_idle_ms <= 0 or (lease_ms is not None and lease_ms <= 0):
+            raise ValueError(f"claim_idle_ms and lease_ms must be > 0 ms, got {claim_idle_ms}, {lease_ms}")
         self.queue = queue
         self.client = queue.client
         self.name = name
@@ -169,10 +234,15 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.dedup_ttl_s = dedup_ttl_s
         self.error_backoff_s = error_backoff_s
+        self.lease_ms = lease_ms or claim_idle_ms
+        self.refresh_every_s = min(self.lease_ms, claim_idle_ms) / 3000
         self.counters = Counters(CONSUMER_COUNTERS)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._claim_cursor = "0-0"
+        self._group_ready = False
+        self._running: dict[str, asyncio.Event] = {}  # job_id -> set when this process is done with it
+        self._uncompleted: dict[str, tuple[Job, str]] = {}  # entry id -> (job, lease token): effect done, ack not
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -187,11 +257,16 @@ class Consumer:
             await asyncio.wait_for(self._task, timeout_s)
 
     async def run(self) -> None:
-        await self.queue.ensure_group()
+        """The loop: never dies of a Redis failure (outage at start, NOGROUP, timeouts);
+        each one is counted and followed by a jittered backoff."""
         next_claim = 0.0
         failures = 0
         while not self._stopping.is_set():
             try:
+                if not self._group_ready:
+                    await self.queue.ensure_group()
+                    self._group_ready = True
+                await self._complete_leftovers()
                 jobs: list[Job] = []
                 if time.monotonic() >= next_claim:
                     jobs = await self._claim()
@@ -204,9 +279,14 @@ class Consumer:
             except REDIS_FAILURES as exc:
                 self.counters.error(exc)
                 self.counters.inc("loop_errors")
+                if is_nogroup(exc):
+                    self._group_ready = False
+                    self.counters.inc("group_recreated")
                 failures += 1
                 lo, hi = self.error_backoff_s
                 await asyncio.sleep(random.uniform(0, min(hi, lo * 2**failures)))
+        with contextlib.suppress(*REDIS_FAILURES):  # counted; the entries stay pending
+            await self._complete_leftovers()
 
     # -- reading ---------------------------------------------------------------
 
@@ -230,6 +310,7 @@ class Consumer:
         if deleted:
             self.counters.inc("trimmed_lost", len(deleted))  # pending entries trimmed away: lost work
         entries = [(as_str(eid) or "", f) for eid, f in entries if f is not None]
+        entries = [(eid, f) for eid, f in entries if eid not in self._uncompleted]
         if not entries:
             return []
         pipe = self.client.pipeline(transaction=False)
@@ -247,48 +328,120 @@ class Consumer:
     # -- processing --------------------------------------------------------------
 
     async def _handle(self, job: Job) -> None:
+        """One entry. Entries of one job id in this process run one after the other:
+        the second finds the first's marker and is acknowledged as a duplicate."""
         try:
             if job.job_id == "" or job.payload is _MALFORMED:
                 await self._dead(job, "malformed")
                 return
-            if job.deliveries > self.max_deliveries:
-                await self._dead(job, "max_deliveries")
-                return
-            if await self.client.exists(self.queue.done_key(job.job_id)):
-                await self.client.xack(self.queue.stream_key, self.queue.group, job.id)
+        except REDIS_FAILURES as exc:
+            self.counters.error(exc)
+            self.counters.inc("claim_failures")
+            return
+        while (earlier := self._running.get(job.job_id)) is not None:
+            await earlier.wait()
+        done = self._running[job.job_id] = asyncio.Event()
+        try:
+            await self._process(job)
+        finally:
+            del self._running[job.job_id]
+            done.set()
+
+    async def _process(self, job: Job) -> None:
+        token = uuid.uuid4().hex
+        q = self.queue
+        try:
+            state = as_str(await q.retry.run(
+                lambda: q._claim(keys=[q.stream_key, q.done_key(job.job_id), q.lease_key(job.job_id)],
+                                 args=[q.group, job.id, token, self.lease_ms]),
+                self.counters))
+            if state == "done":
                 self.counters.inc("duplicates_skipped")
+                return
+            if state == "busy":
+                self.counters.inc("duplicates_deferred")  # pending; a later claim finds its marker
+                return
+            if job.deliveries > self.max_deliveries:
+                await self._release(job, token)
+                await self._dead(job, "max_deliveries")
                 return
         except REDIS_FAILURES as exc:
             self.counters.error(exc)
-            self.counters.inc("ack_failures")
+            self.counters.inc("claim_failures")
             return
+        keeper = asyncio.create_task(self._keep_lease(job, token))
         try:
             await self.handler(job)
         except Exception:  # noqa: BLE001 - any handler failure leaves the job pending for redelivery
             self.counters.inc("handler_failures")
+            await _cancel(keeper)
+            with contextlib.suppress(*REDIS_FAILURES):  # counted; the lease expires anyway
+                await self._release(job, token)
             return
+        finally:
+            await _cancel(keeper)  # also on a crash (cancellation): the lease then expires by itself
         try:
-            await self.queue._complete(
-                keys=[self.queue.stream_key, self.queue.done_key(job.job_id)],
-                args=[self.queue.group, job.id, self.dedup_ttl_s],
-            )
+            await q.retry.run(lambda: self._complete_call(job, token), self.counters)
             self.counters.inc("processed")
         except REDIS_FAILURES as exc:
-            # the effect happened but the ack did not: the job will be redelivered
-            # and must be deduplicated by the handler's own idempotency
+            # the effect happened but the ack did not: keep it, the loop retries before new work
             self.counters.error(exc)
             self.counters.inc("ack_failures")
+            self._uncompleted[job.id] = (job, token)
+
+    def _complete_call(self, job: Job, token: str) -> Awaitable[Any]:
+        q = self.queue
+        return q._complete(keys=[q.stream_key, q.done_key(job.job_id), q.lease_key(job.job_id)],
+                           args=[q.group, job.id, self.dedup_ttl_s, token])
+
+    async def _complete_leftovers(self) -> None:
+        """Retry completions that failed earlier; raises the first Redis failure."""
+        for entry_id, (job, token) in list(self._uncompleted.items()):
+            await self.queue.retry.run(lambda: self._complete_call(job, token), self.counters)
+            del self._uncompleted[entry_id]
+            self.counters.inc("processed")
+            self.counters.inc("completed_late")
+
+    async def _keep_lease(self, job: Job, token: str) -> None:
+        """While the handler runs: extend the lease and reset the entry's idle time."""
+        q = self.queue
+        while True:
+            await asyncio.sleep(self.refresh_every_s)
+            try:
+                kept = await q._refresh(keys=[q.stream_key, q.lease_key(job.job_id)],
+                                        args=[q.group, self.name, job.id, token, self.lease_ms])
+            except REDIS_FAILURES as exc:
+                self.counters.error(exc)  # try again next tick; the lease may still hold
+                continue
+            if not kept:
+                self.counters.inc("lease_lost")  # expired (outage longer than lease_ms) or lost in a failover
+                return
+
+    async def _release(self, job: Job, token: str) -> None:
+        q = self.queue
+        await q.retry.run(lambda: q._release(keys=[q.lease_key(job.job_id)], args=[token]), self.counters)
 
     async def _dead(self, job: Job, reason: str) -> None:
         flat: list[str] = []
         for k, v in job.raw.items():
             flat += [k, v]
-        moved = await self.queue._dead_letter(
-            keys=[self.queue.stream_key, self.queue.dlq_key],
-            args=[self.queue.group, job.id, self.queue.dlq_maxlen_approx, reason, job.deliveries, *flat],
+        q = self.queue
+        moved = await q.retry.run(
+            lambda: q._dead_letter(
+                keys=[q.stream_key, q.dlq_key],
+                args=[q.group, job.id, q.dlq_maxlen_approx, reason, job.deliveries, *flat],
+            ),
+            self.counters,
         )
         if moved:
             self.counters.inc("dead_lettered")
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 _MALFORMED = object()

@@ -74,7 +74,7 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
     elif topo is None:
-        out.print("no topology is up (start one: redislab up single|sentinel|cluster)")
+        out.print(f"no topology is up (start one: redislab up {'|'.join(TOPOLOGIES)})")
     else:
         _print_status(data)
 
@@ -308,7 +308,7 @@ def _require_writable_dir(raw: str, create: bool = True) -> None:
 def _require_topology() -> api.Topology:
     topo = api.current()
     if topo is None:
-        raise LabError("no topology is up", "start one: redislab up single|sentinel|cluster")
+        raise LabError("no topology is up", f"start one: redislab up {'|'.join(TOPOLOGIES)}")
     return topo
 
 

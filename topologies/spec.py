@@ -14,7 +14,9 @@ Port plan (all below the ephemeral range 32768-60999):
   direct bus port      17010 + 100*block + i   (cluster only)
   client group a/b      8000 / 9000 + 100*block + i   (a named client group's own proxy)
   Toxiproxy API        18474
-Outgoing connections of a node come from 127.0.1.(port - 7000) (bind-source-addr).
+Blocks: single 0, sentinel 1, cluster 2, redlock 3 (7301-7305, direct 17301-17305).
+Outgoing connections of a node come from 127.0.1.((port - 7000) mod 256) (bind-source-addr):
+distinct within each topology (single .1, sentinel .101-.113, cluster .201-.206, redlock .45-.49).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Literal
 
 from topologies.errors import LabError, UnknownNameError
 
-TOPOLOGIES: tuple[str, ...] = ("single", "sentinel", "cluster")
+TOPOLOGIES: tuple[str, ...] = ("single", "sentinel", "cluster", "redlock")
 HOST = "127.0.0.1"
 TOXIPROXY_API_PORT = 18474
 CLIENT_GROUPS: dict[str, int] = {"a": 1000, "b": 2000}  # named client groups: port offset of their proxies
@@ -32,7 +34,8 @@ MASTER_NAME = "lab"  # the name Sentinels monitor the primary under
 PASSWORD_ENV = "REDISLAB_PASSWORD"
 
 NodeKind = Literal["redis", "sentinel"]
-_BLOCK = {"single": 0, "sentinel": 1, "cluster": 2}
+_BLOCK = {"single": 0, "sentinel": 1, "cluster": 2, "redlock": 3}
+REDLOCK_NODES = 5  # independent primaries of the redlock topology (no replication between them)
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,9 @@ class NodeSpec:
     @property
     def source_addr(self) -> str:
         """The loopback address this node's outgoing connections come from (bind-source-addr),
-        distinct per node so a partition can cut one node's outbound traffic by source."""
-        return f"127.0.1.{self.port - 7000}"
+        distinct per node of a topology so a partition can cut one node's outbound traffic by
+        source; always inside 127.0.1.0/24 (faults.netfilter.NODE_SOURCES)."""
+        return f"127.0.1.{(self.port - 7000) % 256}"
 
     def proxy_ports(self) -> list[int]:
         """The proxied ports peers and clients reach this node on (client, and bus if any)."""
@@ -187,8 +191,10 @@ def build_spec(name: str, options: Options | None = None) -> TopologySpec:
             NodeSpec(f"sentinel-{i}", "sentinel", base + 10 + i, 10_000 + base + 10 + i, "sentinel")
             for i in (1, 2, 3)
         )
-    else:  # cluster: replicas are assigned by `redis-cli --cluster create`
+    elif name == "cluster":  # replicas are assigned by `redis-cli --cluster create`
         nodes = tuple(_redis(block, i, "primary" if i <= 3 else "replica", bus=True) for i in range(1, 7))
+    else:  # redlock: independent single nodes, each its own primary, for a quorum lock across them
+        nodes = tuple(_redis(block, i, "primary") for i in range(1, REDLOCK_NODES + 1))
     return TopologySpec(name=name, nodes=nodes, options=opts)
 
 

@@ -22,7 +22,7 @@ from experiments.model import (
 )
 from experiments.workload import OpResult, attempt
 from faults import catalog
-from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode
+from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode, InvalidationFailed
 from patterns.catalogue_db import CatalogueDB
 
 N_PRODUCTS = 1000
@@ -66,8 +66,7 @@ class CacheScenario(Scenario):
         if rng.random() < WRITE_RATIO:
             version = self.prices[pid] + 1
             self.prices[pid] = version
-            return await attempt("write", {"key": key, "version": version},
-                                 self.cache.update_price(pid, version))
+            return await attempt("write", {"key": key, "version": version}, self._write(pid, version))
         res = await attempt("read", {"key": key}, self.cache.read(pid), read=True)
         if res.outcome != "ok":
             return res
@@ -76,6 +75,15 @@ class CacheScenario(Scenario):
                  "revision": getattr(product, "revision", None),
                  "db_queries": 1 if source in ("db", "fallback") else 0}
         return res._replace(value=value)
+
+    async def _write(self, pid: int, price: int) -> dict[str, Any]:
+        """A price change: the revision the database committed and whether the cache was invalidated.
+        A write that committed and then could not invalidate (``FallbackMode.NONE``) is a write that
+        happened, not a failed one."""
+        try:
+            return {"revision": await self.cache.update_price(pid, price), "invalidated": True}
+        except InvalidationFailed as exc:
+            return {"revision": exc.revision, "invalidated": False}
 
     async def finish(self) -> dict[str, Any]:
         counters = self.cache.counters.snapshot()

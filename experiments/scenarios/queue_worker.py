@@ -76,10 +76,10 @@ async def main(cfg: dict[str, Any]) -> None:
         writer.flush()
 
     consumer = Consumer(queue, name, handler, batch=cfg["batch"], block_ms=500, claim_idle_ms=cfg["claim_idle_ms"],
-                        claim_every_s=0.5, max_deliveries=cfg["max_deliveries"])
+                        claim_every_s=0.5, max_deliveries=cfg["max_deliveries"], lease_ms=cfg["lease_ms"])
+
     async def work(stop: asyncio.Event) -> None:
-        await queue.ensure_group()
-        consumer.start()
+        consumer.start()  # it creates the consumer group itself, and again after a failover that lost it
         ready(cfg)
         await stop.wait()
         await consumer.stop(timeout_s=10)

@@ -46,3 +46,21 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
 async def open_client(factory: Callable[..., Any], **kwargs: Any) -> Any:
     """A fresh client from ``factory``, initialised (cluster) before concurrent use."""
     return await prepare_client(factory(**kwargs))
+
+
+def outage_faults(topo: Any) -> list[Any]:
+    """Toxiproxy ``down`` on every Redis node's client proxy: connections refused and
+    existing ones dropped, as in an outage (or the moment of a failover) seen by a client."""
+    from faults import catalog
+
+    return [catalog.make("down", n.name) for n in topo.spec.redis_nodes]
+
+
+def no_retry_client(factory: Callable[..., Any], **kwargs: Any) -> Any:
+    """A client whose own retry is off and timeouts short, so a fault shows up at once
+    and the pattern's ``RetryPolicy`` is the only retry (redis-py 8.1's default retries
+    10 times with up to 1 s backoff)."""
+    kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+    kwargs.setdefault("socket_timeout", 1.0)
+    kwargs.setdefault("socket_connect_timeout", 0.5)
+    return factory(**kwargs)

@@ -4,6 +4,7 @@ fallback to the database and the circuit breaker."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode
+from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode, InvalidationFailed
 from patterns.catalogue_db import CatalogueDB
 from faults import catalog
 from faults.injector import FaultInjector, heal_all
@@ -84,8 +85,9 @@ def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix
             cache = CacheAside(client, db, CacheConfig(key_prefix=prefix, near_ttl_ms=60_000))
             before = await cache.get_product(3)
             assert before is not None
-            assert await cache.update_price(3, before.price_cents + 100)
-            assert await client.exists(cache.key(3)) == 0
+            revision = await cache.update_price(3, before.price_cents + 100)
+            assert revision == before.revision + 1
+            assert json.loads(await client.get(cache.key(3))) == {"r": revision, "t": 1}  # the tombstone
             after = await cache.get_product(3)  # near cache was dropped too
             assert after is not None and after.price_cents == before.price_cents + 100
             assert await cache.get_product(3) == after
@@ -185,3 +187,149 @@ def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: s
         asyncio.run(main())
     finally:
         heal_all(topo)
+
+
+class GatedDB(CatalogueDB):
+    """The real SQLite catalogue, with a gate a test closes to hold reads *after* they
+    read their row and before they return: the slow database query of a race."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.held = 0
+
+    async def get_product(self, product_id: int) -> Any:
+        product = await super().get_product(product_id)
+        if not self.gate.is_set():
+            self.held += 1
+            await self.gate.wait()
+        return product
+
+
+@pytest.fixture
+def gated_db(tmp_path: Path) -> Any:
+    CatalogueDB.create(tmp_path / "gated.sqlite", n_products=20, seed=1).close()
+    catalogue = GatedDB(tmp_path / "gated.sqlite")
+    yield catalogue
+    catalogue.close()
+
+
+def test_reads_after_a_write_see_it_despite_a_load_started_before(app_client_factory: Any, prefix: str,
+                                                                   gated_db: GatedDB) -> None:
+    """The race from the review: a load reads the old row, the write commits and
+    invalidates, and the next read (issued after update_price returned) must not join
+    that load nor be served its old row from the near cache afterwards."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            cache = CacheAside(client, gated_db, CacheConfig(key_prefix=prefix, near_ttl_ms=60_000))
+            old = await gated_db.get_product(4)
+            assert old is not None
+            gated_db.gate.clear()
+            early = asyncio.create_task(cache.get_product(4))  # reads the old row, then is held
+            await eventually(lambda: _async(gated_db.held == 1), 5, "the early load read its row")
+            revision = await cache.update_price(4, old.price_cents + 1)
+            after = asyncio.create_task(cache.get_product(4))  # issued after the write returned
+            await asyncio.sleep(0.05)
+            gated_db.gate.set()
+            assert (await early).price_cents == old.price_cents  # concurrent with the write: may be old
+            fresh = await after
+            assert fresh is not None and fresh.price_cents == old.price_cents + 1
+            for _ in range(3):  # and later reads, near cache included, never go back
+                again = await cache.get_product(4)
+                assert again is not None and again.price_cents == old.price_cents + 1
+            assert revision == old.revision + 1 == fresh.revision
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_read_in_flight_during_the_invalidation_does_not_refill_the_near_cache(
+        app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+    """Replies from Redis delayed 300 ms (a latency toxic, server -> client): a read
+    whose GET ran before the DEL gets its old value back while update_price is still
+    waiting for the DEL's reply. Once update_price returns, no read may see the old price."""
+    topo = app_client_factory.topo
+    injector = FaultInjector(topo)
+    slow = [catalog.make("latency", n.name, latency_ms=300, direction="downstream") for n in topo.spec.redis_nodes]
+
+    async def main() -> None:
+        client = await prepare_client(app_client_factory())
+        try:
+            cache = CacheAside(client, db, CacheConfig(key_prefix=prefix, near_ttl_ms=60_000))
+            primer = CacheAside(client, db, CacheConfig(key_prefix=prefix))  # another process, no near cache
+            old = await primer.get_product(6)  # now in Redis, not in `cache`'s near cache
+            assert old is not None
+            await asyncio.gather(*(client.get(cache.key(6)) for _ in range(4)))  # several pooled connections
+            for f in slow:
+                await asyncio.to_thread(injector.inject, f)
+            early = asyncio.create_task(cache.get_product(6))
+            await asyncio.sleep(0.1)  # its GET has run on the server; the reply is on its way
+            await cache.update_price(6, old.price_cents + 1)
+            for f in slow:
+                await asyncio.to_thread(injector.heal, f)
+            await early
+            after = await cache.get_product(6)
+            assert after is not None and after.price_cents == old.price_cents + 1
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        heal_all(topo)
+
+
+def test_a_stale_fill_from_another_process_cannot_outlive_a_write(app_client_factory: Any, prefix: str,
+                                                                 gated_db: GatedDB) -> None:
+    """The classic cache-aside race across processes: process A reads the old row, B
+    commits and invalidates, then A's fill lands. Fills and invalidations carry the
+    row's revision and the newest revision wins, so A's fill is refused."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            config = CacheConfig(key_prefix=prefix)
+            a, b, c = (CacheAside(client, gated_db, config) for _ in range(3))
+            old = await gated_db.get_product(8)
+            assert old is not None
+            gated_db.gate.clear()
+            slow_fill = asyncio.create_task(a.get_product(8))
+            await eventually(lambda: _async(gated_db.held == 1), 5, "A read the old row")
+            revision = await b.update_price(8, old.price_cents + 5)
+            gated_db.gate.set()
+            await slow_fill
+            seen = await c.get_product(8)  # a third process, after A's fill attempt
+            assert seen is not None and seen.price_cents == old.price_cents + 5
+            assert seen.revision == revision
+            assert a.counters["fills_refused"] == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_committed_write_whose_invalidation_failed_says_so(db: CatalogueDB) -> None:
+    async def main() -> None:
+        client = closed_port_client()
+        try:
+            strict = CacheAside(client, db, CacheConfig(fallback=FallbackMode.NONE))
+            before = await db.get_product(2)
+            assert before is not None
+            with pytest.raises(InvalidationFailed) as info:
+                await strict.update_price(2, 12345)
+            assert isinstance(info.value, CacheUnavailableError)
+            assert info.value.committed is True and info.value.revision == before.revision + 1
+            assert (await db.get_product(2)).price_cents == 12345  # type: ignore[union-attr]
+            assert await strict.update_price(99_999, 1) is None  # no such product: nothing committed
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+async def _async(value: bool) -> bool:
+    return value

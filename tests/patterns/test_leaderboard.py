@@ -175,3 +175,125 @@ def test_replica_reads_report_staleness(app_client_factory: Any, prefix: str, tm
             await client.aclose()
 
     asyncio.run(main())
+
+
+def _consistent(entries: list[Entry], first_is_top: bool) -> bool:
+    """One answer's ranks agree with its own positions and scores (competition ranks)."""
+    for i, e in enumerate(entries):
+        if e.rank < 1 or e.rank > e.position:
+            return False
+        if i > 0:
+            prev = entries[i - 1]
+            if e.position != prev.position + 1 or e.score > prev.score:
+                return False
+            if e.rank != (prev.rank if e.score == prev.score else e.position):
+                return False
+    return not (first_is_top and entries and entries[0].rank != 1)
+
+
+def test_reads_are_consistent_under_concurrent_writes(app_client_factory: Any, prefix: str) -> None:
+    """Writers keep overtaking each other while readers page and rank: every answer
+    is one snapshot (the range and the rank of its first entry come from one script)."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            board = Leaderboard(client, f"{prefix}:race")
+            members = [f"m{i}" for i in range(6)]
+            for m in members:
+                await board.add(m, 0)
+            stop = asyncio.Event()
+
+            async def writer(i: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    await board.incr(members[(i + n) % len(members)], 1 + (n % 3))
+
+            bad: list[Any] = []
+            reads = 0
+
+            async def reader(i: int) -> None:
+                nonlocal reads
+                while not stop.is_set():
+                    top = await board.top(3)
+                    page = await board.page(2, 2)
+                    entry = await board.rank(members[i % len(members)])
+                    around = await board.around(members[(i + 1) % len(members)], 1)
+                    reads += 4
+                    if not _consistent(top, True):
+                        bad.append(("top", top))
+                    if not _consistent(page, False):
+                        bad.append(("page", page))
+                    if entry is not None and not 1 <= entry.rank <= entry.position:
+                        bad.append(("rank", entry))
+                    if not _consistent(around, False):
+                        bad.append(("around", around))
+
+            tasks = [asyncio.create_task(writer(i)) for i in range(8)]
+            tasks += [asyncio.create_task(reader(i)) for i in range(8)]
+            await asyncio.sleep(3.0)
+            stop.set()
+            await asyncio.gather(*tasks)
+            assert reads > 200  # the readers really raced the writers
+            assert bad == [], bad[:3]
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_replica_read_probes_the_link_for_every_read(app_client_factory: Any, prefix: str, tmp_path: Path) -> None:
+    """With the default probe interval (the primary's offset is cached), a read right
+    after the replica's link broke must still be flagged stale: the replica's own
+    state is probed before every read."""
+    if app_client_factory.topology != "single":
+        pytest.skip("replica reads with lag probing are for plain/Sentinel clients")
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        replica = await _start_replica(client, tmp_path, REPLICA_PORT + 1)
+        try:
+            board = Leaderboard(client, f"{prefix}:game", replica=replica, lag_probe_interval_s=60)
+            await board.add("a", 1)
+
+            async def caught_up() -> bool:
+                try:
+                    return (await replica.zscore(board.key(), "a")) is not None
+                except redis.RedisError:
+                    return False  # still loading
+
+            await eventually(caught_up, 20, "replica synced")
+            first = await board.replica_read("score", "a")
+            assert first.source == "replica" and first.value == 1.0 and not first.stale
+            ranked = await board.replica_read("top", 5)  # the read-only scripts run on the replica too
+            assert ranked.source == "replica" and ranked.value == [Entry("a", 1.0, 1, 1)]
+            await replica.replicaof("127.0.0.1", str(closed_port()))  # cut the link; data stays
+            await board.add("a", 2)
+            second = await board.replica_read("score", "a")  # within the probe interval
+            assert second.value == 1.0 and second.stale
+        finally:
+            await _stop_replica(replica)
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+async def _start_replica(client: Any, tmp_path: Path, port: int) -> Any:
+    kw = client.connection_pool.connection_kwargs
+    password = kw.get("password")
+    subprocess.run(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--daemonize", "yes", "--dir", str(tmp_path), "--logfile", str(tmp_path / f"replica-{port}.log"),
+         "--replicaof", kw["host"], str(kw["port"]), *(["--masterauth", password] if password else [])],
+        check=True,
+    )
+    return redis.asyncio.Redis(port=port, decode_responses=True, retry=Retry(NoBackoff(), 0))
+
+
+async def _stop_replica(replica: Any) -> None:
+    try:
+        await replica.shutdown(nosave=True, now=True, force=True)
+    except redis.ConnectionError:
+        pass  # shutdown drops the connection: expected
+    await replica.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -86,6 +87,43 @@ def test_retry_policy_attempt_timeout_is_counted_as_timeout() -> None:
     with pytest.raises(TimeoutError):
         asyncio.run(RetryPolicy(attempts=2, base_s=0.001, attempt_timeout_s=0.01).run(stall, counters))
     assert counters.errors == {"TimeoutError": 2}
+
+
+def test_retry_policy_keeps_its_deadline() -> None:
+    """No wait that would end past ``deadline_s`` is started (tenacity's stop_after_delay
+    lets the last one run), and an attempt still running at the deadline is cut."""
+    import time
+
+    async def down() -> None:
+        raise RedisConnectionError("down")
+
+    async def hangs() -> None:
+        await asyncio.sleep(2)
+
+    for _ in range(5):  # waits are random: several draws
+        started = time.monotonic()
+        with pytest.raises(RedisConnectionError):
+            asyncio.run(RetryPolicy(attempts=100, base_s=0.25, cap_s=0.25, deadline_s=0.3).run(down, Counters([])))
+        assert time.monotonic() - started < 0.3 + 0.1
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        asyncio.run(RetryPolicy(attempts=3, deadline_s=0.2).run(hangs, Counters([])))
+    assert time.monotonic() - started < 1.0  # not 2 s (one attempt), let alone 6 s (three)
+
+
+def test_fenced_resource_accepts_a_fence_once_per_holder() -> None:
+    from patterns.lock import FencedResource
+
+    async def main() -> None:
+        r = FencedResource()
+        assert await r.write("k", "a1", 5, "tok-a")
+        assert await r.write("k", "a2", 5, "tok-a")  # the same holder writes again
+        assert not await r.write("k", "b", 5, "tok-b")  # the fence handed out twice
+        assert not await r.write("k", "old", 4, "tok-c")  # a stale holder
+        assert await r.write("k", "c", 6, "tok-c")
+        assert (r.accepted, r.rejected, r.fence_reused, r.data) == (3, 2, 1, {"k": "c"})
+
+    asyncio.run(main())
 
 
 def test_jittered_ttl_stays_in_range_and_spreads() -> None:
@@ -217,3 +255,26 @@ def test_half_open_breaker_lets_one_trial_call_through_and_rejects_the_rest() ->
         assert await breaker.call(slow_success) == "ok"
 
     asyncio.run(main())
+
+
+def test_catalogue_revisions_follow_commit_order(tmp_path: Any) -> None:
+    """Concurrent price updates on a thread pool: each commit gets the next revision,
+    and the row's final price is the one written with the highest revision."""
+    from patterns.catalogue_db import CatalogueDB
+
+    db = CatalogueDB.create(tmp_path / "c.sqlite", n_products=3, seed=1, workers=4)
+
+    async def main() -> None:
+        start = await db.get_product(2)
+        assert start is not None and start.revision == 0
+        revisions = await asyncio.gather(*(db.update_price(2, 1000 + i) for i in range(40)))
+        assert sorted(r for r in revisions if r is not None) == list(range(1, 41))
+        final = await db.get_product(2)
+        assert final is not None and final.revision == 40
+        assert final.price_cents == 1000 + revisions.index(40)
+        assert await db.update_price(99, 1) is None
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()

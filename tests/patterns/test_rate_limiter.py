@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, Callable
 
 import pytest
+import redis
 
 from patterns.rate_limiter import (
     FailurePolicy,
@@ -119,6 +120,60 @@ def test_failure_policies_when_redis_is_down(policy: FailurePolicy, expect_allow
             assert "ConnectionError" in limiter.counters.errors
             snap = limiter.counters.snapshot()
             assert snap["fail_open"] + snap["fail_closed"] + snap["local_allowed"] + snap["local_denied"] == 10
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("policy", list(FailurePolicy))
+def test_a_server_rejection_raises_instead_of_triggering_the_failure_policy(
+        app_client_factory: Any, prefix: str, policy: FailurePolicy) -> None:
+    """A bug (here: the user's key holds a list, so the script fails with WRONGTYPE) is
+    not an outage: OPEN must not admit everyone, CLOSED must not deny everyone."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            local = LocalTokenBucket(capacity=3, refill_per_s=1) if policy is FailurePolicy.LOCAL else None
+            limiter = RateLimiter(client, FixedWindow(5, 1000), failure=policy, local=local, prefix=prefix)
+            await client.rpush(limiter.key("u"), "not a counter")
+            with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+                await limiter.check("u")
+            snap = limiter.counters.snapshot()
+            assert snap["fail_open"] + snap["fail_closed"] + snap["local_allowed"] + snap["local_denied"] == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: TokenBucket(capacity=10, refill_per_s=0),
+    lambda: TokenBucket(capacity=0, refill_per_s=1),
+    lambda: FixedWindow(0, 1000),
+    lambda: FixedWindow(10, 0),
+    lambda: SlidingLog(-1, 1000),
+    lambda: SlidingWindowCounter(10, -5),
+    lambda: LocalTokenBucket(capacity=0, refill_per_s=1),
+    lambda: LocalTokenBucket(capacity=1, refill_per_s=0),
+])
+def test_configuration_errors_are_rejected_at_construction(bad: Callable[[], Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        bad()
+
+
+def test_user_ids_with_braces_get_their_own_budget(app_client_factory: Any, prefix: str) -> None:
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            limiter = RateLimiter(client, SlidingLog(2, 60_000), prefix=prefix)
+            users = ["a{b}", "a}b", "{a", "a%7Bb%7D", "a"]
+            keys = {limiter.key(u) for u in users}
+            assert len(keys) == len(users)  # escaping is one-to-one
+            assert all(k.count("{") == 1 and k.count("}") == 1 for k in keys)  # exactly one hash tag
+            for u in users:
+                assert [(await limiter.check(u)).allowed for _ in range(3)] == [True, True, False], u
         finally:
             await client.aclose()
 

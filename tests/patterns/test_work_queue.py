@@ -1,4 +1,6 @@
-"""Streams work queue against real Redis: crash recovery, dead letters, dedup, shutdown."""
+"""Streams work queue against real Redis: crash recovery, dead letters, dedup, shutdown,
+and the faults that break naive dedup (a killed consumer, duplicates in one batch, a slow
+handler, an outage during the ack, an outage at start, a lost consumer group)."""
 
 from __future__ import annotations
 
@@ -8,63 +10,299 @@ from typing import Any
 
 import pytest
 
+from faults.injector import FaultInjector, heal_all
+from patterns.common import RetryPolicy, prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
-from tests.patterns.helpers import eventually, open_client
+from tests.patterns.helpers import eventually, no_retry_client, open_client, outage_faults
 
 pytestmark = pytest.mark.integration
 
+#: Retries that outlast a short outage (the queue's default gives up after 2 s / 3 attempts).
+PATIENT = RetryPolicy(attempts=100, base_s=0.02, cap_s=0.2, deadline_s=20)
 
-def test_every_job_has_exactly_one_effect_despite_a_killed_consumer(app_client_factory: Any, prefix: str) -> None:
+
+class Effects:
+    """What the handlers did: every invocation (not idempotent), the idempotent store
+    (one row per job_id, as ``INSERT ... ON CONFLICT DO NOTHING`` would keep), and the
+    most runs of one job_id at the same time."""
+
+    def __init__(self) -> None:
+        self.invocations: Counter[str] = Counter()
+        self.store: dict[str, str] = {}
+        self.running: Counter[str] = Counter()
+        self.max_concurrent = 0
+
+    def begin(self, job: Job) -> None:
+        self.invocations[job.job_id] += 1
+        self.running[job.job_id] += 1
+        self.max_concurrent = max(self.max_concurrent, self.running[job.job_id])
+
+    def apply(self, job: Job, who: str) -> None:
+        self.store.setdefault(job.job_id, who)
+
+    def end(self, job: Job) -> None:
+        self.running[job.job_id] -= 1
+
+
+async def _drained(queue: WorkQueue, expected: set[str], effects: Effects) -> bool:
+    s = await queue.stats()
+    return s.pending == 0 and s.lag == 0 and set(effects.store) == expected
+
+
+def test_killed_between_effect_and_ack_is_redelivered_and_the_store_dedupes(app_client_factory: Any,
+                                                                           prefix: str) -> None:
+    """The documented limit: a consumer that dies after its effect and before the
+    marker + XACK leaves the job pending; another consumer runs it again (at-least-once).
+    Only storage that is idempotent on ``job_id`` keeps one effect."""
+
     async def main() -> None:
         client = await open_client(app_client_factory)
         try:
             queue = WorkQueue(client, f"{prefix}:jobs")
             await queue.ensure_group()
-            ids = [f"job-{i}" for i in range(200)]
+            ids = [f"job-{i}" for i in range(20)]
             for job_id in ids:
                 await queue.enqueue({"n": job_id}, job_id=job_id)
-            await queue.enqueue({"n": "job-7"}, job_id="job-7")  # a producer retry: same job twice
-
-            effects: Counter[str] = Counter()  # NOT idempotent by itself: counts every application
-            invocations: Counter[str] = Counter()
-            stuck = asyncio.Event()
+            effects = Effects()
+            dying = asyncio.Event()
 
             async def handler_a(job: Job) -> None:
-                invocations[job.job_id] += 1
-                if sum(effects.values()) >= 30:
-                    stuck.set()
-                    await asyncio.Event().wait()  # hangs mid-batch, never acks
-                effects[job.job_id] += 1
+                effects.begin(job)
+                try:
+                    effects.apply(job, "a")
+                    if job.job_id == "job-5":
+                        dying.set()
+                        await asyncio.Event().wait()  # the effect is done; the process dies before the ack
+                finally:
+                    effects.end(job)  # a crash ends the run too
 
             async def handler_b(job: Job) -> None:
-                invocations[job.job_id] += 1
-                effects[job.job_id] += 1
+                effects.begin(job)
+                effects.apply(job, "b")
+                effects.end(job)
 
-            a = Consumer(queue, "a", handler_a, batch=10, block_ms=100, claim_idle_ms=60_000)
+            a = Consumer(queue, "a", handler_a, batch=10, block_ms=100, claim_idle_ms=300)
             task_a = a.start()
-            await eventually(lambda: _is_set(stuck), 10, "consumer a is stuck mid-batch")
-            task_a.cancel()  # the crash: delivered-but-unacked entries stay pending under "a"
+            await eventually(lambda: _is_set(dying), 10, "consumer a applied job-5's effect")
+            task_a.cancel()  # the crash
             await asyncio.gather(task_a, return_exceptions=True)
-            stats = await queue.stats()
-            assert stats.pending > 0
 
-            b = Consumer(queue, "b", handler_b, batch=25, block_ms=100, claim_idle_ms=300, claim_every_s=0.1)
+            b = Consumer(queue, "b", handler_b, batch=25, block_ms=100, claim_idle_ms=300, claim_every_s=0.05)
             b.start()
             try:
-                async def drained() -> bool:
-                    s = await queue.stats()
-                    return s.pending == 0 and s.lag == 0 and set(effects) == set(ids)
-
-                await eventually(drained, 20, "every job processed and acknowledged")
+                await eventually(lambda: _drained(queue, set(ids), effects), 20, "every job acknowledged")
             finally:
                 await b.stop()
 
-            assert all(effects[j] == 1 for j in ids), {j: n for j, n in effects.items() if n != 1}
-            assert set(effects) == set(ids)
-            assert b.counters["claimed"] >= 1  # a's stuck batch was recovered by XAUTOCLAIM
-            assert b.counters["duplicates_skipped"] + a.counters["duplicates_skipped"] == 1
-            assert invocations["job-7"] == 1
-            assert (await queue.stats()).dlq_length == 0
+            assert effects.invocations["job-5"] == 2  # redelivered: at-least-once, not exactly-once
+            assert effects.store["job-5"] == "a"  # the idempotent store kept the first effect only
+            assert set(effects.store) == set(ids)
+            assert b.counters["claimed"] >= 1
+            assert effects.max_concurrent == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_duplicates_in_one_batch_run_once(app_client_factory: Any, prefix: str) -> None:
+    """A producer retry adds a job twice, back to back: both entries arrive in one batch.
+    The handler runs once; the second entry is acknowledged as a duplicate."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            queue = WorkQueue(client, f"{prefix}:jobs")
+            await queue.ensure_group()
+            for i in range(4):
+                await queue.enqueue({"i": i}, job_id=f"job-{i}")
+                await queue.enqueue({"i": i}, job_id=f"job-{i}")  # the retried XADD
+            effects = Effects()
+
+            async def handler(job: Job) -> None:
+                effects.begin(job)
+                await asyncio.sleep(0.05)
+                effects.apply(job, "c")
+                effects.end(job)
+
+            consumer = Consumer(queue, "c", handler, batch=10, block_ms=100)
+            consumer.start()
+            try:
+                await eventually(lambda: _drained(queue, {f"job-{i}" for i in range(4)}, effects), 10,
+                                 "both entries of every job settled")
+            finally:
+                await consumer.stop()
+            assert effects.invocations == Counter({f"job-{i}": 1 for i in range(4)})
+            assert consumer.counters["duplicates_skipped"] == 4
+            assert consumer.counters["processed"] == 4
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_slow_handler_keeps_its_job(app_client_factory: Any, prefix: str) -> None:
+    """A handler slower than ``claim_idle_ms`` is not reclaimed and run a second time by
+    another consumer while it still works (nor is its duplicate entry run elsewhere)."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            queue = WorkQueue(client, f"{prefix}:jobs")
+            await queue.ensure_group()
+            effects = Effects()
+            started = asyncio.Event()
+
+            async def slow(job: Job) -> None:
+                effects.begin(job)
+                started.set()
+                await asyncio.sleep(1.0)  # five times claim_idle_ms
+                effects.apply(job, "slow")
+                effects.end(job)
+
+            a = Consumer(queue, "a", slow, batch=1, block_ms=100, claim_idle_ms=200, claim_every_s=0.05)
+            b = Consumer(queue, "b", slow, batch=1, block_ms=100, claim_idle_ms=200, claim_every_s=0.05)
+            await queue.enqueue({"x": 1}, job_id="long")
+            a.start()
+            await eventually(lambda: _is_set(started), 5, "a runs the long job")
+            await queue.enqueue({"x": 1}, job_id="long")  # its duplicate, read by b while a works
+            b.start()
+            try:
+                await eventually(lambda: _drained(queue, {"long"}, effects), 15, "the long job and its duplicate settled")
+            finally:
+                await a.stop()
+                await b.stop()
+            assert effects.max_concurrent == 1
+            assert effects.invocations["long"] == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_outage_during_the_ack_does_not_run_the_job_again(app_client_factory: Any, prefix: str) -> None:
+    """The connection breaks right after a handler's effect (every Redis node refuses
+    connections for 0.5 s). The completion (marker + XACK) is retried, so the job is not
+    redelivered and its handler does not run a second time."""
+    topo = app_client_factory.topo
+    injector = FaultInjector(topo)
+    outage = outage_faults(topo)
+
+    async def main() -> None:
+        client = await prepare_client(no_retry_client(app_client_factory))
+        try:
+            queue = WorkQueue(client, f"{prefix}:jobs", retry=PATIENT)
+            await queue.ensure_group()
+            ids = [f"job-{i}" for i in range(10)]
+            for job_id in ids:
+                await queue.enqueue({"n": job_id}, job_id=job_id)
+            effects = Effects()
+            healed = asyncio.Event()
+
+            async def heal_later() -> None:
+                await asyncio.sleep(0.5)
+                for f in outage:
+                    await asyncio.to_thread(injector.heal, f)
+                healed.set()
+
+            heal_task: asyncio.Task[None] | None = None
+
+            async def handler(job: Job) -> None:
+                nonlocal heal_task
+                effects.begin(job)
+                effects.apply(job, "c")
+                effects.end(job)
+                if job.job_id == "job-3" and heal_task is None:  # the effect is done; now the link breaks
+                    for f in outage:
+                        await asyncio.to_thread(injector.inject, f)
+                    heal_task = asyncio.create_task(heal_later())
+
+            consumer = Consumer(queue, "c", handler, batch=1, block_ms=100, claim_idle_ms=300, claim_every_s=0.05)
+            consumer.start()
+            try:
+                await eventually(lambda: _is_set(healed), 10, "outage injected and healed")
+                await eventually(lambda: _drained(queue, set(ids), effects), 20, "every job acknowledged")
+                # past claim_idle_ms several times over: a redelivery would have happened by now
+                await asyncio.sleep(1.0)
+            finally:
+                await consumer.stop()
+            assert heal_task is not None and heal_task.done()
+            assert effects.invocations == Counter({j: 1 for j in ids})
+            assert consumer.counters["processed"] == len(ids)
+            assert sum(consumer.counters.errors.values()) >= 1  # the outage was seen
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        heal_all(topo)
+
+
+def test_a_consumer_started_during_an_outage_waits_and_then_works(app_client_factory: Any, prefix: str) -> None:
+    topo = app_client_factory.topo
+    injector = FaultInjector(topo)
+    outage = outage_faults(topo)
+
+    async def main() -> None:
+        client = await prepare_client(no_retry_client(app_client_factory))
+        try:
+            queue = WorkQueue(client, f"{prefix}:jobs")
+            effects = Effects()
+
+            async def handler(job: Job) -> None:
+                effects.begin(job)
+                effects.apply(job, "c")
+                effects.end(job)
+
+            consumer = Consumer(queue, "c", handler, block_ms=100, error_backoff_s=(0.02, 0.2))
+            for f in outage:
+                injector.inject(f)
+            task = consumer.start()
+            try:
+                await eventually(lambda: _async(consumer.counters["loop_errors"] >= 2), 10, "the outage is seen")
+                assert not task.done(), task
+                for f in outage:
+                    injector.heal(f)
+                await queue.enqueue({"n": 1}, job_id="after")
+                await eventually(lambda: _async("after" in effects.store), 10, "the job after the outage ran")
+            finally:
+                await consumer.stop()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        heal_all(topo)
+
+
+def test_a_lost_consumer_group_is_recreated(app_client_factory: Any, prefix: str) -> None:
+    """A failover to a replica that never got XGROUP CREATE, or a flushed stream, leaves
+    XREADGROUP failing with NOGROUP. The consumer recreates the group and goes on."""
+
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            queue = WorkQueue(client, f"{prefix}:jobs")
+            effects = Effects()
+
+            async def handler(job: Job) -> None:
+                effects.begin(job)
+                effects.apply(job, "c")
+                effects.end(job)
+
+            consumer = Consumer(queue, "c", handler, block_ms=100, error_backoff_s=(0.02, 0.2))
+            consumer.start()
+            try:
+                await queue.enqueue({"n": 1}, job_id="before")
+                await eventually(lambda: _async("before" in effects.store), 10, "the first job ran")
+                await client.delete(queue.stream_key)  # stream and group gone, as after a lossy failover
+                await queue.enqueue({"n": 2}, job_id="after")  # XADD recreates the stream, not the group
+                await eventually(lambda: _async("after" in effects.store), 10, "the job after the loss ran")
+            finally:
+                await consumer.stop()
+            assert consumer.counters["group_recreated"] >= 1
         finally:
             await client.aclose()
 
@@ -164,6 +402,10 @@ def test_ensure_group_tolerates_busygroup_and_enqueue_trims(app_client_factory: 
 
 async def _is_set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def _async(value: bool) -> bool:
+    return value
 
 
 async def _dlq_len(client: Any, queue: WorkQueue, n: int) -> bool:

@@ -29,10 +29,27 @@ def test_node_counts() -> None:
     assert len(sentinel.redis_nodes) == 3 and len(sentinel.sentinels) == 3 and sentinel.quorum == 2
     cluster = build_spec("cluster")
     assert len(cluster.redis_nodes) == 6 and all(n.bus_port for n in cluster.redis_nodes)
+    redlock = build_spec("redlock")
+    assert [n.port for n in redlock.redis_nodes] == [7301, 7302, 7303, 7304, 7305]
+    assert [n.direct_port for n in redlock.redis_nodes] == [17301, 17302, 17303, 17304, 17305]
+    assert all(n.initial_role == "primary" and n.replica_of is None for n in redlock.nodes)
+
+
+@pytest.mark.parametrize("name", TOPOLOGIES)
+def test_node_source_addresses_are_distinct_loopback_addresses(name: str) -> None:
+    """Partitions match a node's outgoing packets by its bind-source-addr: distinct per
+    node and inside faults.netfilter.NODE_SOURCES (127.0.1.0/24)."""
+    import ipaddress
+
+    from faults.netfilter import NODE_SOURCES
+
+    sources = [n.source_addr for n in build_spec(name).nodes]
+    assert len(set(sources)) == len(sources)
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(NODE_SOURCES) for a in sources)
 
 
 def test_unknown_topology_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownNameError, match="accepted: single, sentinel, cluster"):
+    with pytest.raises(UnknownNameError, match="accepted: single, sentinel, cluster, redlock"):
         build_spec("triangle")
 
 

@@ -69,6 +69,23 @@ def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab, backend: st
     wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
 
 
+def test_redlock_nodes_are_independent_primaries(lab, backend: str) -> None:
+    topo = lab("redlock", backend)
+    clients = topo.client(decode_responses=True, socket_timeout=2)
+    assert len(clients) == 5
+    key = f"t:{uuid.uuid4()}"
+    try:
+        for i, c in enumerate(clients):
+            assert c.set(key, f"node-{i}") is True
+        assert [c.get(key) for c in clients] == [f"node-{i}" for i in range(5)]  # no replication between them
+        assert [n.role for n in topo.nodes() if n.name.startswith("redis-")] == ["primary"] * 5
+        assert [c.connection_pool.connection_kwargs["port"] for c in clients] == [7301, 7302, 7303, 7304, 7305]
+    finally:
+        for c in clients:
+            c.delete(key)
+            c.close()
+
+
 def _primaries_and_replicas(topo: api.Topology) -> dict[str, str]:
     """replica node name -> its primary's node name, from CLUSTER NODES."""
     by_port = {n.port: n.name for n in topo.spec.redis_nodes}
