@@ -186,6 +186,8 @@ async def generator_main(cfg: dict[str, Any]) -> None:
 
     watcher = loop.create_task(watch_parent())
     writer = HistoryWriter(cfg["history"], t0=cfg["t0"])
+    # a history the disk refuses stops this share at once (the parent stops the run, naming this process)
+    writer.on_failure = lambda _exc: loop.call_soon_threadsafe(main.cancel)
     try:
         source = await load_source(cfg["source"])(cfg["source_config"], writer, share)
         ready(cfg)
@@ -196,9 +198,15 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         tmp = Path(cfg["result_file"] + ".tmp")
         tmp.write_text(json.dumps({"summary": summary.to_wire(), "state": state}, default=repr))
         tmp.rename(cfg["result_file"])
+    except asyncio.CancelledError:
+        if writer.failed is None:
+            raise
     finally:
         watcher.cancel()
         writer.close()
+    if writer.failed is not None:
+        raise LabError(f"could not write its history {writer.path} ({writer.failed.strerror or writer.failed})",
+                       "free some space or choose another --out")
 
 
 async def scenario_source(config: dict[str, Any], writer: HistoryWriter, share: Share) -> Source:

@@ -110,3 +110,45 @@ def test_a_generator_that_dies_stops_the_run_with_one_line_naming_it(tmp_path):
 
         with pytest.raises(LabError, match="generator-2 exited \\(code 3\\) before finishing"):
             asyncio.run(asyncio.wait_for(main(), 4))  # well before the 5 s schedule ends
+
+
+class _FullDisk:
+    """A history file on a disk that refuses every write (ENOSPC)."""
+
+    def write(self, *_text):
+        import errno
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    flush = close = write
+
+
+async def _full_disk_source(config, writer, share):
+    from experiments.generator import Source
+    from experiments.workload import OpResult
+
+    async def op(client, rng):
+        if share.index == 1 and writer.failed is None:
+            writer._f = _FullDisk()  # this generator's disk fills up mid-run
+            writer.flush()
+        return OpResult("noop")
+
+    async def close():
+        return {}
+    return Source(op, close)
+
+
+def test_a_generator_whose_disk_is_full_stops_the_run_with_one_line_naming_it(tmp_path):
+    with HistoryWriter(tmp_path / "history.jsonl") as w:
+        children = Children(tmp_path, w)
+
+        async def main():
+            try:
+                await run_in_processes(children, w, WorkloadConfig(rate=100, clients=2, phases=(("baseline", 5),)),
+                                       2, "tests.experiments.test_exp_generator:_full_disk_source", {})
+            finally:
+                children.stop_all()
+
+        with pytest.raises(LabError, match="generator-2 exited \\(code 1\\) before finishing"):
+            asyncio.run(asyncio.wait_for(main(), 4))  # well before the 5 s schedule ends
+    log = (tmp_path / "generator-2.log").read_text()
+    assert "could not write its history" in log and "No space left on device" in log
