@@ -100,7 +100,8 @@ async def set_source(config: dict[str, Any], writer: HistoryWriter, share: Share
     return Source(op, close)
 
 
-SERVER_PROCESSES = ("toxiproxy-server", "toxiproxy", "redis-server")  # whose CPU each row reports
+# whose CPU each row reports, by /proc/PID/comm, which the kernel cuts at 15 characters ("toxiproxy-serve")
+SERVER_PROCESSES = {"toxiproxy-serve": "toxiproxy", "toxiproxy": "toxiproxy", "redis-server": "redis"}
 
 
 def _cpu_s(pid: int) -> float:
@@ -122,8 +123,8 @@ def server_cpu() -> dict[str, float]:
                 name = (d / "comm").read_text().strip()
             except OSError:
                 continue
-            if name in SERVER_PROCESSES:
-                key = "toxiproxy" if name.startswith("toxiproxy") else "redis"
+            key = SERVER_PROCESSES.get(name)
+            if key is not None:
                 out[key] = out.get(key, 0.0) + _cpu_s(int(d.name))
     return out
 
