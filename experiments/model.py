@@ -12,14 +12,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from experiments.children import Children
 from experiments.history import HistoryWriter, PhaseWindow
-from experiments.workload import OpResult
+from experiments.workload import OpResult, Share
 from faults.catalog import Fault
 from patterns.common import prepare_client
 from topologies.api import Topology
@@ -70,6 +70,8 @@ class RunContext:
     children: Children
     rng: random.Random = field(default_factory=random.Random)
     phases: list[PhaseWindow] = field(default_factory=list)  # announced so far, in order
+    share: Share = Share()  # the part of the schedule this process runs (several generator processes)
+    worker_states: list[dict[str, Any]] = field(default_factory=list)  # each generator's worker_finish(), for finish()
 
     def phase_at(self, t: float) -> str | None:
         """The workload phase run time ``t`` (s since t0) fell in."""
@@ -129,7 +131,18 @@ def fetch_command_table_once(client: Any) -> None:
 
 
 class Scenario:
-    """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``."""
+    """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``.
+
+    Several generator processes (``--workers N``, :mod:`experiments.generator`): only a
+    scenario that declares ``parallel = True`` runs in them. The run's process then calls
+    ``setup`` (what must happen once: seed data, start processes), the hooks, the fault
+    plan and ``finish``; each generator process calls ``worker_setup``, ``op`` for the
+    operations of its share of the clients, and ``worker_finish``, whose results
+    ``finish`` finds in ``ctx.worker_states``. ``op`` must then keep no state that other
+    processes' operations depend on (per-client state is fine: a client's operations all
+    run in one process)."""
+
+    parallel: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -139,6 +152,19 @@ class Scenario:
 
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         raise NotImplementedError
+
+    async def worker_setup(self) -> None:
+        """In each generator process of a parallel run: clients and pattern objects for ``op``
+        (default: ``setup()``; override when ``setup`` does something that must happen once)."""
+        await self.setup()
+
+    async def worker_finish(self) -> dict[str, Any]:
+        """In each generator process of a parallel run, after its share: close its clients and
+        return what ``finish`` needs from it (default: close ``self.client``, return nothing)."""
+        client = getattr(self, "client", None)
+        if client is not None:
+            await client.aclose()
+        return {}
 
     async def before_fault(self, cycle: int) -> None:
         """Called before each cycle's fault plan runs (e.g. re-pin a client to the current primary)."""
@@ -158,6 +184,20 @@ class Scenario:
         """On the Cluster, node faults hit the primary owning this key's slot: the
         scenario names a key its workload uses (default: any)."""
         return "lab:probe"
+
+
+def add_counts(*snapshots: dict[str, Any]) -> dict[str, Any]:
+    """Counter snapshots of several processes added up, key by key (nested dicts too, e.g. ``errors``)."""
+    out: dict[str, Any] = {}
+    for snap in snapshots:
+        for k, v in snap.items():
+            if isinstance(v, dict):
+                out[k] = add_counts(out.get(k) or {}, v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+            else:
+                out.setdefault(k, v)
+    return out
 
 
 FaultPlan = Callable[[Topology, Scenario], Fault]

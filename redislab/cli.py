@@ -197,9 +197,11 @@ def list_experiments() -> None:
 @click.option("--repeat", type=int, default=1, show_default=True,
               help="runs, with seeds SEED..SEED+N-1; figures are pooled over every cycle of every run")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="generator processes, each running a share of the clients (parallel scenarios only)")
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 def run(experiment: str, topology: str | None, backend: str, profile: str, duration_s: float | None,
-        rate: float | None, cycles: int | None, repeat: int, seed: int, out_dir: str) -> None:
+        rate: float | None, cycles: int | None, repeat: int, seed: int, workers: int, out_dir: str) -> None:
     """Run an experiment: load, fault cycles, history, claims, measurements, report."""
     from experiments.answer import LABELS, spread_text
     from experiments.report import one_line
@@ -212,7 +214,7 @@ def run(experiment: str, topology: str | None, backend: str, profile: str, durat
     with runlock.hold(f"redislab run {experiment}"):
         for n in range(repeat):
             run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
-                                                out_dir, cycles=cycles), console=err)
+                                                out_dir, cycles=cycles, workers=workers), console=err)
             result = json.loads((run_dir / "result.json").read_text())
             results.append(result)
             out.print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "

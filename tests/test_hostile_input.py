@@ -63,6 +63,8 @@ def _cases(out: Path) -> list[list[str]]:
         ["run", "cache-primary-kill", "--profile", "extreme", *o],
         ["run", "cache-primary-kill", "--out", "/proc/redislab-cannot-exist/x"],
         ["run", "cache-primary-kill", "--out", "/dev/null"], ["run", "cache-primary-kill", "--out", ""],
+        ["run", "cache-primary-kill", "--workers", "2", *o],  # a scenario that runs in one generator process
+        ["run", "counter-kill", "--workers", "9", *o],
         ["report", str(out / "nope")], ["report", "--out", "/proc/redislab-cannot-exist"],
         ["demo", "--profile", "extreme", *o], ["demo", "--backend", "podman", *o], ["demo", "--only", "nothing", *o],
         ["demo", "--only", ",", *o], ["demo", "--out", "/proc/redislab-cannot-exist"],
@@ -80,6 +82,7 @@ def _cases(out: Path) -> list[list[str]]:
                   ["run", "cache-primary-kill", "--rate", value, *o],
                   ["run", "cache-primary-kill", "--cycles", value, *o],
                   ["run", "cache-primary-kill", "--repeat", value, *o],
+                  ["run", "counter-kill", "--workers", value, *o],
                   ["demo", "--repeat", value, *o]]
         if value not in ("-1", "0", "99999999999999999999999"):
             cases.append(["run", "cache-primary-kill", "--seed", value, *o])

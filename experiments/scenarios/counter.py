@@ -31,6 +31,8 @@ FINAL_READ_TIMEOUT_S = 30.0  # keep retrying the final read this long
 
 
 class CounterScenario(Scenario):
+    parallel = True  # no in-process state: the counters live in Redis, the final read in the run's process
+
     async def setup(self) -> None:
         self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
         self.prefix = f"ctr:{self.ctx.run_id}"

@@ -73,6 +73,7 @@ from experiments.model import (
     PatternLoad,
     RunContext,
     Scenario,
+    add_counts,
     app_client,
 )
 from experiments.workload import OpResult, attempt, classify, run_loop
@@ -357,6 +358,11 @@ class Sections:
 # -- the scenario ----------------------------------------------------------------------------
 
 class LockScenario(Scenario):
+    # The locks live in Redis, the protected resource in SQLite (shared by processes); each critical
+    # section's process id is unique over every generator process (interleaved by share); the slow
+    # holder belongs to the run's process.
+    parallel = True
+
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         self.client: Any = None
@@ -365,7 +371,7 @@ class LockScenario(Scenario):
         self.holder: Child | None = None
         self.n_sections = 0
 
-    async def setup(self) -> None:
+    async def worker_setup(self) -> None:
         variant = str(self.ctx.options.get("lock", "safe"))
         self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
         self.names = [f"{self.ctx.run_id}:{i}" for i in range(N_LOCKS)]
@@ -373,12 +379,24 @@ class LockScenario(Scenario):
         self.store = FencedStore(self.ctx.run_dir / "resource.sqlite", self.names)
         self.sections = Sections(variant, self.locks, self.store, self.ctx.writer.clock, self.ctx.writer.wall_at,
                                  self._record)
+
+    async def setup(self) -> None:
+        await self.worker_setup()
+        variant = str(self.ctx.options.get("lock", "safe"))
         if self.ctx.options.get("slow_holder"):
             self.holder = await asyncio.to_thread(
                 self.ctx.children.start, HOLDER, MODULE,
                 {"variant": variant, "lock": self.names[0], "process": SLOW_HOLDER,
                  "store": str(self.ctx.run_dir / "resource.sqlite"),
                  "acquired_file": str(self.ctx.run_dir / f"{HOLDER}.acquired")})
+
+    async def worker_finish(self) -> dict[str, Any]:
+        counters = self.locks.counters.snapshot() if self.locks is not None else {}
+        if self.store is not None:
+            self.store.close()
+        if self.client is not None:
+            await self.client.aclose()
+        return {"lock_counters": counters}
 
     def _record(self, op: Op) -> None:
         """A step, written at once with the phase its start fell in."""
@@ -413,7 +431,8 @@ class LockScenario(Scenario):
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         lock = self.names[rng.randrange(N_LOCKS)]
         self.n_sections += 1
-        return await self.sections.run(lock, SECTION_BASE + self.n_sections)
+        share = self.ctx.share  # process ids interleaved over the generator processes: never one id twice
+        return await self.sections.run(lock, SECTION_BASE + self.n_sections * share.count + share.index)
 
     async def finish(self) -> dict[str, Any]:
         state: dict[str, Any] = {}
@@ -423,7 +442,8 @@ class LockScenario(Scenario):
             if self.store is not None:
                 state["lock_resource"] = self.store.summary()
             if self.locks is not None:
-                state["lock_counters"] = self.locks.counters.snapshot()
+                state["lock_counters"] = add_counts(self.locks.counters.snapshot(),
+                                                    *(w["lock_counters"] for w in self.ctx.worker_states))
                 counters = await self.locks.fence_counters()
                 if counters is not None:
                     state["fence_counters"] = counters
