@@ -1,104 +1,165 @@
 """Benchmark (not a test): time from `up` to healthy, and from a primary kill to the first
-acknowledged write, per topology and backend.
+acknowledged write, split into Redis's share and the client's, for the lab's own clients
+and a plain redis-py reference client facing the same kill.
 
-    python -m topologies.bench [--backend auto|local|docker|both] [--runs 3]
+    python -m topologies.bench [--backend auto|local|docker|both] [--runs 3] [--topology sentinel ...]
 
-Kill-to-write is measured from the moment the kill command returns to the first SET
-acknowledged through the application's client (Sentinel `master_for` / `RedisCluster`),
-retrying every 10 ms with 200 ms socket timeouts. It is compared with the configured
-detection time (Sentinel down-after-milliseconds, cluster-node-timeout).
+Each run brings a topology up (timed), then kills the primary serving the bench key
+while every client of ``topologies.failover_probe.CLIENTS`` writes, each in its own
+process. Per client: kill (the kill command returned) -> first acknowledged write,
+and its split: "Redis needed X s to promote" (first Sentinel ``+switch-master`` /
+the Cluster replica reporting ROLE master) and "clients needed Y s more".
 """
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
-import redis
-
-from topologies import api, dockerd
-from topologies.errors import LabError
+from topologies import api, dockerd, failover_probe
+from topologies.outage import spread
 from topologies.spec import TOPOLOGIES
 
-WRITE_DEADLINE_S = 60.0
 
-
-def _first_write_after_kill(topo: api.Topology) -> float:
-    """Seconds from killing the current primary to the first acknowledged write."""
-    client = topo.client(socket_timeout=0.2, socket_connect_timeout=0.2)
-    key = "bench:failover"
-    if topo.name == "cluster":
-        victim_port = client.get_node_from_key(key).port
-        victim = next(n.name for n in topo.spec.redis_nodes if n.port == victim_port)
-    else:
-        victim = topo.primary() or "redis-1"
-    topo.kill(victim)
-    killed = time.monotonic()
-    while time.monotonic() - killed < WRITE_DEADLINE_S:
-        try:
-            if client.set(key, "x"):
-                return time.monotonic() - killed
-        except (redis.RedisError, OSError):
-            pass
-        time.sleep(0.01)
-    raise LabError(f"no acknowledged write within {WRITE_DEADLINE_S:.0f} s of killing {victim}")
-
-
-def run(backends: list[str], runs: int) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
+def run(backends: list[str], runs: int, topologies: list[str], clients: list[str], seed: int,
+        hold_s: float) -> dict[str, Any]:
+    rng = random.Random(seed)
+    ups: list[dict[str, Any]] = []
+    failovers: list[dict[str, Any]] = []
     for backend in backends:
-        for name in TOPOLOGIES:
-            ups, writes = [], []
+        for name in topologies:
+            up_s: list[float] = []
+            trials: list[dict[str, Any]] = []
             for _ in range(runs):
                 started = time.monotonic()
                 topo = api.up(name, backend=backend)
-                ups.append(time.monotonic() - started)
+                up_s.append(time.monotonic() - started)
                 try:
                     if name in ("sentinel", "cluster"):  # topologies that fail over
-                        writes.append(_first_write_after_kill(topo))
+                        trials.append(failover_probe.failover_trial(topo, clients, hold_s=hold_s, rng=rng))
+                        print(json.dumps(_trial_line(backend, name, trials[-1])), flush=True)
                 finally:
                     api.down()
             opts = topo.spec.options
             detect = {"sentinel": opts.down_after_ms, "cluster": opts.node_timeout_ms}.get(name)
-            rows.append({
-                "backend": backend, "topology": name, "runs": runs,
-                "up_to_healthy_s_median": round(statistics.median(ups), 2), "up_to_healthy_s_max": round(max(ups), 2),
-                "kill_to_first_write_s_median": round(statistics.median(writes), 2) if writes else None,
-                "kill_to_first_write_s_max": round(max(writes), 2) if writes else None,
-                "detection_time_s": detect / 1000 if detect else None,
-            })
-            print(json.dumps(rows[-1]), flush=True)
-    return rows
+            ups.append({"backend": backend, "topology": name, "runs": runs,
+                        "up_to_healthy_s_median": round(statistics.median(up_s), 2),
+                        "up_to_healthy_s_max": round(max(up_s), 2),
+                        "detection_time_s": detect / 1000 if detect else None})
+            if trials:
+                failovers.append(summarize(backend, name, trials, clients, detect))
+    return {"up": ups, "failover": failovers}
+
+
+def _trial_line(backend: str, name: str, trial: dict[str, Any]) -> dict[str, Any]:
+    """One trial on one line: per client its outage and client share (s)."""
+    return {"backend": backend, "topology": name, "victim": trial["victim"],
+            "promoted_s": None if trial["promoted_t"] is None else round(trial["promoted_t"] - trial["kill_t"], 3),
+            **{c: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
+                   if k in ("outage_s", "client_s", "failed_attempts", "errors", "error")}
+               for c, r in trial["clients"].items()}}
+
+
+def summarize(backend: str, name: str, trials: list[dict[str, Any]], clients: list[str],
+              detect_ms: int | None) -> dict[str, Any]:
+    """Median and range over the trials, per client; and each client minus the reference on the same kill."""
+    ref = failover_probe.REFERENCE
+    per_client: dict[str, Any] = {}
+    for c in clients:
+        rows = [t["clients"][c] for t in trials]
+        diffs = [r["outage_s"] - t["clients"][ref]["outage_s"]
+                 if r.get("outage_s") is not None and t["clients"].get(ref, {}).get("outage_s") is not None else None
+                 for r, t in zip(rows, trials)] if ref in clients else []
+        per_client[c] = {"description": failover_probe.CLIENTS[c],
+                         "outage_s": spread([r.get("outage_s") for r in rows]),
+                         "client_s": spread([r.get("client_s") for r in rows]),
+                         "minus_reference_s": spread(diffs) if diffs else None,
+                         "errors": [r.get("error") for r in rows if r.get("error")]}
+    return {"backend": backend, "topology": name, "trials": len(trials),
+            "detection_time_s": detect_ms / 1000 if detect_ms else None,
+            "server_s": spread([_server_s(t) for t in trials]),
+            "clients": per_client, "trial_details": trials}
+
+
+def _server_s(trial: dict[str, Any]) -> float | None:
+    return None if trial["promoted_t"] is None else trial["promoted_t"] - trial["kill_t"]
+
+
+def _fmt(s: dict[str, Any] | None) -> str:
+    if not s or s["median"] is None:
+        return "n/a"
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    print("\n| backend | topology | up→healthy median (max) s | detection s |")
+    print("|---|---|---|---|")
+    for r in result["up"]:
+        print(f"| {r['backend']} | {r['topology']} | {r['up_to_healthy_s_median']} ({r['up_to_healthy_s_max']}) "
+              f"| {r['detection_time_s'] or 'n/a'} |")
+    if not result["failover"]:
+        return
+    print("\nKill → first acknowledged write, median (min-max) s over the trials; every client faced the same kills.")
+    print("Redis's share: kill → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
+    print("\n| backend | topology | client | kill → first ack s | Redis promoted s | client share s "
+          "| minus plain, same kill s |")
+    print("|---|---|---|---|---|---|---|")
+    for f in result["failover"]:
+        for c, r in f["clients"].items():
+            print(f"| {f['backend']} | {f['topology']} | {c} | {_fmt(r['outage_s'])} | {_fmt(f['server_s'])} "
+                  f"| {_fmt(r['client_s'])} | {_fmt(r['minus_reference_s']) if c != failover_probe.REFERENCE else '—'} |")
+    print()
+    for f in result["failover"]:
+        shares = ", ".join(f"{c} {r['client_s']['median']:.2f} s" if r["client_s"]["median"] is not None
+                           else f"{c} n/a" for c, r in f["clients"].items())
+        server = f["server_s"]["median"]
+        print(f"{f['backend']} {f['topology']}: Redis needed {server:.2f} s to promote; clients needed "
+              f"{shares} more (medians of {f['trials']} kills)." if server is not None
+              else f"{f['backend']} {f['topology']}: no promotion was announced.")
+    for f in result["failover"]:
+        for c, r in f["clients"].items():
+            for err in r["errors"]:
+                print(f"warning: {f['backend']} {f['topology']} client {c}: {err}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", default="auto", choices=["auto", "local", "docker", "both"])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="topology starts, each followed by one primary kill")
+    parser.add_argument("--topology", action="append", choices=list(TOPOLOGIES),
+                        help="only these topologies (repeatable; default: all)")
+    parser.add_argument("--client", action="append", choices=list(failover_probe.CLIENTS),
+                        help="only these clients (repeatable; default: all)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random delay before each kill")
+    parser.add_argument("--hold", type=float, default=1.0,
+                        help="the kill comes a random 0..HOLD s after every client writes (s)")
     parser.add_argument("--out", default="results/bench-topologies.json")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: accepted: 1 or more")
     started_daemon = False
     if args.backend in ("docker", "both"):
         started_daemon = dockerd.ensure_running()
     backends = ["local", "docker"] if args.backend == "both" else [api.resolve_backend(args.backend)]
+    clients = args.client or list(failover_probe.CLIENTS)
     try:
-        rows = run(backends, args.runs)
+        result = run(backends, args.runs, args.topology or list(TOPOLOGIES), clients, args.seed, args.hold)
     finally:
         api.down()
         if started_daemon:
             dockerd.stop_if_owned()
+    result["command"] = "python -m topologies.bench " + " ".join(
+        f"--{k} {v}" for k, v in (("backend", args.backend), ("runs", args.runs), ("seed", args.seed),
+                                  ("hold", args.hold)))
+    result["date"] = time.strftime("%Y-%m-%d")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    print("| backend | topology | up→healthy median (max) s | kill→first write median (max) s | detection s |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        kw = (f"{r['kill_to_first_write_s_median']} ({r['kill_to_first_write_s_max']})"
-              if r["kill_to_first_write_s_median"] is not None else "n/a")
-        print(f"| {r['backend']} | {r['topology']} | {r['up_to_healthy_s_median']} ({r['up_to_healthy_s_max']}) "
-              f"| {kw} | {r['detection_time_s'] or 'n/a'} |")
+    out.write_text(json.dumps(result, indent=2))
+    print_tables(result)
 
 
 if __name__ == "__main__":
