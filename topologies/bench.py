@@ -26,7 +26,7 @@ from topologies.spec import TOPOLOGIES
 
 
 def run(backends: list[str], runs: int, topologies: list[str], clients: list[str], seed: int,
-        hold_s: float) -> dict[str, Any]:
+        hold_s: float, fault: str = "kill") -> dict[str, Any]:
     rng = random.Random(seed)
     ups: list[dict[str, Any]] = []
     failovers: list[dict[str, Any]] = []
@@ -40,7 +40,8 @@ def run(backends: list[str], runs: int, topologies: list[str], clients: list[str
                 up_s.append(time.monotonic() - started)
                 try:
                     if name in ("sentinel", "cluster"):  # topologies that fail over
-                        trials.append(failover_probe.failover_trial(topo, clients, hold_s=hold_s, rng=rng))
+                        trials.append(failover_probe.failover_trial(topo, clients, hold_s=hold_s, rng=rng,
+                                                                    fault=fault))
                         print(json.dumps(_trial_line(backend, name, trials[-1])), flush=True)
                 finally:
                     api.down()
@@ -103,7 +104,8 @@ def print_tables(result: dict[str, Any]) -> None:
               f"| {r['detection_time_s'] or 'n/a'} |")
     if not result["failover"]:
         return
-    print("\nKill → first acknowledged write, median (min-max) s over the trials; every client faced the same kills.")
+    print(f"\n{result.get('fault', 'kill').capitalize()} of the primary → first acknowledged write, median (min-max) s "
+          "over the trials; every client faced the same faults.")
     print("Redis's share: kill → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
     print("\n| backend | topology | client | kill → first ack s | Redis promoted s | client share s "
           "| minus plain, same kill s |")
@@ -137,6 +139,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the random delay before each kill")
     parser.add_argument("--hold", type=float, default=1.0,
                         help="the kill comes a random 0..HOLD s after every client writes (s)")
+    parser.add_argument("--fault", default="kill", choices=list(failover_probe.FAULTS),
+                        help="kill: SIGKILL the primary (connections reset); pause: SIGSTOP it (connections hang)")
     parser.add_argument("--out", default="results/bench-topologies.json")
     args = parser.parse_args()
     if args.runs < 1:
@@ -147,14 +151,16 @@ def main() -> None:
     backends = ["local", "docker"] if args.backend == "both" else [api.resolve_backend(args.backend)]
     clients = args.client or list(failover_probe.CLIENTS)
     try:
-        result = run(backends, args.runs, args.topology or list(TOPOLOGIES), clients, args.seed, args.hold)
+        result = run(backends, args.runs, args.topology or list(TOPOLOGIES), clients, args.seed, args.hold,
+                     args.fault)
     finally:
         api.down()
         if started_daemon:
             dockerd.stop_if_owned()
+    result["fault"] = args.fault
     result["command"] = "python -m topologies.bench " + " ".join(
-        f"--{k} {v}" for k, v in (("backend", args.backend), ("runs", args.runs), ("seed", args.seed),
-                                  ("hold", args.hold)))
+        f"--{k} {v}" for k, v in (("backend", args.backend), ("runs", args.runs), ("fault", args.fault),
+                                  ("seed", args.seed), ("hold", args.hold)))
     result["date"] = time.strftime("%Y-%m-%d")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

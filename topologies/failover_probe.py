@@ -324,15 +324,22 @@ def victim_and_replica(topo: api.Topology, key: str) -> tuple[str, str | None]:
     return by_port[primary.port], None
 
 
-def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s: float = 1.0,
-                   rng: random.Random | None = None) -> dict[str, Any]:
-    """Kill the primary serving the bench key while every client writes; return the timeline.
+FAULTS = ("kill", "pause")  # SIGKILL (connections reset at once) / SIGSTOP (connections hang)
 
-    Before the kill every client is connected and writing, and the kill is delayed by a
+
+def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s: float = 1.0,
+                   rng: random.Random | None = None, fault: str = "kill") -> dict[str, Any]:
+    """Kill (or pause) the primary serving the bench key while every client writes; return the timeline.
+
+    Before the fault every client is connected and writing, and the fault is delayed by a
     random ``[0, hold_s)`` s so it lands anywhere in Sentinel's 1 s ping cycle (the
-    detection time depends on it). Returns kill/promotion times, the Sentinel or
-    Cluster events, and per client its first acknowledged write and ``client_share``.
+    detection time depends on it). A paused primary is resumed before returning.
+    Returns fault/promotion times (``kill_t`` is when the kill/pause command returned),
+    the Sentinel or Cluster events, and per client its first acknowledged write and
+    ``client_share``.
     """
+    if fault not in FAULTS:
+        raise LabError(f"unknown fault {fault!r}; accepted: {', '.join(FAULTS)}")
     names = clients or list(CLIENTS)
     wait_settled(topo)
     victim, replica = victim_and_replica(topo, f"{KEY_TAG}:probe")
@@ -344,25 +351,32 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
                          daemon=True) for n in names]
     reports: dict[str, dict[str, Any]] = {}
     watch = PromotionWatch(topo, replica)
+    paused = False
     try:
         for p in procs:
             p.start()
         _wait_ready(readies, out, reports)
         time.sleep((rng or random).uniform(0, hold_s))  # the kill's phase, not a readiness wait
         with watch:
-            topo.kill(victim)
+            if fault == "pause":
+                paused = True
+                topo.pause(victim)
+            else:
+                topo.kill(victim)
             killed = time.monotonic()
             kill_t.value = killed
             deadline = killed + ACK_DEADLINE_S
             while len(reports) < len(names) and time.monotonic() < deadline:
                 _collect(out, reports, timeout_s=0.1)
-            stop.set()
-            while len(reports) < len(names) and any(p.is_alive() for p in procs):
-                _collect(out, reports, timeout_s=0.1)
             while watch.promoted_t() is None and time.monotonic() < deadline:
                 time.sleep(0.05)  # polls the watcher's own record, with the trial's deadline
     finally:
         stop.set()
+        if paused:
+            topo.resume(victim)  # also frees a client blocked on the paused node
+        wrap_up = time.monotonic() + 10
+        while len(reports) < len(names) and any(p.is_alive() for p in procs) and time.monotonic() < wrap_up:
+            _collect(out, reports, timeout_s=0.1)
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
@@ -370,7 +384,7 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
                 p.join()
     promoted = watch.promoted_t()
     result: dict[str, Any] = {
-        "victim": victim, "kill_t": killed, "promoted_t": promoted,
+        "victim": victim, "fault": fault, "kill_t": killed, "promoted_t": promoted,
         "events": [{"t": round(t - killed, 4), "source": s, "event": e, "detail": d}
                    for t, s, e, d in sorted(watch.events)],
         "clients": {},
@@ -378,6 +392,10 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
     for n in names:
         rep = reports.get(n, {"client": n, "error": "no report"})
         ok_t = rep.get("first_ok_t")
+        if ok_t is not None and ok_t > deadline:  # answered only once the trial gave up (a resumed node)
+            ok_t = rep["first_ok_t"] = None
+        if ok_t is None and "error" not in rep:
+            rep["error"] = f"no acknowledged write within {ACK_DEADLINE_S:.0f} s of the {fault}"
         result["clients"][n] = {**rep, **client_share(killed, promoted, ok_t)}
     return result
 
