@@ -97,11 +97,12 @@ def _fmt(s: dict[str, Any] | None) -> str:
 
 
 def print_tables(result: dict[str, Any]) -> None:
-    print("\n| backend | topology | up→healthy median (max) s | detection s |")
-    print("|---|---|---|---|")
-    for r in result["up"]:
-        print(f"| {r['backend']} | {r['topology']} | {r['up_to_healthy_s_median']} ({r['up_to_healthy_s_max']}) "
-              f"| {r['detection_time_s'] or 'n/a'} |")
+    if result.get("fault", "kill") == "kill":
+        print("\n| backend | topology | up→healthy median (max) s | detection s |")
+        print("|---|---|---|---|")
+        for r in result["up"]:
+            print(f"| {r['backend']} | {r['topology']} | {r['up_to_healthy_s_median']} ({r['up_to_healthy_s_max']}) "
+                  f"| {r['detection_time_s'] or 'n/a'} |")
     if not result["failover"]:
         return
     print(f"\n{result.get('fault', 'kill').capitalize()} of the primary → first acknowledged write, median (min-max) s "
@@ -140,18 +141,22 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=1.0,
                         help="the kill comes a random 0..HOLD s after every client writes (s)")
     parser.add_argument("--fault", default="kill", choices=list(failover_probe.FAULTS),
-                        help="kill: SIGKILL the primary (connections reset); pause: SIGSTOP it (connections hang)")
+                        help="kill: SIGKILL the primary (connections reset); pause: SIGSTOP it (connections hang); "
+                             "machine: SIGKILL the primary and sentinel-1 together (Sentinel only)")
     parser.add_argument("--out", default="results/bench-topologies.json")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error(f"--runs {args.runs}: accepted: 1 or more")
+    topologies = args.topology or (["sentinel"] if args.fault == "machine" else list(TOPOLOGIES))
+    if args.fault == "machine" and topologies != ["sentinel"]:
+        parser.error("--fault machine kills a Sentinel too: accepted only with --topology sentinel")
     started_daemon = False
     if args.backend in ("docker", "both"):
         started_daemon = dockerd.ensure_running()
     backends = ["local", "docker"] if args.backend == "both" else [api.resolve_backend(args.backend)]
     clients = args.client or list(failover_probe.CLIENTS)
     try:
-        result = run(backends, args.runs, args.topology or list(TOPOLOGIES), clients, args.seed, args.hold,
+        result = run(backends, args.runs, topologies, clients, args.seed, args.hold,
                      args.fault)
     finally:
         api.down()

@@ -13,10 +13,11 @@ The clients (``CLIENTS``):
   socket_timeout=0.2, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))`` or
   ``RedisCluster(startup_nodes=<all six>, same timeouts and retry)``; the caller
   retries every 10 ms.
-* ``lab``: ``topo.client()``, the lab's default client (sync); the caller retries every 10 ms.
+* ``lab``: ``topo.client()``, the lab's default client (sync, ``clients.DEFAULT_POLICY``);
+  the caller retries every 10 ms.
 * ``lab-async``: ``topo.client(asyncio=True)``, the same loop on asyncio.
 * ``app``: what the experiments' scenarios run (``experiments.model.app_client``):
-  asyncio, ``APP_CLIENT_KWARGS`` (0.25 s timeouts, no redis-py retry, a pool of
+  asyncio, ``APP_POLICY`` (0.25 s timeouts, no redis-py retry, a pool of
   128 with 32 connections opened up front), every write through the patterns'
   default ``RetryPolicy()`` (3 attempts, full-jitter backoff 10 ms..0.5 s, 2 s
   deadline), open loop: a new write every 5 ms whether or not earlier ones finished.
@@ -44,6 +45,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from topologies import api, health
+from topologies.clients import DEFAULT_POLICY
 from topologies.errors import LabError
 from topologies.outage import client_share
 from topologies.spec import HOST, MASTER_NAME
@@ -70,11 +72,14 @@ CLIENTS: dict[str, str] = {
 REFERENCE = "plain"
 
 
+#: What the experiments' scenarios pass (``experiments.model.app_client``): the lab's defaults
+#: (0.25 s timeouts, no redis-py retry) and a pool above any experiment's concurrency.
+APP_POLICY = DEFAULT_POLICY.replace(max_connections=APP_POOL)
+
+
 def app_client(topo: api.Topology) -> Any:
     """The asyncio client the experiments' scenarios build (``experiments.model.app_client``)."""
-    from redis.asyncio.retry import Retry as AsyncRetry
-    return topo.client(asyncio=True, socket_timeout=0.25, socket_connect_timeout=0.25,
-                       retry=AsyncRetry(NoBackoff(), 0), max_connections=APP_POOL)
+    return topo.client(asyncio=True, policy=APP_POLICY)
 
 
 def plain_client(topo: api.Topology) -> Any:
@@ -245,8 +250,8 @@ class PromotionWatch:
             while not self._stop.is_set():
                 try:
                     msg = pubsub.get_message(timeout=0.05)
-                except redis.RedisError as exc:
-                    self._add(source, "watch-error", str(exc))
+                except (redis.RedisError, OSError) as exc:  # this Sentinel died (fault "machine")
+                    self._add(source, "watch-error", f"{type(exc).__name__}: {exc}")
                     return
                 if msg and msg["type"] == "message":
                     self._add(source, msg["channel"], msg["data"])
@@ -324,7 +329,10 @@ def victim_and_replica(topo: api.Topology, key: str) -> tuple[str, str | None]:
     return by_port[primary.port], None
 
 
-FAULTS = ("kill", "pause")  # SIGKILL (connections reset at once) / SIGSTOP (connections hang)
+#: kill: SIGKILL the primary (connections reset at once); pause: SIGSTOP it (connections hang);
+#: machine (Sentinel): SIGKILL the primary and sentinel-1, the Sentinel every client asks first,
+#: as when one machine running both dies (the two others still make the quorum of 2).
+FAULTS = ("kill", "pause", "machine")
 
 
 def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s: float = 1.0,
@@ -340,6 +348,8 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
     """
     if fault not in FAULTS:
         raise LabError(f"unknown fault {fault!r}; accepted: {', '.join(FAULTS)}")
+    if fault == "machine" and topo.name != "sentinel":
+        raise LabError(f"fault 'machine' needs Sentinels; topology {topo.name} has none", "use --fault kill")
     names = clients or list(CLIENTS)
     wait_settled(topo)
     victim, replica = victim_and_replica(topo, f"{KEY_TAG}:probe")
@@ -361,6 +371,9 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
             if fault == "pause":
                 paused = True
                 topo.pause(victim)
+            elif fault == "machine":
+                topo.kill(victim)
+                topo.kill(topo.spec.sentinels[0].name)
             else:
                 topo.kill(victim)
             killed = time.monotonic()
