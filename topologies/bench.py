@@ -25,6 +25,10 @@ from topologies.outage import spread
 from topologies.spec import TOPOLOGIES
 
 
+FAULT_TITLES = {"kill": "SIGKILL of the primary", "pause": "SIGSTOP of the primary (hung, connections open)",
+                "machine": "SIGKILL of the primary and sentinel-1 (one machine)"}
+
+
 def run(backends: list[str], runs: int, topologies: list[str], clients: list[str], seed: int,
         hold_s: float, fault: str = "kill") -> dict[str, Any]:
     rng = random.Random(seed)
@@ -105,10 +109,11 @@ def print_tables(result: dict[str, Any]) -> None:
                   f"| {r['detection_time_s'] or 'n/a'} |")
     if not result["failover"]:
         return
-    print(f"\n{result.get('fault', 'kill').capitalize()} of the primary → first acknowledged write, median (min-max) s "
-          "over the trials; every client faced the same faults.")
-    print("Redis's share: kill → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
-    print("\n| backend | topology | client | kill → first ack s | Redis promoted s | client share s "
+    what = FAULT_TITLES[result.get("fault", "kill")]
+    print(f"\n{what} → first acknowledged write, median (min-max) s over the trials; every client faced the same "
+          "faults.")
+    print("Redis's share: fault → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
+    print("\n| backend | topology | client | fault → first ack s | Redis promoted s | client share s "
           "| minus plain, same kill s |")
     print("|---|---|---|---|---|---|---|")
     for f in result["failover"]:
