@@ -114,7 +114,7 @@ def print_tables(result: dict[str, Any]) -> None:
           "faults.")
     print("Redis's share: fault → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
     print("\n| backend | topology | client | fault → first ack s | Redis promoted s | client share s "
-          "| minus plain, same kill s |")
+          "| minus plain, same fault s |")
     print("|---|---|---|---|---|---|---|")
     for f in result["failover"]:
         for c, r in f["clients"].items():
