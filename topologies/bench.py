@@ -1,14 +1,18 @@
-"""Benchmark (not a test): time from `up` to healthy, and from a primary kill to the first
-acknowledged write, split into Redis's share and the client's, for the lab's own clients
-and a plain redis-py reference client facing the same kill.
+"""Benchmark (not a test): time from `up` to healthy, and from a fault on the primary to the
+first acknowledged write, split into Redis's share and the client's, for the lab's own
+clients and a plain redis-py reference client, on the same topology in the same run.
 
-    python -m topologies.bench [--backend auto|local|docker|both] [--runs 3] [--topology sentinel ...]
+    python -m topologies.bench [--backend auto|local|docker|both] [--runs 3] [--fault kill|pause|machine]
+                               [--topology sentinel ...] [--client plain ...] [--together]
 
-Each run brings a topology up (timed), then kills the primary serving the bench key
-while every client of ``topologies.failover_probe.CLIENTS`` writes, each in its own
-process. Per client: kill (the kill command returned) -> first acknowledged write,
-and its split: "Redis needed X s to promote" (first Sentinel ``+switch-master`` /
-the Cluster replica reporting ROLE master) and "clients needed Y s more".
+For every client (``topologies.failover_probe.DEFAULT_CLIENTS``) and run, a freshly
+started topology (timed: up -> healthy) gets the fault on the primary serving the bench
+key while the client writes every 10 ms from its own process. Per client: fault (the
+kill/pause command returned) -> first acknowledged write, split into "Redis needed X s
+to promote" (the first Sentinel ``+switch-master`` / the Cluster replica answering ROLE
+master) and "the client needed Y s more". Each client faces faults of its own so that
+no client's CPU slows another on a 2-core machine; ``--together`` puts them all on the
+same faults instead.
 """
 from __future__ import annotations
 
@@ -30,28 +34,32 @@ FAULT_TITLES = {"kill": "SIGKILL of the primary", "pause": "SIGSTOP of the prima
 
 
 def run(backends: list[str], runs: int, topologies: list[str], clients: list[str], seed: int,
-        hold_s: float, fault: str = "kill") -> dict[str, Any]:
+        hold_s: float, fault: str = "kill", together: bool = False) -> dict[str, Any]:
+    """Per backend and topology, ``runs`` rounds; in each round every client faces a fault of its
+    own on a freshly started topology (``together``: all clients on one fault)."""
     rng = random.Random(seed)
     ups: list[dict[str, Any]] = []
     failovers: list[dict[str, Any]] = []
+    groups = [clients] if together else [[c] for c in clients]
     for backend in backends:
         for name in topologies:
             up_s: list[float] = []
             trials: list[dict[str, Any]] = []
             for _ in range(runs):
-                started = time.monotonic()
-                topo = api.up(name, backend=backend)
-                up_s.append(time.monotonic() - started)
-                try:
-                    if name in ("sentinel", "cluster"):  # topologies that fail over
-                        trials.append(failover_probe.failover_trial(topo, clients, hold_s=hold_s, rng=rng,
-                                                                    fault=fault))
-                        print(json.dumps(_trial_line(backend, name, trials[-1])), flush=True)
-                finally:
-                    api.down()
+                for group in groups if name != "single" else [[]]:
+                    started = time.monotonic()
+                    topo = api.up(name, backend=backend)
+                    up_s.append(time.monotonic() - started)
+                    try:
+                        if group:
+                            trials.append(failover_probe.failover_trial(topo, group, hold_s=hold_s, rng=rng,
+                                                                        fault=fault))
+                            print(json.dumps(_trial_line(backend, name, trials[-1])), flush=True)
+                    finally:
+                        api.down()
             opts = topo.spec.options
             detect = {"sentinel": opts.down_after_ms, "cluster": opts.node_timeout_ms}.get(name)
-            ups.append({"backend": backend, "topology": name, "runs": runs,
+            ups.append({"backend": backend, "topology": name, "runs": len(up_s),
                         "up_to_healthy_s_median": round(statistics.median(up_s), 2),
                         "up_to_healthy_s_max": round(max(up_s), 2),
                         "detection_time_s": detect / 1000 if detect else None})
@@ -71,19 +79,21 @@ def _trial_line(backend: str, name: str, trial: dict[str, Any]) -> dict[str, Any
 
 def summarize(backend: str, name: str, trials: list[dict[str, Any]], clients: list[str],
               detect_ms: int | None) -> dict[str, Any]:
-    """Median and range over the trials, per client; and each client minus the reference on the same kill."""
-    ref = failover_probe.REFERENCE
+    """Median and range over the trials, per client (each over the faults it faced), and its
+    median client share minus the reference client's."""
     per_client: dict[str, Any] = {}
     for c in clients:
-        rows = [t["clients"][c] for t in trials]
-        diffs = [r["outage_s"] - t["clients"][ref]["outage_s"]
-                 if r.get("outage_s") is not None and t["clients"].get(ref, {}).get("outage_s") is not None else None
-                 for r, t in zip(rows, trials)] if ref in clients else []
+        faced = [t for t in trials if c in t["clients"]]
+        rows = [t["clients"][c] for t in faced]
         per_client[c] = {"description": failover_probe.CLIENTS[c],
                          "outage_s": spread([r.get("outage_s") for r in rows]),
+                         "server_s": spread([_server_s(t) for t in faced]),
                          "client_s": spread([r.get("client_s") for r in rows]),
-                         "minus_reference_s": spread(diffs) if diffs else None,
                          "errors": [r.get("error") for r in rows if r.get("error")]}
+    ref = per_client.get(failover_probe.REFERENCE, {}).get("client_s", {}).get("median")
+    for c, r in per_client.items():
+        mine = r["client_s"]["median"]
+        r["minus_reference_s"] = None if ref is None or mine is None else round(mine - ref, 3)
     return {"backend": backend, "topology": name, "trials": len(trials),
             "detection_time_s": detect_ms / 1000 if detect_ms else None,
             "server_s": spread([_server_s(t) for t in trials]),
@@ -110,23 +120,26 @@ def print_tables(result: dict[str, Any]) -> None:
     if not result["failover"]:
         return
     what = FAULT_TITLES[result.get("fault", "kill")]
-    print(f"\n{what} → first acknowledged write, median (min-max) s over the trials; every client faced the same "
-          "faults.")
+    together = "every client on the same faults" if result.get("together") else "each client alone on its own faults"
+    print(f"\n{what} → first acknowledged write, median (min-max) s over {result.get('runs', '?')} faults per client, "
+          f"{together}.")
     print("Redis's share: fault → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
     print("\n| backend | topology | client | fault → first ack s | Redis promoted s | client share s "
-          "| minus plain, same fault s |")
+          "| client share minus plain's s |")
     print("|---|---|---|---|---|---|---|")
     for f in result["failover"]:
         for c, r in f["clients"].items():
-            print(f"| {f['backend']} | {f['topology']} | {c} | {_fmt(r['outage_s'])} | {_fmt(f['server_s'])} "
-                  f"| {_fmt(r['client_s'])} | {_fmt(r['minus_reference_s']) if c != failover_probe.REFERENCE else '—'} |")
+            diff = "—" if c == failover_probe.REFERENCE or r["minus_reference_s"] is None \
+                else f"{r['minus_reference_s']:+.2f}"
+            print(f"| {f['backend']} | {f['topology']} | {c} | {_fmt(r['outage_s'])} | {_fmt(r['server_s'])} "
+                  f"| {_fmt(r['client_s'])} | {diff} |")
     print()
     for f in result["failover"]:
         shares = ", ".join(f"{c} {r['client_s']['median']:.2f} s" if r["client_s"]["median"] is not None
                            else f"{c} n/a" for c, r in f["clients"].items())
         server = f["server_s"]["median"]
         print(f"{f['backend']} {f['topology']}: Redis needed {server:.2f} s to promote; clients needed "
-              f"{shares} more (medians of {f['trials']} kills)." if server is not None
+              f"{shares} more (medians of {f['trials']} faults)." if server is not None
               else f"{f['backend']} {f['topology']}: no promotion was announced.")
     for f in result["failover"]:
         for c, r in f["clients"].items():
@@ -137,17 +150,20 @@ def print_tables(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", default="auto", choices=["auto", "local", "docker", "both"])
-    parser.add_argument("--runs", type=int, default=3, help="topology starts, each followed by one primary kill")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="faults per client (each on a freshly started topology)")
     parser.add_argument("--topology", action="append", choices=list(TOPOLOGIES),
                         help="only these topologies (repeatable; default: all)")
     parser.add_argument("--client", action="append", choices=list(failover_probe.CLIENTS),
-                        help="only these clients (repeatable; default: all)")
+                        help=f"only these clients (repeatable; default: {' '.join(failover_probe.DEFAULT_CLIENTS)})")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random delay before each kill")
     parser.add_argument("--hold", type=float, default=1.0,
                         help="the kill comes a random 0..HOLD s after every client writes (s)")
     parser.add_argument("--fault", default="kill", choices=list(failover_probe.FAULTS),
                         help="kill: SIGKILL the primary (connections reset); pause: SIGSTOP it (connections hang); "
                              "machine: SIGKILL the primary and sentinel-1 together (Sentinel only)")
+    parser.add_argument("--together", action="store_true",
+                        help="all clients on the same faults (their CPU then competes: 2 cores) instead of each alone")
     parser.add_argument("--out", default="results/bench-topologies.json")
     args = parser.parse_args()
     if args.runs < 1:
@@ -159,18 +175,17 @@ def main() -> None:
     if args.backend in ("docker", "both"):
         started_daemon = dockerd.ensure_running()
     backends = ["local", "docker"] if args.backend == "both" else [api.resolve_backend(args.backend)]
-    clients = args.client or list(failover_probe.CLIENTS)
+    clients = args.client or list(failover_probe.DEFAULT_CLIENTS)
     try:
-        result = run(backends, args.runs, topologies, clients, args.seed, args.hold,
-                     args.fault)
+        result = run(backends, args.runs, topologies, clients, args.seed, args.hold, args.fault, args.together)
     finally:
         api.down()
         if started_daemon:
             dockerd.stop_if_owned()
-    result["fault"] = args.fault
+    result.update(fault=args.fault, runs=args.runs, together=args.together, clients=clients)
     result["command"] = "python -m topologies.bench " + " ".join(
         f"--{k} {v}" for k, v in (("backend", args.backend), ("runs", args.runs), ("fault", args.fault),
-                                  ("seed", args.seed), ("hold", args.hold)))
+                                  ("seed", args.seed), ("hold", args.hold))) + (" --together" if args.together else "")
     result["date"] = time.strftime("%Y-%m-%d")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ The clients (``CLIENTS``):
   128 with 32 connections opened up front), every write through the patterns'
   default ``RetryPolicy()`` (3 attempts, full-jitter backoff 10 ms..0.5 s, 2 s
   deadline), open loop: a new write every 5 ms whether or not earlier ones finished.
+* ``app-once`` (not in ``DEFAULT_CLIENTS``): the same without the patterns' retry.
 
 The server side (``PromotionWatch``): every Sentinel's pub/sub (``+odown``,
 ``+promoted-slave``, ``+switch-master``) on its direct port; on the Cluster the
@@ -68,7 +69,9 @@ CLIENTS: dict[str, str] = {
     "lab-async": "topo.client(asyncio=True), caller retries every 10 ms",
     "app": "experiments' app_client path: asyncio, 0.25 s timeouts, no redis-py retry, pool 128 (32 warm), "
            "patterns' RetryPolicy(), open loop 200 writes/s",
+    "app-once": "the app path without the patterns' retry (RetryPolicy.none()): what that policy costs",
 }
+DEFAULT_CLIENTS: tuple[str, ...] = ("plain", "lab", "lab-async", "app")
 REFERENCE = "plain"
 
 
@@ -154,12 +157,12 @@ async def _async_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: An
     await client.aclose()
 
 
-async def _app_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any) -> None:
+async def _app_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any, retry: bool = True) -> None:
     from patterns.common import Counters, RetryPolicy, prepare_client
     await prepare_client(client)
     await asyncio.gather(*(client.ping() for _ in range(APP_WARM)))
     await client.set(key, "warm")
-    policy, counters = RetryPolicy(), Counters([])
+    policy, counters = RetryPolicy() if retry else RetryPolicy.none(), Counters([])
     ready.set()
 
     async def one() -> None:
@@ -199,8 +202,8 @@ def client_process(name: str, key: str, kill_t: Any, ready: Any, stop: Any, out:
             _sync_loop(topo.client(), key, tally, ready, stop)
         elif name == "lab-async":
             asyncio.run(_async_loop(topo.client(asyncio=True), key, tally, ready, stop))
-        elif name == "app":
-            asyncio.run(_app_loop(app_client(topo), key, tally, ready, stop))
+        elif name in ("app", "app-once"):
+            asyncio.run(_app_loop(app_client(topo), key, tally, ready, stop, retry=name == "app"))
         else:
             raise LabError(f"unknown client {name!r}; accepted: {', '.join(CLIENTS)}")
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
@@ -350,7 +353,7 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
         raise LabError(f"unknown fault {fault!r}; accepted: {', '.join(FAULTS)}")
     if fault == "machine" and topo.name != "sentinel":
         raise LabError(f"fault 'machine' needs Sentinels; topology {topo.name} has none", "use --fault kill")
-    names = clients or list(CLIENTS)
+    names = clients or list(DEFAULT_CLIENTS)
     wait_settled(topo)
     victim, replica = victim_and_replica(topo, f"{KEY_TAG}:probe")
     ctx = multiprocessing.get_context("spawn")
