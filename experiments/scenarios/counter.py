@@ -32,7 +32,7 @@ FINAL_READ_TIMEOUT_S = 30.0  # keep retrying the final read this long
 
 class CounterScenario(Scenario):
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
+        self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
         self.prefix = f"ctr:{self.ctx.run_id}"
         self.keys = [f"{self.prefix}:{i}" for i in range(N_KEYS)]
 

@@ -35,7 +35,7 @@ WORKER_STOP_TIMEOUT_S = 15.0
 
 class QueueScenario(Scenario):
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, 1.0, 0.5)
+        self.client = await app_client(self.ctx, 1.0, 0.5)
         self.queue = WorkQueue(self.client, f"exp-{self.ctx.run_id}")
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"

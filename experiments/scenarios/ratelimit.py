@@ -71,7 +71,7 @@ def failure_policy(name: str) -> FailurePolicy:
 class RateLimitScenario(Scenario):
     async def setup(self) -> None:
         policy = failure_policy(str(self.ctx.options.get("policy", "fail_open")))
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         # Local fallback sized so it alone admits at most LIMIT per window (capacity + refill * W).
         local = LocalTokenBucket(capacity=LIMIT / 2, refill_per_s=LIMIT / 2 / WINDOW_S)
         writer = self.ctx.writer
