@@ -31,3 +31,17 @@ def test_profiles_schedule_a_warm_up_a_baseline_and_fault_cycles() -> None:
     assert p.cycles == 4 and p.total_s == pytest.approx(30)
     with pytest.raises(LabError, match="--cycles 0 is out of range"):
         _profile(RunRequest("x", cycles=0))
+
+
+def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path) -> None:
+    import json
+
+    from experiments.model import app_policy
+    from experiments.runner import _record_config
+    from topologies import failover_probe
+    assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
+    p = app_policy(1.0, 0.5)
+    assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "x"}))
+    _record_config(tmp_path, client_policy=p.as_config())
+    assert json.loads((tmp_path / "config.json").read_text()) == {"experiment": "x", "client_policy": p.as_config()}
