@@ -62,8 +62,11 @@ test: setup ## the test suite on both backends (starts and stops a Docker daemon
 test-unit: setup ## only the tests that need no Redis
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: setup ## benchmarks (not tests): topology start/failover, Toxiproxy overhead, workload engine ceiling
+bench: setup ## benchmarks (not tests): topology start, failover (lab vs plain client), Toxiproxy, workload engine
 	@$(PY) -m topologies.bench --backend $(BACKEND)
+	@$(PY) -m topologies.bench --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
+		--out results/bench-failover-pause.json
+	@$(PY) -m topologies.bench --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
 	@$(PY) -m experiments.bench_redis --backend $(BACKEND)

@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments.children import Children
 from experiments.history import HistoryWriter, PhaseWindow
 from experiments.workload import OpResult, Share
 from faults.catalog import Fault
 from patterns.common import prepare_client
 from topologies.api import Topology
+from topologies.clients import ClientPolicy
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,7 @@ class RunContext:
     phases: list[PhaseWindow] = field(default_factory=list)  # announced so far, in order
     share: Share = Share()  # the part of the schedule this process runs (several generator processes)
     worker_states: list[dict[str, Any]] = field(default_factory=list)  # each generator's worker_finish(), for finish()
+    client_policy: ClientPolicy | None = None  # the scenario's app client's, recorded in config.json
 
     def phase_at(self, t: float) -> str | None:
         """The workload phase run time ``t`` (s since t0) fell in."""
@@ -97,15 +96,23 @@ async def warm_up(client: Any, connections: int) -> None:
     await asyncio.gather(*(client.ping() for _ in range(connections)))
 
 
-async def app_client(topo: Topology, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
+def app_policy(timeout_s: float = 0.25, connect_timeout_s: float | None = None) -> ClientPolicy:
+    """A scenario's client policy: ``timeout_s`` socket timeout (s), ``connect_timeout_s``
+    (default: the same), no redis-py retry (the pattern's own policy is the one that counts),
+    a pool above any concurrency."""
+    return ClientPolicy(socket_timeout_s=timeout_s, connect_timeout_s=connect_timeout_s or timeout_s,
+                        retries=0, max_connections=POOL_SIZE)
+
+
+async def app_client(ctx: RunContext, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
                      warm: int = 32) -> Any:
     """The scenario's asyncio client, as the lab measures with it: the topology's app-facing
-    client (plain / Sentinel master / Cluster; redlock: a list, one per node), ``timeout_s`` socket timeout, no client-side
-    retry (the pattern's own policy is the one that counts), a pool above any concurrency,
-    initialised (Cluster) and warmed up."""
-    client = topo.client(asyncio=True, socket_timeout=timeout_s,
-                         socket_connect_timeout=timeout_s if connect_timeout_s is None else connect_timeout_s,
-                         retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
+    client (plain / Sentinel master / Cluster; redlock: a list, one per node) with
+    ``app_policy(timeout_s, connect_timeout_s)``, initialised (Cluster) and warmed up. The
+    policy becomes ``ctx.client_policy`` (the run's config.json and result.json say it)."""
+    policy = app_policy(timeout_s, connect_timeout_s)
+    ctx.client_policy = policy
+    client = ctx.topo.client(asyncio=True, policy=policy)
     for one in client if isinstance(client, list) else [client]:  # redlock: one client per independent node
         await prepare_client(one)
         fetch_command_table_once(one)

@@ -265,6 +265,8 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             # what Redis and the topology say, recorded by a process of its own (no GIL shared with the load)
             await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
             await scenario.setup()
+            if ctx.client_policy is not None:
+                _record_config(run_dir, client_policy=ctx.client_policy.as_config())
             progress.started = time.monotonic()
             # waiting for one of the app's slots counts as latency (measured from the intended time)
             if req.workers == 1:
@@ -298,6 +300,12 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
                 refresher.cancel()
                 if live is not None:
                     live.update(progress.table(exp, total))
+
+
+def _record_config(run_dir: Path, **items: Any) -> None:
+    """Add ``items`` to the run's config.json (what the scenario decided during its setup)."""
+    path = run_dir / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **items}, indent=2))
 
 
 async def _final_state(scenario: Scenario, timeout_s: float = FINAL_READ_TIMEOUT_S) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class CounterScenario(Scenario):
     parallel = True  # no in-process state: the counters live in Redis, the final read in the run's process
 
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
+        self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
         self.prefix = f"ctr:{self.ctx.run_id}"
         self.keys = [f"{self.prefix}:{i}" for i in range(N_KEYS)]
 

@@ -51,7 +51,7 @@ class LeaderboardScenario(Scenario):
         self.client: Any = None
 
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.board = Leaderboard(self.client, f"exp-{self.ctx.run_id}", retry=RetryPolicy.none())
 
     def fault_key(self) -> str:

@@ -373,7 +373,7 @@ class LockScenario(Scenario):
 
     async def worker_setup(self) -> None:
         variant = str(self.ctx.options.get("lock", "safe"))
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.names = [f"{self.ctx.run_id}:{i}" for i in range(N_LOCKS)]
         self.locks = make_locks(variant, self.client, self.names, TTL_MS)
         self.store = FencedStore(self.ctx.run_dir / "resource.sqlite", self.names)

@@ -39,7 +39,7 @@ class QueueScenario(Scenario):
     parallel = True
 
     async def worker_setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, 1.0, 0.5)
+        self.client = await app_client(self.ctx, 1.0, 0.5)
         self.queue = WorkQueue(self.client, f"exp-{self.ctx.run_id}")
         self.seq: dict[int, int] = {}
 

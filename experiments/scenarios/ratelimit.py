@@ -76,7 +76,7 @@ class RateLimitScenario(Scenario):
 
     async def setup(self) -> None:
         policy = failure_policy(str(self.ctx.options.get("policy", "fail_open")))
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         # Local fallback sized so that, over every generator process, it alone admits at most
         # LIMIT per window (capacity + refill * W).
         share = LIMIT / 2 / self.ctx.share.count

@@ -55,6 +55,7 @@ def test_cache_keeps_serving_from_the_database_while_the_sentinel_primary_is_kil
     # two fault cycles, each failover seen by Sentinel's own +switch-master (ms resolution)
     assert [f["observed_by"].endswith("+switch-master") for f in failover["metrics"]["failovers"]] == [True, True]
     assert result["metrics"]["spread"]["availability_during"]["n"] == 2
+    assert result["client_policy"]["socket_timeout_s"] == 0.25 and result["client_policy"]["retries"] == 0
     assert {c["name"] for c in result["measurements"]} >= {"errors_by_type", "time_to_detect", "failover_time"}
     assert (run_dir / "report.html").exists()
 

@@ -66,3 +66,17 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
         for _ in range(4):
             asyncio.run(sc.op(0, __import__("random").Random(1)))
     assert len(seen) == len(set(seen)) == 12 and min(seen) > SECTION_BASE
+
+
+def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path) -> None:
+    import json
+
+    from experiments.model import app_policy
+    from experiments.runner import _record_config
+    from topologies import failover_probe
+    assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
+    p = app_policy(1.0, 0.5)
+    assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "x"}))
+    _record_config(tmp_path, client_policy=p.as_config())
+    assert json.loads((tmp_path / "config.json").read_text()) == {"experiment": "x", "client_policy": p.as_config()}
