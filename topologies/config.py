@@ -58,6 +58,8 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
         "--maxmemory-policy", "noeviction",
         # Start a replica's full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay", "0",
+        # DEBUG (SLEEP, POPULATE) from loopback connections only: the slow_command fault uses it.
+        "--enable-debug-command", "local",
     ]
     if spec.name in ("single", "sentinel"):
         # Announce the proxied address so Sentinel (and replicas after a
