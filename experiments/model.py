@@ -225,6 +225,10 @@ class Experiment:
     topologies: tuple[str, ...] = ()  # others it may also run on (--topology)
     concurrency: int = 64  # requests in flight at most, like an app's bounded worker pool
     rate_factor: float = 1.0  # x the profile's rate (heavier operations: < 1, so the generator keeps up)
+    # None: runs on whatever topology is up. A dict (``topologies.spec.Options`` fields, e.g. {"appendonly":
+    # True}): the run starts a topology of its own with these options (fresh: the initial primary is primary)
+    # and tears it down after.
+    topology_options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
 from topologies.errors import LabError, UnknownNameError
+from topologies.spec import Options
 
 
 @dataclass
@@ -137,6 +138,12 @@ def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
         raise UnknownNameError(f"topology for {exp.name}", name, list(allowed))
     backend = api.resolve_backend(req.backend)
     existing = api.current()
+    if exp.topology_options is not None:
+        options = dataclasses.replace(Options.from_env(), **exp.topology_options)
+        if existing is not None and existing.backend.owns_anything():
+            raise LabError(f"{exp.name} starts a {name} topology of its own ({exp.topology_options}); "
+                           f"{existing.name} ({existing.backend.name}) is up", "run `redislab down` first")
+        return api.up(name, backend=backend, options=options), True
     if existing is not None and existing.backend.owns_anything():
         if existing.name == name and existing.backend.name == backend:
             existing.wait_healthy(timeout_s=30)

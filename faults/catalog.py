@@ -475,12 +475,13 @@ class Reshard(Fault):
         from faults import maintenance
         if topo.name != "cluster":
             raise LabError("reshard: needs the cluster topology", "redislab up cluster")
+        topo.spec.node(self.target)
         maintenance.parse_slots(str(self.values["slots"]))
-        if topo.role(self.target) != "primary":
-            raise LabError(f"reshard: {self.target} is not a Cluster primary", "target a primary: redislab status")
 
     def inject(self, topo: Topology) -> None:
         from faults import maintenance
+        if topo.role(self.target) != "primary":
+            raise LabError(f"reshard: {self.target} is not a Cluster primary", "target a primary: redislab status")
         self._resharder = maintenance.Resharder(topo, maintenance.parse_slots(str(self.values["slots"])),
                                                 self.target, int(self.values["batch"]),
                                                 self.values["pause_ms"] / 1000)

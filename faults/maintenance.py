@@ -59,10 +59,14 @@ def cluster_view(topo: Topology, node: str) -> dict[str, dict[str, Any]]:
 
 
 def cluster_replicas_of(topo: Topology, primary: str) -> list[str]:
-    """The replicas of ``primary`` (as ``primary`` sees them)."""
-    view = cluster_view(topo, primary)
-    my_id = view[primary]["node_id"]
-    return [name for name, info in view.items() if info["master_id"] == my_id and "fail" not in info["flags"]]
+    """The replicas linked to ``primary`` now (its INFO replication: the authoritative view; the
+    gossiped CLUSTER NODES can lag a just-finished failover)."""
+    by_port = {p: n.name for n in topo.spec.redis_nodes for p in (n.port, n.direct_port)}  # announced or own
+    with direct(topo, primary, decode_responses=True) as c:
+        info = c.info("replication")
+    linked = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+              and v.get("state") == "online"]
+    return [by_port[int(r["port"])] for r in linked if int(r["port"]) in by_port]
 
 
 # -- failover -----------------------------------------------------------------------------------
@@ -165,6 +169,13 @@ class Restarter:
         self.topo.start(node)
         self._note(f"started {node}")
         self._note(f"{node} answers ({wait_answers(self.topo, node):.2f} s after its start)")
+        primary = sentinel_primary(self.topo) if self.topo.spec.sentinels else None
+        if primary is not None and primary != node:
+            # as a supervisor's start script does (e.g. the Bitnami chart's): ask the Sentinels who the
+            # primary is and replicate from it, instead of coming back with the role of the command line
+            with direct(self.topo, node) as c:
+                c.execute_command("REPLICAOF", HOST, self.topo.spec.node(primary).port)
+            self._note(f"{node} replicates from {primary} (the Sentinels' primary)")
 
     def join(self, timeout_s: float) -> None:
         """Wait for the round to finish, pauses included (a rolling restart runs to its end); after

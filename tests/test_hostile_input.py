@@ -197,6 +197,8 @@ def test_fault_targets_parse_or_refuse_with_a_lab_error_and_signal_nothing(topol
         pytest.fail(f"{kind} accepted {target!r}: no client is registered in this test")
     elif isinstance(fault, catalog.ProxyFault):
         assert target in [p.name for p in topo.spec.proxies()]
+    elif isinstance(fault, catalog.Restart):  # one node, a list of them, or all
+        assert fault.nodes(topo) and set(fault.nodes(topo)) <= {n.name for n in topo.spec.redis_nodes}
     elif not isinstance(fault, catalog.Partition):
         assert target in [n.name for n in topo.spec.nodes]
 
@@ -226,5 +228,5 @@ def test_fault_parameters_are_finite_and_in_range_or_refused(kind: str, data: st
 
 def _valid_params(kind: str) -> dict[str, str]:
     """The required parameters of ``kind`` with valid values (so the target is what is fuzzed)."""
-    return {p.name: str(p.low if p.low is not None else p.choices[0]) for p in catalog.FAULTS[kind].params
-            if p.default is None}
+    return {p.name: str(p.low if p.low is not None else p.choices[0] if p.choices else "0")
+            for p in catalog.FAULTS[kind].params if p.default is None}
