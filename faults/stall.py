@@ -8,8 +8,8 @@ Three ways, as they happen in production:
   killed). Sentinel itself sends ``SCRIPT KILL`` to a primary that answers its PINGs with BUSY
   once it considers it down.
 * ``debug_sleep``: ``DEBUG SLEEP``: the server is blocked, no reply at all, nothing can stop it.
-* ``keys``: ``KEYS`` over a keyspace of ``keys`` keys (created with ``DEBUG POPULATE`` in the
-  lab's scratch database, db 9), in a loop for ``duration_ms``: each call blocks the server for
+* ``keys``: ``KEYS`` over a keyspace of ``keys`` keys (created first with ``DEBUG POPULATE`` in the
+  lab's scratch database, db 9: part of the stall), in a loop for ``duration_ms``: each call blocks the server for
   the time it takes to scan every key. The pattern matches nothing, so the cost is the scan, not
   the reply (a reply of millions of names would stall the injecting process instead).
 
@@ -64,11 +64,6 @@ class Stall:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.how == "keys":
-            with _client(self.topo, self.node, 60.0, SCRATCH_DB) as c:
-                have = int(c.dbsize())
-                if have < self.keys:
-                    c.execute_command("DEBUG", "POPULATE", self.keys, "lab:slow")
         self._thread = threading.Thread(target=self._run, name=f"stall-{self.how}", daemon=True)
         self._thread.start()
 
@@ -84,6 +79,8 @@ class Stall:
             else:
                 deadline = time.monotonic() + self.duration_s
                 with _client(self.topo, self.node, margin, SCRATCH_DB) as c:
+                    if int(c.dbsize()) < self.keys:  # part of the stall: DEBUG POPULATE blocks the node too
+                        c.execute_command("DEBUG", "POPULATE", self.keys, "lab:slow")
                     while not self._stop.is_set() and time.monotonic() < deadline:
                         c.execute_command("KEYS", KEYS_PATTERN)
                         self.calls += 1

@@ -79,8 +79,8 @@ def test_slow_command_keys_scans_a_keyspace_of_its_own_and_drops_it(single: api.
     with _client(single, 5.0, db=stall.SCRATCH_DB) as scratch:
         fault = catalog.make("slow_command", "redis-1", how="keys", duration_ms=3000, keys=100_000)
         with FaultInjector(single).active(fault):
+            wait_until(lambda: fault._stall.calls > 0, 10, "KEYS calls")
             assert scratch.dbsize() >= 100_000
-            wait_until(lambda: fault._stall.calls > 0, 5, "KEYS calls")
         wait_until(lambda: scratch.dbsize() == 0, 10, "the scratch keyspace dropped (FLUSHDB ASYNC)")
 
 
