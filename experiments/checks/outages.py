@@ -56,7 +56,8 @@ def expectation(history: History, final_state: Mapping[str, Any], params: Mappin
         return CheckResult("expectation", UNKNOWN, m, f"{_published(p)} The lab could not tell: "
                            f"{inner.explanation}", claim)
     ok = inner.verdict == p["expect"]
-    return judged("expectation", not ok, m, f"{_published(p)} The lab: {inner.explanation} {_matches(ok)}", claim)
+    gist = inner.explanation.split(";")[0].rstrip(".")  # its first clause: the full sentence is the check's own
+    return judged("expectation", not ok, m, f"{_published(p)} The lab: {gist}. {_matches(ok)}", claim)
 
 
 # -- persistence ------------------------------------------------------------------------------------
