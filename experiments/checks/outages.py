@@ -271,18 +271,26 @@ def cache_vs_database(history: History, final_state: Mapping[str, Any], params: 
     claim = "the cache helps exactly while a value crosses the thin link faster than the database serves it"
     if not db.get("p50"):
         return CheckResult("cache_vs_database", UNKNOWN, {}, "No database read time in the final state.", claim)
-    reads = [o for c in history.cycles() for o in history.during(c) if o.op == p["read_op"]]
+    cycles = history.cycles()
+    reads = [o for c in cycles for o in history.during(c) if o.op == p["read_op"]]
     s = summarize(reads).to_json()
-    from_redis = sum(1 for o in reads if o.ok and isinstance(o.value, dict) and o.value.get("source") == "cache")
+    sources = [o.value.get("source", "") for o in reads if o.ok and isinstance(o.value, dict)]
+    from_redis = sources.count("cache")
+    fell_back = sum(1 for src in sources if src.startswith("fallback"))
+    window_s = sum(c.heal - c.start for c in cycles)
+    throughput = s["ok"] / window_s if window_s > 0 else None
     predicted = transfer_ms < db["p50"]
     observed = s["p50_ms"] is not None and s["p50_ms"] < db["p50"] and from_redis > 0.5 * max(1, len(reads))
     m = {"transfer_ms": transfer_ms, "database_p50_ms": db["p50"], "database_p99_ms": db.get("p99"),
          "reads_during": len(reads), "from_redis": from_redis, "p50_during_ms": s["p50_ms"],
          "p99_during_ms": s["p99_ms"], "availability_during": s["availability"],
-         "throughput_during": s.get("throughput"), "predicted_helps": predicted, "observed_helps": observed}
+         "fell_back": fell_back, "throughput_during": throughput, "predicted_helps": predicted,
+         "observed_helps": observed}
     text = (f"{p['value_bytes'] / 1024:g} KiB values through {p['rate_kb_s']:g} KB/s per connection: a value takes "
             f"{transfer_ms:.0f} ms to cross, the database serves it in {db['p50']:.1f} ms (p50), so the cache "
             f"should {'still help' if predicted else 'stop helping'}. During the fault {from_redis} of {len(reads)} "
-            f"reads came from Redis, reads took p50 {_ms(s['p50_ms'])}, p99 {_ms(s['p99_ms'])}: the cache "
+            f"reads came from Redis and {fell_back} fell back to the database after an error (timeouts), "
+            + (f"{throughput:.0f} reads/s; " if throughput is not None else "")
+            + f"reads took p50 {_ms(s['p50_ms'])}, p99 {_ms(s['p99_ms'])}: the cache "
             f"{'helped' if observed else 'did not help'}. {_matches(predicted == observed)}")
     return judged("cache_vs_database", predicted != observed, m, text, claim)
