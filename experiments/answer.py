@@ -132,6 +132,9 @@ CLAIM_LABELS = {  # short names of the claims, for one-line answers
     "cache_stale_reads": "staleness bound", "cache_read_your_writes": "read-your-writes",
     "lock_overlap": "one holder at a time", "fencing": "fencing", "rate_limit": "no over-admission",
     "false_rejections": "no false rejection", "queue_delivery": "no message lost", "geo_results": "fresh answers",
+    "persistence_loss": "loss as published", "dataset_after_restart": "dataset as published",
+    "expectation": "as published", "failover_expected": "failover as published",
+    "replica_staleness": "replica staleness bound", "cache_vs_database": "cache helps as predicted",
 }
 
 
