@@ -12,12 +12,12 @@ from faults.injector import active_faults
 from topologies import api
 
 pytestmark = pytest.mark.integration
-DURATION_S = 24
+DURATION_S = 13  # one fault cycle of the quick profile's phase lengths (1 + 2 + 4.6 + 5.4 s): ~25 s a run
 
 
 def _run(tmp_path: Path, experiment: str, backend: str) -> dict:
-    run_dir = run_experiment(RunRequest(experiment, backend=backend, duration_s=DURATION_S, out=str(tmp_path),
-                                        progress=False))
+    run_dir = run_experiment(RunRequest(experiment, backend=backend, duration_s=DURATION_S, cycles=1,
+                                        out=str(tmp_path), progress=False))
     assert (run_dir / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     return json.loads((run_dir / "result.json").read_text())
 
@@ -37,8 +37,8 @@ def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_alway
 
     always = _run(tmp_path, "persistence-aof-always", backend)
     loss = _check(always, "persistence_loss")
-    assert loss["verdict"] == "held" and [c["lost"] for c in loss["metrics"]["cycles"]] == [0, 0]
-    assert len(loss["metrics"]["restart_ready_s"]) == 2  # the loading time of each restart
+    assert loss["verdict"] == "held" and [c["lost"] for c in loss["metrics"]["cycles"]] == [0]
+    assert len(loss["metrics"]["restart_ready_s"]) == 1  # the loading time of the restart
     assert always["checks"] and active_faults() == []
 
 
