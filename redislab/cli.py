@@ -309,6 +309,11 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
     if only is not None:
         sections = {s.strip() for s in only.split(",") if s.strip()}
         unknown = sorted(sections - set(known)) or ([] if sections else [only])
+        full_only = [u for u in unknown if profile != "full" and u in {i.section for i in plan("full")}]
+        if full_only:
+            raise LabError(f"--only {full_only[0]}: that showcase runs with the full profile only",
+                           f"use --profile full --only {full_only[0]}, or `redislab run EXPERIMENT` for one "
+                           "variant (`redislab list`)")
         if unknown:
             raise UnknownNameError("section for --only", unknown[0], known)
     if not 1 <= repeat <= MAX_REPEAT:

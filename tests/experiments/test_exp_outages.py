@@ -166,3 +166,11 @@ def test_every_outage_showcase_variant_is_a_registered_experiment() -> None:
     assert keys <= full
     assert {"rolling-restart", "stalled-thread", "bandwidth", "quorum-and-replication"}.isdisjoint(quick)
     assert registry.get("persistence-aof-always").topology_options == {"appendonly": True}
+
+
+def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path, capsys) -> None:
+    from tests.test_hostile_input import invoke
+    code, out, err = invoke(["demo", "--only", "rolling-restart", "--out", str(tmp_path)], capsys)
+    assert code != 0 and out == ""
+    assert "full profile only" in err and "--profile full --only rolling-restart" in err and len(
+        err.strip().splitlines()) == 1
