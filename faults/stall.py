@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from topologies.api import Topology
+from topologies.errors import LabError
 from topologies.health import wait_until
 
 SCRATCH_DB = 9  # the lab's own database for the KEYS keyspace (FLUSHDB ASYNC on heal)
@@ -41,6 +42,7 @@ until tonumber(t[1]) * 1000000 + tonumber(t[2]) >= deadline
 return 1
 """
 HOWS = ("lua", "debug_sleep", "keys")
+REFUSED_WITHIN_S = 0.3  # s: a refused command answers at once; a running stall does not answer at all
 
 
 def _client(topo: Topology, node: str, timeout_s: float, db: int = 0) -> redis.Redis:
@@ -64,8 +66,15 @@ class Stall:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the stall; raises LabError when the node refuses the command at once (DEBUG not
+        enabled, a script error): a stall that never began must not pass for one."""
         self._thread = threading.Thread(target=self._run, name=f"stall-{self.how}", daemon=True)
         self._thread.start()
+        self._thread.join(REFUSED_WITHIN_S)
+        if isinstance(self.error, redis.ResponseError):
+            raise LabError(f"slow_command: {self.node} refused {self.how}: {self.error}",
+                           "DEBUG needs enable-debug-command (the lab's nodes set it); `redislab down` and `up` "
+                           "restart them with the lab's config")
 
     def _run(self) -> None:
         try:

@@ -58,8 +58,10 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
         "--maxmemory-policy", "noeviction",
         # Start a replica's full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay", "0",
-        # DEBUG (SLEEP, POPULATE) from loopback connections only: the slow_command fault uses it.
-        "--enable-debug-command", "local",
+        # DEBUG (SLEEP, POPULATE): the slow_command fault uses it. A node bound to loopback takes it
+        # from loopback only; a container's node sees the lab's connections arrive from the Docker
+        # bridge (its published ports are on the host's 127.0.0.1, behind the password), so any.
+        "--enable-debug-command", "local" if bind == HOST else "yes",
     ]
     if spec.name in ("single", "sentinel"):
         # Announce the proxied address so Sentinel (and replicas after a
