@@ -150,6 +150,20 @@ def short_verdict(row: Row) -> str:
     return f"{'violated' if key == 'violated' else 'undecided'}: {', '.join(names + problems)}"
 
 
+PUBLISHED_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected"}
+
+
+def published_words(row: Row) -> str:
+    """``; as published: reproduced`` (every claim judging a published expectation held in every run),
+    ``not reproduced`` (one was violated) or ``undecided``; empty for rows without such a claim."""
+    verdicts = [c["verdict"] for r in row.results for c in r.get("checks", []) if c["name"] in PUBLISHED_CLAIMS]
+    if not verdicts:
+        return ""
+    word = ("not reproduced" if "violated" in verdicts else "undecided" if "unknown" in verdicts
+            else "reproduced")
+    return f"; as published: {word}"
+
+
 def pattern_line(rows: Sequence[Row]) -> str:
     """The section's answer in one line of words and numbers: per row, the share of requests served
     during the fault, the failover, and which claims did not hold."""
@@ -161,7 +175,7 @@ def pattern_line(rows: Sequence[Row]) -> str:
         fo = pooled(row.results, "failover_s")
         parts.append(f"{row.label}: {spread_text(row.results, 'availability_during')} served"
                      + (f", failover {fmt.spread(fo.to_json(), fmt.secs)}" if fo.n else "")
-                     + f" ({short_verdict(row)})")
+                     + f" ({short_verdict(row)}{published_words(row)})")
     return "; ".join(parts) + "." if parts else "No run completed."
 
 

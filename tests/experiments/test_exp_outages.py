@@ -174,3 +174,17 @@ def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path, capsys
     assert code != 0 and out == ""
     assert "full profile only" in err and "--profile full --only rolling-restart" in err and len(
         err.strip().splitlines()) == 1
+
+
+def test_the_one_line_answer_says_whether_the_published_expectation_was_reproduced() -> None:
+    def row(label: str, *verdicts: str) -> answer.Row:
+        checks = [{"name": "persistence_loss", "verdict": v, "metrics": {}} for v in verdicts]
+        return answer.Row("persistence", label, "persistence-none", "single",
+                          results=[{"verdict": "violated", "checks": checks, "metrics": {}, "violated": []}])
+    line = answer.pattern_line([row("none", "held"), row("rdb", "violated"), row("aof", "unknown"),
+                                answer.Row("persistence", "plain", "x", "single",
+                                           results=[{"verdict": "held", "checks": [], "metrics": {}}])])
+    assert "none: " in line and "as published: reproduced" in line.split("; rdb")[0]
+    assert "as published: not reproduced" in line.split("; aof")[0].split("rdb:")[1]
+    assert "as published: undecided" in line.split("aof:")[1].split("; plain")[0]
+    assert "as published" not in line.split("plain:")[1]
