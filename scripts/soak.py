@@ -27,7 +27,7 @@ from faults import catalog, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
-from topologies import api, dockerd, runlock
+from topologies import api, docker_sdk, dockerd, runlock
 from topologies.errors import LabError
 from topologies.health import wait_until
 
@@ -83,11 +83,14 @@ def _children(root: int) -> int:
     return count
 
 
-def _docker_count(*args: str) -> int:
+def _docker_counts() -> dict[str, int]:
+    """Containers (any state), networks and volumes on the daemon (0 each when none answers)."""
     if not dockerd.daemon_answers():
-        return 0
-    out = subprocess.run(["docker", *args, "-q"], capture_output=True, text=True, timeout=60).stdout
-    return len(out.split())
+        return {"containers": 0, "networks": 0, "volumes": 0}
+    client = docker_sdk.api()
+    with docker_sdk.calling("count containers, networks and volumes"):
+        return {"containers": len(client.containers(all=True, quiet=True)), "networks": len(client.networks()),
+                "volumes": len(client.volumes().get("Volumes") or [])}
 
 
 def _iptables_rules() -> int:
@@ -105,9 +108,7 @@ def counts() -> dict[str, int]:
         "fds": len(os.listdir("/proc/self/fd")),
         "children": _children(os.getpid()),
         "lab_processes": lab,
-        "containers": _docker_count("ps", "-a"),
-        "networks": _docker_count("network", "ls"),
-        "volumes": _docker_count("volume", "ls"),
+        **_docker_counts(),
         "iptables_rules": _iptables_rules(),
         "records": len(active_faults()) + len(ownership.clients()),
     }
