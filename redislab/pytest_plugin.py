@@ -10,7 +10,8 @@ redis-failure-lab (disable with ``-p no:redislab``). It adds:
   ``--redislab-topology`` / ``--redislab-backend`` (ini: ``redislab_topology`` /
   ``redislab_backend``) choosing them; a comma-separated list runs each test on each;
 * ``redis_lab_session``: the session's :class:`redislab.testing.LabSession` (one topology
-  at a time; what it started is torn down at the end of the session).
+  at a time; what it started is torn down at the end of the session). While it lives,
+  SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does (unless something else handles it).
 
 Tests that use ``redis_lab`` get the ``redislab`` marker, so ``-m "not redislab"`` skips them.
 The lab itself is imported only when a test asks for it.
@@ -18,7 +19,9 @@ The lab itself is imported only when a test asks for it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -142,8 +145,27 @@ def redis_lab_session() -> Iterator[LabSession]:
     from redislab.testing import LabSession
 
     session = LabSession()
-    yield session
-    session.close()
+    restore = _sigterm_as_interrupt()
+    try:
+        yield session
+    finally:
+        try:
+            session.close()
+        finally:
+            restore()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM (a CI job cancelled, ``timeout``) unwinds like Ctrl-C, so teardowns heal the
+    faults; only when nobody else handles SIGTERM. Returns what restores the old handler."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -251,11 +251,41 @@ def test_the_readme_has_a_complete_plugin_example() -> None:
 
 
 @pytest.mark.integration
-def test_the_readme_example_passes_as_it_is(lab, backend: str, pytester: pytest.Pytester,
+def test_the_readme_example_passes_as_it_is(lab, backend: str, request: pytest.FixtureRequest,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     lab("sentinel", backend)  # up once: the example's own session reuses it and leaves it up
+    pytester: pytest.Pytester = request.getfixturevalue("pytester")  # after: it moves $HOME (Compose's plugin)
     monkeypatch.setenv("REDISLAB_HOME", str(lab_home()))  # pytester moves $HOME: keep the same lab
     pytester.makepyfile(test_orders=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--redislab-backend", backend, timeout=240)
     result.assert_outcomes(passed=2)
     assert active_faults() == []
+
+
+TERMINATED = """
+import os, signal
+import pytest
+
+pytestmark = pytest.mark.redislab(topology="sentinel", backend="{backend}")
+
+
+def test_terminated_inside_a_fault(redis_lab):
+    redis_lab.fault("latency", target="primary", latency_ms=300)  # no block: only the teardown heals it
+    os.kill(os.getpid(), signal.SIGTERM)  # a cancelled CI job
+    pytest.fail("SIGTERM did not interrupt the test")
+"""
+
+
+@pytest.mark.integration
+def test_sigterm_interrupts_the_test_and_its_teardown_heals(lab, backend: str, request: pytest.FixtureRequest,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    rl = RedisLab(lab("sentinel", backend), lab_home(), lambda: Path("/nonexistent"))
+    pytester: pytest.Pytester = request.getfixturevalue("pytester")  # after: it moves $HOME (Compose's plugin)
+    monkeypatch.setenv("REDISLAB_HOME", str(lab_home()))
+    pytester.makepyfile(TERMINATED.format(backend=backend))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.outlines
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    assert "SIGTERM did not interrupt" not in result.stdout.str()
+    assert active_faults() == []
+    assert _serves_fast(rl)
