@@ -76,7 +76,7 @@ class BigValueScenario(Scenario):
     async def setup(self) -> None:
         self.size = SIZES[str(self.ctx.options["size"])]
         self.db = BlobStore(self.ctx.run_dir / "blobs.sqlite", self.size)
-        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
+        self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
         self.prefix = f"blob:{self.ctx.run_id}"
         timings = []
         for i in range(30):

@@ -66,7 +66,7 @@ class EmptyPrimaryScenario(Scenario):
     async def setup(self) -> None:
         self.key = f"empty:{self.ctx.run_id}:set"
         self.cycle = 0
-        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
+        self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
         pipe = self.client.pipeline(transaction=False)
         for i in range(0, SEED_KEYS, 500):
             pipe.mset({f"empty:{self.ctx.run_id}:seed:{j}": j for j in range(i, min(SEED_KEYS, i + 500))})

@@ -57,7 +57,7 @@ class PersistenceScenario(Scenario):
         self.node = self.ctx.topo.spec.redis_nodes[0].name
         self.key = f"persist:{self.ctx.run_id}:set"
         self.cycle = 0
-        self.client = await app_client(self.ctx.topo, TIMEOUT_S, warm=16)
+        self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
         await asyncio.to_thread(self._configure)
         await asyncio.to_thread(self._seed)
         self.seq = 0

@@ -135,7 +135,9 @@ def test_cluster_replica_takes_over_when_a_primary_is_killed(lab, backend: str) 
     topo.kill(primary)
     try:
         wait_until(lambda: topo.role(replica) == "primary", 30, f"{replica} promoted")
-        rc = topo.client(decode_responses=True, socket_timeout=1)
+        # One attempt per call (the lab's ClientPolicy): a client built while the dead node is still in
+        # the slot map can fail its first COMMAND on it; a user's code retries the construction, so do we.
+        rc = wait_until(lambda: topo.client(decode_responses=True, socket_timeout=1), 30, "a Cluster client")
         keys = _one_key_per_slot(rc)
 
         def every_slot_writable() -> bool:
