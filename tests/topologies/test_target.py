@@ -15,6 +15,7 @@ import requests
 
 from experiments import registry
 from topologies.errors import LabError
+from topologies.health import wait_until
 from topologies.target import TargetTopology, load
 from tests.topologies import target_deployment as dep
 
@@ -129,8 +130,9 @@ def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep
                                                           "attributes": {"latency": 100}}, timeout=5).raise_for_status()
     requests.post(f"{api_}/proxies/redis-3", json={"enabled": False}, timeout=5).raise_for_status()
     os.kill(int((deployment.root / "sentinel-3.pid").read_text()), 19)
-    primary = TargetTopology(load(path)).primary()
-    assert primary is not None
+    os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
+    # after the partition heals, the old primary is demoted by Sentinel: poll until one primary remains
+    primary = wait_until(TargetTopology(load(path)).primary, 30, "a single primary")
     redis.Redis(port=dep._names()[[n for n, _d, _p in dep._names()].index(primary)][1],
                 password=dep.PASSWORD).set(f"{dep.PREFIX}leftover", 1)
     res = cli("heal", "--target", str(path))
