@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose k8s clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,8 +62,11 @@ test: setup ## the test suite on both backends (starts and stops a Docker daemon
 test-unit: setup ## only the tests that need no Redis
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: setup ## benchmarks (not tests): topology start/failover, Toxiproxy overhead, workload engine ceiling
+bench: setup ## benchmarks (not tests): topology start, failover (lab vs plain client), Toxiproxy, workload engine
 	@$(PY) -m topologies.bench --backend $(BACKEND)
+	@$(PY) -m topologies.bench --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
+		--out results/bench-failover-pause.json
+	@$(PY) -m topologies.bench --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
 	@$(PY) -m experiments.bench_redis --backend $(BACKEND)
@@ -73,8 +76,12 @@ SOAK_BACKENDS := $(if $(filter local docker,$(BACKEND)),$(BACKEND),local,docker)
 soak: setup ## CYCLES (default 50) x (up, every fault, heal, down) per backend; fails if a resource count grows
 	@$(PY) scripts/soak.py --cycles $(CYCLES) --backend $(SOAK_BACKENDS) --out $(OUT)/soak.json
 
-compose: setup ## regenerate topologies/compose/*.yml from the spec
+compose: setup ## regenerate topologies/compose/*.yml and topologies/kubernetes/*.yaml from the spec
 	@$(PY) -m topologies.compose_gen
+	@$(PY) -m topologies.k8s_gen
+
+k8s: setup ## regenerate only topologies/kubernetes/*.yaml (manifests, runner Job, partitions)
+	@$(PY) -m topologies.k8s_gen
 
 clean: down ## remove the venv
 	rm -rf $(VENV)

@@ -12,6 +12,7 @@ fault's inject event to its heal event (``History.cycles``), everywhere.
     hypothesis: {availability_min, p99_max_ms, grace_s, during: {availability_min, p99_max_ms} | null}
     checks: ["name", {"name": ..., "params": {...}}, ...]
     reproduce: "command line"
+    client_policy: {...}   # the scenario's app client (topologies.clients.ClientPolicy.as_config())
 
 Default checks: steady_state, errors_by_type and send_lag, plus time_to_detect and
 time_to_recover when the history holds a fault. The hypothesis feeds
@@ -156,6 +157,7 @@ def analyze(history: History, config: Mapping[str, Any] | None = None,
     metrics["spread"].update({
         "time_to_detect_s": _check_figure(by, "time_to_detect", "spread"),
         "failover_s": _check_figure(by, "failover_time", "spread"),
+        "client_share_s": _check_figure(by, "failover_time", "client_spread"),  # promotion -> served again
         "first_success_s": _check_figure(by, "time_to_recover", "first_success_spread"),
         "recover_s": _check_figure(by, "time_to_recover", "recover_spread"),
         "lost_ratio_in_windows": _check_figure(by, "lost_writes", "lost_ratio_spread"),

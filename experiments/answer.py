@@ -132,6 +132,9 @@ CLAIM_LABELS = {  # short names of the claims, for one-line answers
     "cache_stale_reads": "staleness bound", "cache_read_your_writes": "read-your-writes",
     "lock_overlap": "one holder at a time", "fencing": "fencing", "rate_limit": "no over-admission",
     "false_rejections": "no false rejection", "queue_delivery": "no message lost", "geo_results": "fresh answers",
+    "persistence_loss": "loss as published", "dataset_after_restart": "dataset as published",
+    "expectation": "as published", "failover_expected": "failover as published",
+    "replica_staleness": "replica staleness bound", "cache_vs_database": "cache helps as predicted",
 }
 
 
@@ -147,6 +150,20 @@ def short_verdict(row: Row) -> str:
     return f"{'violated' if key == 'violated' else 'undecided'}: {', '.join(names + problems)}"
 
 
+PUBLISHED_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected"}
+
+
+def published_words(row: Row) -> str:
+    """``; as published: reproduced`` (every claim judging a published expectation held in every run),
+    ``not reproduced`` (one was violated) or ``undecided``; empty for rows without such a claim."""
+    verdicts = [c["verdict"] for r in row.results for c in r.get("checks", []) if c["name"] in PUBLISHED_CLAIMS]
+    if not verdicts:
+        return ""
+    word = ("not reproduced" if "violated" in verdicts else "undecided" if "unknown" in verdicts
+            else "reproduced")
+    return f"; as published: {word}"
+
+
 def pattern_line(rows: Sequence[Row]) -> str:
     """The section's answer in one line of words and numbers: per row, the share of requests served
     during the fault, the failover, and which claims did not hold."""
@@ -158,7 +175,7 @@ def pattern_line(rows: Sequence[Row]) -> str:
         fo = pooled(row.results, "failover_s")
         parts.append(f"{row.label}: {spread_text(row.results, 'availability_during')} served"
                      + (f", failover {fmt.spread(fo.to_json(), fmt.secs)}" if fo.n else "")
-                     + f" ({short_verdict(row)})")
+                     + f" ({short_verdict(row)}{published_words(row)})")
     return "; ".join(parts) + "." if parts else "No run completed."
 
 

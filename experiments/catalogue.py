@@ -30,6 +30,7 @@ from experiments.pages import html, markdown
 from experiments.report import RESULT_FILE, TIMELINE_FILE, write_index
 from experiments.runner import RunRequest, run_experiment
 from topologies import api
+from topologies.spec import TOPOLOGIES
 from topologies.errors import LabError, UnknownNameError
 
 PROFILES = ("quick", "full")
@@ -44,6 +45,7 @@ class Showcase:
     question: str
     variants: tuple[tuple[str, str, str], ...]  # (label, experiment, topology)
     compare: str | None = None  # the headline figure the variants are compared on (experiments.answer.EXTRACT)
+    quick: bool = True  # also in the quick profile (CI); False: the full profile only
 
 
 SHOWCASES: tuple[Showcase, ...] = (
@@ -56,7 +58,7 @@ SHOWCASES: tuple[Showcase, ...] = (
     Showcase("lock-expiry", "Lock expiry", "The lock holder is paused beyond the TTL: two holders? "
              "Does fencing protect the resource?",
              (("fencing token", "lock-expiry-fenced", "single"), ("no fencing", "lock-expiry-unfenced", "single"),
-              ("naive INCR lock", "lock-expiry-naive", "single"))),
+              ("naive INCR lock", "lock-expiry-naive", "single"), ("Redlock, 5 nodes", "lock-expiry-redlock", "redlock"))),
     Showcase("stream-retries", "Stream retries", "A consumer dies mid-batch, or the primary fails over: "
              "is anything lost, how much is redelivered?",
              (("consumer killed", "queue-consumer-kill", "single"), ("primary killed", "work-queue-kill", "sentinel")),
@@ -71,7 +73,8 @@ SHOWCASES: tuple[Showcase, ...] = (
              "'What Redis saw'), with and without a near cache?",
              (("1000 counters", "cluster-counter-kill", "cluster"),
               ("hot key, no relief", "hotkey-plain", "cluster"),
-              ("hot key, near cache", "hotkey-near-cache", "cluster")), "availability_during"),
+              ("hot key, near cache", "hotkey-near-cache", "cluster"),
+              ("hot key, its node's link saturated", "hotkey-bandwidth", "cluster")), "availability_during"),
     Showcase("ratelimit-failover", "Rate limiting under failover", "The primary dies: over-admission "
              "or false rejections?",
              (("fail open", "ratelimit-failover-open", "sentinel"), ("fail closed", "ratelimit-failover-closed",
@@ -80,6 +83,51 @@ SHOWCASES: tuple[Showcase, ...] = (
     Showcase("memory", "Memory limits", "maxmemory squeezed under the cache: LRU eviction or noeviction?",
              (("allkeys-lru", "memory-allkeys-lru", "single"), ("noeviction", "memory-noeviction", "single")),
              "availability_during"),
+    Showcase("persistence", "Persistence: what survives a crash", "A single node under writes is SIGKILLed and "
+             "restarted. Published (Redis persistence docs): no persistence loses everything, RDB the writes since "
+             "the last snapshot, AOF everysec about a second, AOF always nothing. What did each lose, how long did "
+             "the restart take, what does each cost in write latency?",
+             (("no persistence", "persistence-none", "single"), ("RDB every 2 s", "persistence-rdb", "single"),
+              ("AOF everysec", "persistence-aof-everysec", "single"),
+              ("AOF always", "persistence-aof-always", "single")), "first_success_s"),
+    Showcase("empty-primary-restart", "A primary restarted empty", "A Sentinel primary without persistence is "
+             "restarted faster than Sentinel detects it (the Redis replication docs warn about this): do the "
+             "replicas wipe their copy? Dataset size per node before and after, with persistence on, and with a "
+             "restart slower than detection.",
+             (("no persistence, restarted after 100 ms", "empty-primary-restart", "sentinel"),
+              ("AOF on, restarted after 100 ms", "empty-primary-restart-aof", "sentinel"),
+              ("no persistence, restarted after 3 s", "empty-primary-restart-slow", "sentinel"))),
+    Showcase("manual-failover", "Planned failover", "A manual SENTINEL FAILOVER (redis/redis issue 6062 reports "
+             "acknowledged writes lost) with clients still connected to the old primary, and the Cluster's "
+             "manual CLUSTER FAILOVER, which should lose none: how many acknowledged writes are lost?",
+             (("Sentinel, no mitigation", "manual-failover-plain", "sentinel"),
+              ("Sentinel, min-replicas-to-write 1", "manual-failover-min-replicas", "sentinel"),
+              ("Sentinel, WAIT 1", "manual-failover-wait", "sentinel"),
+              ("Cluster, CLUSTER FAILOVER", "cluster-manual-failover", "cluster")), "lost_ratio_in_windows"),
+    Showcase("rolling-restart", "Rolling restart", "Every node restarted in turn, the primary failed over first by "
+             "a shutdown hook (bitnami/charts issue 12598 reports acknowledged writes lost): how many, with and "
+             "without min-replicas-to-write and WAIT?",
+             (("no mitigation", "rolling-restart-plain", "sentinel"),
+              ("min-replicas-to-write 1", "rolling-restart-min-replicas", "sentinel"),
+              ("WAIT 1", "rolling-restart-wait", "sentinel")), "lost_ratio_in_windows", quick=False),
+    Showcase("stalled-thread", "A stalled thread", "The primary's one thread kept busy (a long Lua script, DEBUG "
+             "SLEEP, KEYS over a million keys) under cache-aside with fallback + breaker: what does every client "
+             "see, does Sentinel or the Cluster fail over, and should it?",
+             (("Lua script (BUSY)", "stall-lua", "sentinel"), ("DEBUG SLEEP", "stall-debug-sleep", "sentinel"),
+              ("KEYS *", "stall-keys", "sentinel"), ("DEBUG SLEEP on the Cluster", "stall-debug-sleep-cluster",
+                                                      "cluster")), "p99_during_ms", quick=False),
+    Showcase("bandwidth", "A thin pipe", "The primary's link limited to 1000 KB/s per connection under "
+             "cache-aside reads of 1 KiB to 1 MiB values: throughput, p99, timeouts, and from which size is the "
+             "database faster than the cache?",
+             (("1 KiB values", "bandwidth-1k", "single"), ("16 KiB values", "bandwidth-16k", "single"),
+              ("128 KiB values", "bandwidth-128k", "single"), ("1 MiB values", "bandwidth-1m", "single")),
+             "p99_during_ms", quick=False),
+    Showcase("quorum-and-replication", "Quorum and replication", "Two of three Sentinels down when the primary "
+             "dies; replica reads while replication lags; slots migrating under load: does each behave as "
+             "published?",
+             (("Sentinel quorum lost", "sentinel-quorum-lost", "sentinel"),
+              ("replica reads, replication 500 ms behind", "replica-read-lag", "sentinel"),
+              ("Cluster resharding", "cluster-reshard", "cluster")), quick=False),
 )
 
 
@@ -105,10 +153,12 @@ def plan(profile: str) -> list[Item]:
             for fault in FAULT_PLANS:
                 items.append(Item(load.pattern, f"{fault} on {top}", f"{load.pattern}-{fault}", top))
     for sc in SHOWCASES:
+        if profile == "quick" and not sc.quick:
+            continue
         for label, exp, top in sc.variants:
             if exp in registry.EXPERIMENTS:
                 items.append(Item(sc.key, label, exp, top))
-    order = {"single": 0, "sentinel": 1, "cluster": 2}
+    order = {name: n for n, name in enumerate(TOPOLOGIES)}  # one topology up at a time, each once
     return sorted(items, key=lambda i: order[i.topology])
 
 
@@ -170,10 +220,11 @@ def run_catalogue(profile: str, backend: str, out: str, console: Console | None 
 def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int) -> None:
     item = outcome.item
     current = api.current()
-    if current is not None and current.name != item.topology:
+    own = registry.get(item.experiment).topology_options is not None  # the run starts its own topology
+    if current is not None and (current.name != item.topology or own):
         api.down()
     try:
-        if api.current() is None:
+        if api.current() is None and not own:
             api.up(item.topology, backend=backend)
         run_dir = run_experiment(RunRequest(item.experiment, topology=item.topology, backend=backend,
                                             profile=profile, out=out, progress=False, seed=seed))

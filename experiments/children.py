@@ -57,6 +57,30 @@ class Children:
 
     def start(self, name: str, module: str, config: dict[str, Any], timeout_s: float = START_TIMEOUT_S) -> Child:
         """Start ``python -m module`` with ``config`` (plus the harness keys) and wait until it is ready."""
+        return self.start_many([(name, module, config)], timeout_s)[0]
+
+    def start_many(self, specs: list[tuple[str, str, dict[str, Any]]],
+                   timeout_s: float = START_TIMEOUT_S) -> list[Child]:
+        """Start every ``(name, module, config)`` at once, then wait until all are ready (they
+        set up in parallel). If one fails to start, the ones started here are stopped."""
+        started: list[tuple[Child, Path]] = []
+        try:
+            for name, module, config in specs:
+                started.append(self._spawn(name, module, config))
+            for child, ready_file in started:
+                proc = child.proc
+                wait_until(lambda: ready_file.exists() or proc.poll() is not None, timeout_s, child.name)
+                if proc.poll() is not None:
+                    raise LabError(f"{child.name} exited at start (code {proc.returncode})", f"see {child.log}")
+        except BaseException:
+            for child, _ in started:
+                self.stop(child.name)
+            raise
+        for child, _ in started:
+            self.writer.event("worker", name=child.name, pid=child.pid, action="start")
+        return [child for child, _ in started]
+
+    def _spawn(self, name: str, module: str, config: dict[str, Any]) -> tuple[Child, Path]:
         d = self.run_dir
         cfg = {**config, "history": str(d / f"{name}.jsonl"), "t0": self.writer.t0, "parent": os.getpid(),
                "ready_file": str(d / f"{name}.ready")}
@@ -66,18 +90,10 @@ class Children:
         with open(log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", module, str(path)], stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-        ownership.register_client(proc.pid, name)  # client_pause/client_kill signal only registered clients
         child = Child(name, proc, Path(cfg["history"]), log)
         self.procs[name] = child
-        try:
-            wait_until(lambda: Path(cfg["ready_file"]).exists() or proc.poll() is not None, timeout_s, name)
-        except LabError:
-            self.stop(name)
-            raise
-        if proc.poll() is not None:
-            raise LabError(f"{name} exited at start (code {proc.returncode})", f"see {log}")
-        self.writer.event("worker", name=name, pid=proc.pid, action="start")
-        return child
+        ownership.register_client(proc.pid, name)  # client_pause/client_kill signal only registered clients
+        return child, Path(cfg["ready_file"])
 
     def live(self) -> list[Child]:
         return [c for c in self.procs.values() if c.alive()]

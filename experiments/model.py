@@ -12,17 +12,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import Any, ClassVar
 
 from experiments.children import Children
 from experiments.history import HistoryWriter, PhaseWindow
-from experiments.workload import OpResult
+from experiments.workload import OpResult, Share
 from faults.catalog import Fault
 from patterns.common import prepare_client
 from topologies.api import Topology
+from topologies.clients import ClientPolicy
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,9 @@ class RunContext:
     children: Children
     rng: random.Random = field(default_factory=random.Random)
     phases: list[PhaseWindow] = field(default_factory=list)  # announced so far, in order
+    share: Share = Share()  # the part of the schedule this process runs (several generator processes)
+    worker_states: list[dict[str, Any]] = field(default_factory=list)  # each generator's worker_finish(), for finish()
+    client_policy: ClientPolicy | None = None  # the scenario's app client's, recorded in config.json
 
     def phase_at(self, t: float) -> str | None:
         """The workload phase run time ``t`` (s since t0) fell in."""
@@ -95,18 +96,27 @@ async def warm_up(client: Any, connections: int) -> None:
     await asyncio.gather(*(client.ping() for _ in range(connections)))
 
 
-async def app_client(topo: Topology, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
+def app_policy(timeout_s: float = 0.25, connect_timeout_s: float | None = None) -> ClientPolicy:
+    """A scenario's client policy: ``timeout_s`` socket timeout (s), ``connect_timeout_s``
+    (default: the same), no redis-py retry (the pattern's own policy is the one that counts),
+    a pool above any concurrency."""
+    return ClientPolicy(socket_timeout_s=timeout_s, connect_timeout_s=connect_timeout_s or timeout_s,
+                        retries=0, max_connections=POOL_SIZE)
+
+
+async def app_client(ctx: RunContext, timeout_s: float = 0.25, connect_timeout_s: float | None = None,
                      warm: int = 32) -> Any:
     """The scenario's asyncio client, as the lab measures with it: the topology's app-facing
-    client (plain / Sentinel master / Cluster), ``timeout_s`` socket timeout, no client-side
-    retry (the pattern's own policy is the one that counts), a pool above any concurrency,
-    initialised (Cluster) and warmed up."""
-    client = topo.client(asyncio=True, socket_timeout=timeout_s,
-                         socket_connect_timeout=timeout_s if connect_timeout_s is None else connect_timeout_s,
-                         retry=Retry(NoBackoff(), 0), max_connections=POOL_SIZE)
-    await prepare_client(client)
-    fetch_command_table_once(client)
-    await warm_up(client, warm)
+    client (plain / Sentinel master / Cluster; redlock: a list, one per node) with
+    ``app_policy(timeout_s, connect_timeout_s)``, initialised (Cluster) and warmed up. The
+    policy becomes ``ctx.client_policy`` (the run's config.json and result.json say it)."""
+    policy = app_policy(timeout_s, connect_timeout_s)
+    ctx.client_policy = policy
+    client = ctx.topo.client(asyncio=True, policy=policy)
+    for one in client if isinstance(client, list) else [client]:  # redlock: one client per independent node
+        await prepare_client(one)
+        fetch_command_table_once(one)
+        await warm_up(one, warm)
     return client
 
 
@@ -128,7 +138,18 @@ def fetch_command_table_once(client: Any) -> None:
 
 
 class Scenario:
-    """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``."""
+    """A pattern under load. Subclasses implement ``setup``, ``op`` and ``finish``.
+
+    Several generator processes (``--workers N``, :mod:`experiments.generator`): only a
+    scenario that declares ``parallel = True`` runs in them. The run's process then calls
+    ``setup`` (what must happen once: seed data, start processes), the hooks, the fault
+    plan and ``finish``; each generator process calls ``worker_setup``, ``op`` for the
+    operations of its share of the clients, and ``worker_finish``, whose results
+    ``finish`` finds in ``ctx.worker_states``. ``op`` must then keep no state that other
+    processes' operations depend on (per-client state is fine: a client's operations all
+    run in one process)."""
+
+    parallel: ClassVar[bool] = False
 
     # True when every key the scenario writes starts with ``ctx.topo.key_prefix`` (required on a target)
     keys_in_prefix: bool = False
@@ -142,6 +163,19 @@ class Scenario:
 
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         raise NotImplementedError
+
+    async def worker_setup(self) -> None:
+        """In each generator process of a parallel run: clients and pattern objects for ``op``
+        (default: ``setup()``; override when ``setup`` does something that must happen once)."""
+        await self.setup()
+
+    async def worker_finish(self) -> dict[str, Any]:
+        """In each generator process of a parallel run, after its share: close its clients and
+        return what ``finish`` needs from it (default: close ``self.client``, return nothing)."""
+        client = getattr(self, "client", None)
+        if client is not None:
+            await client.aclose()
+        return {}
 
     async def before_fault(self, cycle: int) -> None:
         """Called before each cycle's fault plan runs (e.g. re-pin a client to the current primary)."""
@@ -163,6 +197,20 @@ class Scenario:
         return "lab:probe"
 
 
+def add_counts(*snapshots: dict[str, Any]) -> dict[str, Any]:
+    """Counter snapshots of several processes added up, key by key (nested dicts too, e.g. ``errors``)."""
+    out: dict[str, Any] = {}
+    for snap in snapshots:
+        for k, v in snap.items():
+            if isinstance(v, dict):
+                out[k] = add_counts(out.get(k) or {}, v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+            else:
+                out.setdefault(k, v)
+    return out
+
+
 FaultPlan = Callable[[Topology, Scenario], Fault]
 
 
@@ -181,6 +229,10 @@ class Experiment:
     topologies: tuple[str, ...] = ()  # others it may also run on (--topology)
     concurrency: int = 64  # requests in flight at most, like an app's bounded worker pool
     rate_factor: float = 1.0  # x the profile's rate (heavier operations: < 1, so the generator keeps up)
+    # None: runs on whatever topology is up. A dict (``topologies.spec.Options`` fields, e.g. {"appendonly":
+    # True}): the run starts a topology of its own with these options (fresh: the initial primary is primary)
+    # and tears it down after.
+    topology_options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

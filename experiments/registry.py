@@ -11,17 +11,26 @@ from experiments.model import GENERIC_CHECKS, Experiment, PatternLoad
 from experiments.scenarios import (
     cache,
     counter,
+    emptyprimary,
     geo,
     leaderboard,
     lock,
+    maintenance,
+    persistence,
     queue,
+    quorum,
     ratelimit,
+    replicalag,
+    reshard,
     splitbrain,
+    stalled,
+    bandwidth,
 )
 from topologies.errors import UnknownNameError
 
 SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter, lock, leaderboard)
-SHOWCASE_MODULES: tuple[ModuleType, ...] = (splitbrain,)  # named experiments only, no matrix row
+SHOWCASE_MODULES: tuple[ModuleType, ...] = (  # named experiments only, no matrix row
+    splitbrain, persistence, emptyprimary, maintenance, stalled, bandwidth, quorum, replicalag, reshard)
 
 LOADS: dict[str, PatternLoad] = {m.LOAD.pattern: m.LOAD for m in SCENARIO_MODULES}
 

@@ -95,3 +95,21 @@ def write_index(results_dir: str | Path) -> tuple[Path, Path]:
 def one_line(result: dict[str, Any]) -> str:
     """The run's outcome on one line (CLI)."""
     return verdict_words(result)
+
+
+SUMMARY_FIGURES = ("availability_during", "p99_during_ms", "failover_s", "recover_s")
+
+
+def run_summary(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """What a script needs from one run (``redislab run --json``): the verdict, each claim's
+    verdict and evidence, the headline figures with their spread over cycles, the files."""
+    spread = result.get("metrics", {}).get("spread") or {}
+    return {
+        "experiment": result.get("experiment"), "topology": result.get("topology"),
+        "backend": result.get("backend"), "run_dir": str(run_dir), "verdict": result.get("verdict"),
+        "interrupted": result.get("interrupted", False), "run_problems": result.get("run_problems", []),
+        "claims": [{"name": c["name"], "verdict": c["verdict"], "explanation": c.get("explanation", "")}
+                   for c in result.get("claims", [])],
+        "figures": {k: spread[k] for k in SUMMARY_FIGURES if k in spread},
+        "files": {k: str(run_dir / v) for k, v in result.get("files", {}).items()},
+    }

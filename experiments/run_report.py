@@ -47,6 +47,10 @@ def answer(result: Mapping[str, Any]) -> str:
         fo = sp.get("failover_s")
         if fo and fo.get("n"):
             parts.append(f"A replica was promoted {fmt.spread(fo, fmt.secs)} after the fault.")
+        share = sp.get("client_share_s")
+        if fo and fo.get("n") and share and share.get("n"):
+            parts.append(f"Redis needed {fmt.spread(fo, fmt.secs)} to promote; clients needed "
+                         f"{fmt.spread(share, fmt.secs)} more (the client's settings: see the client policy).")
         first = sp.get("first_success_s")
         rec = sp.get("recover_s")
         if first and first.get("n"):
@@ -78,6 +82,7 @@ def headline_table(result: Mapping[str, Any]) -> Table:
             ("time to error during the fault (p50)", "error_p50_during_ms", fmt.ms),
             ("time to the first failed request", "time_to_detect_s", fmt.secs),
             ("failover (promotion seen by the topology)", "failover_s", fmt.secs),
+            ("clients' share: promotion to served again", "client_share_s", fmt.secs),
             ("first success after the heal", "first_success_s", fmt.secs),
             ("throughput back to 90 % of the baseline", "recover_s", fmt.secs),
             ("availability after the heal", "availability_after", fmt.pct),
@@ -178,7 +183,7 @@ def run_page(result: Mapping[str, Any], links: Mapping[str, str] | None = None) 
                  server_table(result))
     page.add(Heading("How these figures were computed"), Para.of(method_text(result)))
     if result.get("client_policy"):
-        page.add(Para.of("Client policy: " + ", ".join(f"{k}={v}" for k, v in result["client_policy"].items())))
+        page.add(Para.of(client_policy_text(result)))
     if result.get("reproduce"):
         page.add(Heading("Reproduce"), Code(result["reproduce"]))
     files = [Cell("history.jsonl", href=HISTORY_FILE), " · ", Cell("result.json", href="result.json"), " · ",
@@ -187,6 +192,15 @@ def run_page(result: Mapping[str, Any], links: Mapping[str, str] | None = None) 
         files += [" · ", Cell(label, href=href)]
     page.add(Heading("Files"), Para.of(*files))
     return page
+
+
+def client_policy_text(result: Mapping[str, Any]) -> str:
+    """The app client's settings (``topologies.clients.ClientPolicy``) and what they cost after a promotion."""
+    policy = ", ".join(f"{k}={v}" for k, v in result["client_policy"].items())
+    share = ((result.get("metrics") or {}).get("spread") or {}).get("client_share_s")
+    cost = (f" After each promotion the clients needed {fmt.spread(share, fmt.secs)} more to be served again."
+            if share and share.get("n") else "")
+    return f"Client policy (the scenario's app client; redis-py retries under one call: retries): {policy}.{cost}"
 
 
 def hypothesis_text(result: Mapping[str, Any]) -> str:

@@ -28,17 +28,18 @@ from rich.live import Live
 from rich.table import Table
 
 from experiments import registry
-from experiments.history import FAIL, OK, HistoryWriter
+from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
-from experiments import observer
+from experiments import generator, observer
 from experiments.children import Children
-from experiments.workload import OpResult, WorkloadConfig, run_loop, run_workload
+from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
 from topologies.errors import LabError, UnknownNameError
+from topologies.spec import Options
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RunRequest:
     progress: bool = True
     cycles: int | None = None  # fault cycles (default: the profile's)
     target: str | None = None  # a target file: run on that existing deployment (topologies.target)
+    workers: int = 1  # generator processes, each running a share of the clients (experiments.generator)
 
     def reproduce(self, topology: str, backend: str) -> str:
         where = ["--target", self.target] if self.target else ["--topology", topology, "--backend", backend]
@@ -64,6 +66,8 @@ class RunRequest:
             cmd += ["--rate", f"{self.rate:g}"]
         if self.cycles is not None:
             cmd += ["--cycles", str(self.cycles)]
+        if self.workers != 1:
+            cmd += ["--workers", str(self.workers)]
         return shlex.join(cmd)
 
 
@@ -91,6 +95,15 @@ def _profile(req: RunRequest, rate_factor: float = 1.0) -> Profile:
                                fault_s=p.fault_s * scale, recovery_s=p.recovery_s * scale, rate=rate)
 
 
+def _check_workers(req: RunRequest, exp: Experiment, profile: Profile) -> None:
+    """``--workers``: in range, and more than one only for a scenario that runs in several processes."""
+    generator.check_workers(req.workers, profile.clients)
+    if req.workers > 1 and not exp.scenario.parallel:
+        raise LabError(f"--workers {req.workers}: {exp.name} runs in one generator process (its scenario, "
+                       f"{exp.scenario.__name__}, keeps state its operations share in one process)",
+                       "drop --workers, or pick an experiment whose scenario is parallel (redislab list)")
+
+
 T = TypeVar("T")
 MAX_IN_FLIGHT = 5000  # operations in flight at most; beyond, the generator drops (and counts) them
 FINAL_READ_TIMEOUT_S = 90.0
@@ -98,12 +111,12 @@ INTERRUPTED_FINISH_S = 1.0  # after Ctrl-C: the scenario closes its clients, no 
 
 
 class _Progress:
-    """Live counters for the progress display (updated by the op wrapper)."""
+    """Live counters for the progress display."""
 
     def __init__(self) -> None:
         self.phase = "setup"
         self.fault = "-"
-        self.sent = self.ok = self.failed = self.unknown = 0
+        self.counts = WorkloadSummary()  # filled live by the generator
         self.started = time.monotonic()
 
     def table(self, exp: Experiment, total_s: float) -> Table:
@@ -111,8 +124,9 @@ class _Progress:
         elapsed = time.monotonic() - self.started
         t.add_row("phase", self.phase)
         t.add_row("elapsed", f"{elapsed:5.1f} s of {total_s:.0f} s")
-        t.add_row("operations", f"{self.sent} sent, {self.sent / max(elapsed, 1e-9):.0f}/s")
-        t.add_row("ok / fail / unknown", f"{self.ok} / {self.failed} / {self.unknown}")
+        c = self.counts
+        t.add_row("operations", f"{c.launched} sent, {c.launched / max(elapsed, 1e-9):.0f}/s")
+        t.add_row("ok / fail / unknown", f"{c.ok} / {c.failed + c.overloaded} / {c.unknown}")
         t.add_row("current fault", self.fault)
         return t
 
@@ -127,6 +141,12 @@ def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
         raise UnknownNameError(f"topology for {exp.name}", name, list(allowed))
     backend = api.resolve_backend(req.backend)
     existing = api.current()
+    if exp.topology_options is not None:
+        options = dataclasses.replace(Options.from_env(), **exp.topology_options)
+        if existing is not None and existing.backend.owns_anything():
+            raise LabError(f"{exp.name} starts a {name} topology of its own ({exp.topology_options}); "
+                           f"{existing.name} ({existing.backend.name}) is up", "run `redislab down` first")
+        return api.up(name, backend=backend, options=options), True
     if existing is not None and existing.backend.owns_anything():
         if existing.name == name and existing.backend.name == backend:
             existing.wait_healthy(timeout_s=30)
@@ -157,6 +177,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
     """Run ``req``; returns the run directory (``result.json``, ``report.md``, ``timeline.png`` ...)."""
     exp = registry.get(req.experiment)
     profile = _profile(req, exp.rate_factor)
+    _check_workers(req, exp, profile)
     console = console or Console(stderr=True)
     topo, owned = _topology(req, exp)
     interrupted = False
@@ -171,7 +192,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
             "workload": asdict(profile), "cycles": profile.cycles, "fault": exp.fault_label,
             "hypothesis": exp.hypothesis,
             "checks": exp.checks, "options": exp.options, "reproduce": req.reproduce(topo.name, topo.backend.name),
-            "topology_options": asdict(topo.spec.options),
+            "topology_options": asdict(topo.spec.options), "workers": req.workers,
         }
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
         try:
@@ -244,25 +265,12 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
     final_state: dict[str, Any] = {}
     total = profile.total_s
 
-    slots = asyncio.Semaphore(exp.concurrency)
     # Fault plans and injections get a thread of their own: queued behind the workload's own
     # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
     fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
 
     async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
-
-    async def op(client_id: int, rng: random.Random) -> OpResult:
-        progress.sent += 1
-        async with slots:  # waiting for a slot counts as latency (measured from the intended time)
-            res = await scenario.op(client_id, rng)
-        if res.outcome == OK:
-            progress.ok += 1
-        elif res.outcome == FAIL:
-            progress.failed += 1
-        else:
-            progress.unknown += 1
-        return res
 
     async def on_phase(window: Any) -> None:
         ctx.phases.append(window)
@@ -296,8 +304,19 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             # what Redis and the topology say, recorded by a process of its own (no GIL shared with the load)
             await asyncio.to_thread(children.start, "observer", observer.MODULE, {})
             await scenario.setup()
+            if ctx.client_policy is not None:
+                _record_config(run_dir, client_policy=ctx.client_policy.as_config())
             progress.started = time.monotonic()
-            await run_workload(op, workload, writer, on_phase=on_phase)
+            # waiting for one of the app's slots counts as latency (measured from the intended time)
+            if req.workers == 1:
+                await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
+                                   slots=Slots(exp.concurrency))
+            else:
+                _, ctx.worker_states = await generator.run_in_processes(
+                    children, writer, workload, req.workers, "experiments.generator:scenario_source",
+                    {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
+                     "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
+                    summary=progress.counts)
             progress.phase = "drain and final read"
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: heal first, skip the settle-and-read
             interrupted = True
@@ -320,6 +339,12 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
                 refresher.cancel()
                 if live is not None:
                     live.update(progress.table(exp, total))
+
+
+def _record_config(run_dir: Path, **items: Any) -> None:
+    """Add ``items`` to the run's config.json (what the scenario decided during its setup)."""
+    path = run_dir / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **items}, indent=2))
 
 
 async def _final_state(scenario: Scenario, timeout_s: float = FINAL_READ_TIMEOUT_S) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -30,10 +30,17 @@ PROBE_TIMEOUT_S = 0.25
 RECONNECT_PAUSE_S = 0.2  # s a pub/sub reader waits after losing its Sentinel before trying again
 
 
+class EventSink(Protocol):
+    """Where events go: a run's ``HistoryWriter``, or ``redislab events`` printing them.
+    Called from the recorder's threads."""
+
+    def event(self, kind: str, t: float | None = None, **fields: Any) -> Any: ...
+
+
 class TopologyEvents:
     """A context manager: records ``topology`` events into ``writer`` while open."""
 
-    def __init__(self, topo: Topology, writer: HistoryWriter, poll_s: float = POLL_S) -> None:
+    def __init__(self, topo: Topology, writer: HistoryWriter | EventSink, poll_s: float = POLL_S) -> None:
         self.topo = topo
         self.writer = writer
         self.poll_s = poll_s

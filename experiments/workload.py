@@ -12,10 +12,15 @@ hit, the operation due now is **not** delayed: it is recorded at once as
 ``outcome="fail", error="overload"`` and never reaches Redis. Overload
 failures therefore lower availability; ``errors_by_type`` shows them apart.
 
+An operation never starts before its intended time (uvloop's timers may fire
+up to ~1.5 ms early: the scheduler sleeps again).
+
 Determinism: the same seed gives the same intended times, the same client for
 each operation, and the same per-operation RNG (seeded from seed and the
 operation's index), so an op function that draws its choices from the RNG it
-is given makes the same choices whatever the timing.
+is given makes the same choices whatever the timing, and whatever the split
+over generator processes (:class:`Share`, ``experiments.generator``). The RNG
+is only valid until the op function returns (it is reused).
 
 The op function::
 
@@ -30,17 +35,22 @@ classified too, but is recorded with op name ``"?"``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import math
 import random
+import sys
 import tempfile
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 from redis.exceptions import RedisError
 
+from .oprandom import RandomPool
 from .history import (
     FAIL,
     OK,
@@ -215,6 +225,25 @@ class Planned(NamedTuple):
     seed: int
 
 
+@dataclass(frozen=True)
+class Share:
+    """The part of the schedule one generator process runs: the operations of the
+    clients ``c`` with ``c % count == index``. A client's operations all run in one
+    process, in its schedule order, so per-client state (a queue producer's sequence)
+    stays in one place; the intended times, clients and RNG seeds are those of the
+    whole schedule, whatever the split."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"share {self.index} of {self.count}: need 0 <= index < count")
+
+    def takes(self, client: int) -> bool:
+        return client % self.count == self.index
+
+
 def intended_times(rate: float, duration: float, arrivals: Arrivals,
                    rng: random.Random) -> Iterator[float]:
     """Intended start times in [0, duration) seconds at ``rate`` ops/s."""
@@ -232,17 +261,22 @@ def intended_times(rate: float, duration: float, arrivals: Arrivals,
             t += rng.expovariate(rate)
 
 
-def plan(config: WorkloadConfig) -> Iterator[Planned]:
-    """The deterministic schedule for ``config`` (times from workload start)."""
+def plan(config: WorkloadConfig, share: Share = Share()) -> Iterator[Planned]:
+    """The deterministic schedule for ``config`` (times from workload start), or the
+    part of it ``share`` runs."""
     rng = random.Random(config.seed)
     base = config.seed * (1 << 32)
+    clients, takes, whole = config.clients, share.takes, share.count == 1
     for i, t in enumerate(intended_times(config.rate, config.total_duration,
                                          config.arrivals, rng)):
-        yield Planned(i, t, i % config.clients, base + i)
+        client = i % clients
+        if whole or takes(client):
+            yield Planned(i, t, client, base + i)
 
 
 def op_rng(planned: Planned) -> random.Random:
-    """The RNG handed to the op function for this operation."""
+    """The RNG handed to the op function for this operation (the generator hands
+    out an :class:`~experiments.oprandom.OpRandom` that draws the same numbers)."""
     return random.Random(planned.seed)
 
 
@@ -250,12 +284,24 @@ def _hist() -> HdrHistogram:
     return HdrHistogram(1, HDR_MAX_US, HDR_DIGITS)
 
 
+def _hist_of(values_us: "array[int]") -> HdrHistogram:
+    """An HdrHistogram of ``values_us`` (µs), built in one pass over the distinct values."""
+    h = _hist()
+    if values_us:
+        vals, counts = np.unique(np.clip(np.frombuffer(values_us, dtype=np.int64), 1, HDR_MAX_US),
+                                 return_counts=True)
+        for v, c in zip(vals.tolist(), counts.tolist()):
+            h.record_value(v, c)
+    return h
+
+
 @dataclass
 class WorkloadSummary:
     """Counts and quick figures from the run (the history is the record).
 
     ``send_lag_us``/``latency_us``: HdrHistograms in microseconds of the
-    launched operations.
+    launched operations, built when first read (the generator only appends the
+    values: recording into an HdrHistogram costs ~4 µs an operation).
     """
 
     planned: int = 0
@@ -264,14 +310,53 @@ class WorkloadSummary:
     cancelled: int = 0
     completed: int = 0
     ok: int = 0
+    failed: int = 0      # completed with outcome fail (overload drops apart)
+    unknown: int = 0     # completed with outcome unknown
     start: float = 0.0   # s since t0
     end: float = 0.0     # s since t0
-    send_lag_us: HdrHistogram = field(default_factory=_hist)
-    latency_us: HdrHistogram = field(default_factory=_hist)
+    lags_us: "array[int]" = field(default_factory=lambda: array("q"), repr=False)
+    latencies_us: "array[int]" = field(default_factory=lambda: array("q"), repr=False)
+    _merged: list[tuple[HdrHistogram, HdrHistogram]] = field(default_factory=list, repr=False)
+    _hists: tuple[int, HdrHistogram, HdrHistogram] | None = field(default=None, repr=False)
 
     @property
     def elapsed(self) -> float:
         return self.end - self.start
+
+    def _histograms(self) -> tuple[HdrHistogram, HdrHistogram]:
+        n = len(self.lags_us) + len(self._merged)
+        if self._hists is None or self._hists[0] != n:
+            lag, lat = _hist_of(self.lags_us), _hist_of(self.latencies_us)
+            for other_lag, other_lat in self._merged:
+                lag.add(other_lag)
+                lat.add(other_lat)
+            self._hists = (n, lag, lat)
+        return self._hists[1], self._hists[2]
+
+    @property
+    def send_lag_us(self) -> HdrHistogram:
+        return self._histograms()[0]
+
+    @property
+    def latency_us(self) -> HdrHistogram:
+        return self._histograms()[1]
+
+    COUNTS = ("planned", "launched", "overloaded", "cancelled", "completed", "ok", "failed", "unknown")
+
+    def to_wire(self) -> dict[str, Any]:
+        """Counts, bounds and both histograms (HdrHistogram's compressed encoding), for
+        :meth:`merge` in another process."""
+        lag, lat = self._histograms()
+        return {**{k: getattr(self, k) for k in self.COUNTS}, "start": self.start, "end": self.end,
+                "send_lag_hdr": lag.encode().decode(), "latency_hdr": lat.encode().decode()}
+
+    def merge(self, wire: dict[str, Any]) -> None:
+        """Add another generator process's :meth:`to_wire` summary to this one."""
+        for k in self.COUNTS:
+            setattr(self, k, getattr(self, k) + int(wire[k]))
+        self.start = min(self.start, float(wire["start"]))
+        self.end = max(self.end, float(wire["end"]))
+        self._merged.append((HdrHistogram.decode(wire["send_lag_hdr"]), HdrHistogram.decode(wire["latency_hdr"])))
 
     def to_json(self) -> dict[str, Any]:
         return {"planned": self.planned, "launched": self.launched,
@@ -282,31 +367,114 @@ class WorkloadSummary:
                 "latency_p99_ms": self.latency_us.get_value_at_percentile(99) / 1000}
 
 
-async def run_workload(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
-                       on_phase: PhaseHook | None = None) -> WorkloadSummary:
-    """Run ``op`` open-loop per ``config``, recording every op to ``writer``.
+class Slots:
+    """At most ``n`` operations inside their op function at once, the others waiting
+    in arrival order: an application's bounded worker pool. A free slot is taken
+    without awaiting anything (``asyncio.Semaphore`` costs a few coroutine frames
+    per operation even then)."""
 
-    Intended times are offset by the writer clock at call time. At each phase
-    start a ``phase`` event is written and ``on_phase(window)`` is called
-    (awaited if it returns an awaitable; an exception aborts the run). A
-    ``run_end`` event is written only when the run completes normally.
-    """
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise ValueError(f"slots must be >= 1, got {n}")
+        self.free = n
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def wait(self) -> None:
+        """Wait for a slot (call only when ``free`` is 0); the slot is then held."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot goes straight to the next waiter
+                return
+        self.free += 1
+
+
+async def sleep_until(clock: Callable[[], float], t: float) -> None:
+    """Sleep until ``clock() >= t`` (s). uvloop's timers tick in whole milliseconds from a
+    time cached at the start of the loop's iteration, so a timer may fire up to about
+    1.5 ms early: an operation would start before its intended time. Sleep again (at
+    least a tick) until it is due."""
+    delay = t - clock()
+    while delay > 0:
+        await asyncio.sleep(delay if delay > 0.001 else 0.001)
+        delay = t - clock()
+
+
+def _phase_index(phases: list[PhaseWindow]) -> Callable[[float], str]:
+    """``phase_of(t)``: the name of the phase run time ``t`` falls in (intended times
+    arrive in order: a moving cursor)."""
+    starts = [p.start for p in phases]
+    names = [p.name for p in phases]
+    i = 0
+
+    def phase_of(t: float) -> str:
+        nonlocal i
+        while i + 1 < len(starts) and t >= starts[i + 1]:
+            i += 1
+        return names[i]
+    return phase_of
+
+
+async def announce_phases(config: WorkloadConfig, writer: HistoryWriter, offset: float,
+                          on_phase: PhaseHook | None = None) -> None:
+    """At each phase start (run time ``offset`` + its start), write a ``phase`` event and
+    call ``on_phase(window)`` (awaited if it returns an awaitable)."""
+    for w in config.phase_windows(offset):
+        await sleep_until(writer.clock, w.start)
+        writer.event(PHASE, name=w.name, start=w.start, end=w.end, cycle=w.cycle)
+        if on_phase is not None:
+            r = on_phase(w)
+            if inspect.isawaitable(r):
+                await r
+
+
+async def generate(op: OpFn, config: WorkloadConfig, writer: HistoryWriter, offset: float,
+                   share: Share = Share(), announcer: "asyncio.Task[None] | None" = None,
+                   summary: WorkloadSummary | None = None, slots: Slots | None = None) -> WorkloadSummary:
+    """Launch ``share``'s part of the schedule at run time ``offset`` + each intended time and
+    record every operation (no phase or run events: :func:`run_workload` and the runner write
+    those). ``announcer``: a task whose failure aborts the load. ``summary``: filled as
+    operations complete (live counts). ``slots``: bounds the operations inside ``op`` at once
+    (waiting for a slot is latency: ``start`` is stamped before it)."""
     loop = asyncio.get_running_loop()
     clock = writer.clock
     wall0 = writer.wall0
-    offset = clock()
-    phases = config.phase_windows(offset)
-    starts = [p.start for p in phases]
-    summary = WorkloadSummary(start=offset)
+    write_op = writer.write_op
+    phase_of = _phase_index(config.phase_windows(offset))
+    summary = summary if summary is not None else WorkloadSummary()
+    summary.start = offset
     tasks: dict[int, asyncio.Task[None]] = {}
-    lag_hist, lat_hist = summary.send_lag_us, summary.latency_us
-    writer.event(RUN_START, t=offset, **config.to_json())
+    lags, lats = summary.lags_us.append, summary.latencies_us.append
+    rngs = RandomPool()
+    take_rng, give_rng = rngs.take, rngs.give
+    cap = config.max_in_flight
 
-    async def one(p: Planned, intended: float, phase: str) -> None:
+    async def one(index: int, client: int, seed: int, intended: float, phase: str) -> None:
         start = clock()
         res: OpResult | None = None
+        rng = take_rng(seed)
         try:
-            res = await op(p.client, op_rng(p))
+            if slots is not None:
+                if slots.free:
+                    slots.free -= 1
+                else:
+                    await slots.wait()
+                try:
+                    res = await op(client, rng)
+                finally:
+                    slots.release()
+            else:
+                res = await op(client, rng)
             if type(res) is not OpResult:
                 res = OpResult(*res)
         except asyncio.CancelledError:
@@ -318,70 +486,81 @@ async def run_workload(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
             res = OpResult("?", None, None, outcome, err)
         finally:
             end = clock()
+            give_rng(rng)
             if res is None:  # KeyboardInterrupt or similar
                 res = OpResult("?", None, None, UNKNOWN, "interrupted")
-            tasks.pop(p.index, None)
+            del tasks[index]
             summary.completed += 1
-            if res.outcome == OK:
+            outcome = res.outcome
+            if outcome == OK:
                 summary.ok += 1
-            lag_hist.record_value(max(1, int((start - intended) * 1e6)))
-            lat_hist.record_value(max(1, int((end - intended) * 1e6)))
-            writer.write_op(Op(p.client, res.op, res.args, intended, start, end,
-                               wall0 + start, res.outcome, res.value, res.error,
-                               res.node, phase))
+            elif outcome == FAIL:
+                summary.failed += 1
+            else:
+                summary.unknown += 1
+            lags(int((start - intended) * 1e6))
+            lats(int((end - intended) * 1e6))
+            write_op(Op(client, res.op, res.args, intended, start, end, wall0 + start, outcome,
+                        res.value, res.error, res.node, phase))
 
-    async def announce() -> None:
-        for w in phases:
-            delay = w.start - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writer.event(PHASE, name=w.name, start=w.start, end=w.end, cycle=w.cycle)
-            if on_phase is not None:
-                r = on_phase(w)
-                if inspect.isawaitable(r):
-                    await r
-
-    announcer = loop.create_task(announce())
     try:
-        phase_i = 0
         burst = 0
-        for p in plan(config):
+        for p in plan(config, share):
             intended = offset + p.intended
-            delay = intended - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if intended > clock():
+                await sleep_until(clock, intended)
                 burst = 0
             else:
                 burst += 1
                 if burst >= 64:  # behind schedule: still let ops run
                     burst = 0
                     await asyncio.sleep(0)
-            if announcer.done() and announcer.exception() is not None:
+            if announcer is not None and announcer.done() and announcer.exception() is not None:
                 raise announcer.exception()  # type: ignore[misc]
-            while phase_i + 1 < len(starts) and intended >= starts[phase_i + 1]:
-                phase_i += 1
-            phase = phases[phase_i].name
+            phase = phase_of(intended)
             summary.planned += 1
-            if len(tasks) >= config.max_in_flight:
+            if len(tasks) >= cap:
                 now = clock()
                 summary.overloaded += 1
-                writer.write_op(Op(p.client, "?", None, intended, now, now,
-                                   wall0 + now, FAIL, None, OVERLOAD, None, phase))
+                write_op(Op(p.client, "?", None, intended, now, now, wall0 + now, FAIL, None, OVERLOAD,
+                            None, phase))
                 continue
             summary.launched += 1
-            tasks[p.index] = loop.create_task(one(p, intended, phase))
+            tasks[p.index] = loop.create_task(one(p.index, p.client, p.seed, intended, phase))
         if tasks:
             await asyncio.wait(list(tasks.values()), timeout=config.drain_timeout)
-        await announcer
     finally:
         # Interrupted or drained: cancel what is left; each records itself.
         pending = list(tasks.values())
         for t in pending:
             t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        summary.end = clock()
+    return summary
+
+
+async def run_workload(op: OpFn, config: WorkloadConfig, writer: HistoryWriter,
+                       on_phase: PhaseHook | None = None, summary: WorkloadSummary | None = None,
+                       slots: Slots | None = None) -> WorkloadSummary:
+    """Run ``op`` open-loop per ``config`` in this process, recording every op to ``writer``.
+
+    Intended times are offset by the writer clock at call time. At each phase
+    start a ``phase`` event is written and ``on_phase(window)`` is called
+    (awaited if it returns an awaitable; an exception aborts the run). A
+    ``run_end`` event is written only when the run completes normally.
+    ``summary`` and ``slots``: see :func:`generate`.
+    """
+    loop = asyncio.get_running_loop()
+    offset = writer.clock()
+    writer.event(RUN_START, t=offset, **config.to_json())
+    announcer = loop.create_task(announce_phases(config, writer, offset, on_phase))
+    try:
+        summary = await generate(op, config, writer, offset, announcer=announcer, summary=summary, slots=slots)
+        await announcer
+    finally:
         if not announcer.done():
             announcer.cancel()
-        await asyncio.gather(*pending, announcer, return_exceptions=True)
-        summary.end = clock()
+        await asyncio.gather(announcer, return_exceptions=True)
     writer.event(RUN_END, **summary.to_json())
     return summary
 
@@ -431,12 +610,25 @@ def benchmark_rate(rate: float, duration: float = 2.0, clients: int = 16,
                        lag.get_max_value() / 1000)
 
 
+GIL_SWITCH_INTERVAL_S = 0.001  # CPython's default is 0.005
+
+
 def run_loop(main: Awaitable[Any]) -> Any:
     """Run ``main`` on uvloop (libuv's event loop: a fraction of asyncio's per-callback
     overhead, so the generator keeps its schedule at higher rates), or on asyncio's own
-    loop where uvloop is not installed."""
+    loop where uvloop is not installed.
+
+    While it runs, a thread that wants the interpreter (the fault plan's own thread
+    talking to Toxiproxy, SQLite's pool) gets it after at most 1 ms instead of CPython's
+    5 ms, and the loop gets it back as fast: a fault injected from a thread no longer
+    holds the generator's operations up to 5 ms at the very moment the fault starts."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, GIL_SWITCH_INTERVAL_S))
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
-        return asyncio.run(main)  # type: ignore[arg-type]
-    return uvloop.run(main)  # type: ignore[arg-type]
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
+            return asyncio.run(main)  # type: ignore[arg-type]
+        return uvloop.run(main)  # type: ignore[arg-type]
+    finally:
+        sys.setswitchinterval(previous)

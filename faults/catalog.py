@@ -344,9 +344,177 @@ class Memory(Fault):
             c.config_set("maxmemory-policy", self.saved["maxmemory-policy"])
 
 
+# -- planned maintenance ------------------------------------------------------------------------
+FAILOVER_MODES = ("default", "force", "takeover")
+JOIN_TIMEOUT_S = 120.0  # heal waits this long at most for a restart / migration / stall in progress
+
+
+class Failover(Fault):
+    kind = "failover"
+    summary = ("manual failover of a primary: SENTINEL FAILOVER (Sentinel) or CLUSTER FAILOVER "
+               "[FORCE|TAKEOVER] sent to one of its replicas (Cluster); nothing to undo: the promoted "
+               "replica stays primary")
+    target_help = "the current primary (Sentinel: the one the Sentinels name; Cluster: any primary)"
+    params = (Param("mode", "", "default", choices=FAILOVER_MODES,
+                    help="Cluster only: default (replica catches up, writes paused), force (no handshake "
+                         "with the primary), takeover (no vote either)"),)
+
+    def validate(self, topo: Topology) -> None:
+        node = topo.spec.node(self.target)
+        if topo.name == "single" or node.kind != "redis":
+            raise LabError(f"failover: target {self.target!r} is not a Sentinel or Cluster primary",
+                           "bring up sentinel or cluster and target its primary")
+        if topo.name == "sentinel" and self.values["mode"] != "default":
+            raise LabError(f"failover: mode={self.values['mode']} is a Cluster mode; accepted on Sentinel: default")
+
+    def inject(self, topo: Topology) -> None:
+        from faults import maintenance
+        if topo.name == "sentinel":
+            maintenance.sentinel_failover(topo, self.target)
+        else:
+            self.saved["replica"] = maintenance.cluster_failover(topo, self.target, self.values["mode"])
+
+    def heal(self, topo: Topology) -> None:
+        """Nothing to undo: a failover is a new normal (the old primary rejoins as a replica)."""
+
+
+RESTART_HOWS = ("stop", "kill")
+HOOKS = ("none", "failover")
+
+
+class Restart(Fault):
+    kind = "restart"
+    summary = ("restart nodes: one, or rolling over several (replicas first, the primary last) with a pause "
+               "between; graceful (SIGTERM / docker stop) or a crash a supervisor restarts (SIGKILL); "
+               "optionally failing a primary over first, like a preStop hook; heal waits for the round to end "
+               "and starts any node still down")
+    target_help = "a data node, a comma-separated list of them, or 'all' (every data node: a rolling restart)"
+    params = (Param("how", "", "stop", choices=RESTART_HOWS, help="stop: graceful (SIGTERM); kill: SIGKILL"),
+              Param("down_ms", "ms", 0, 0, 600_000, "time each node stays down before it is started"),
+              Param("pause_ms", "ms", 2000, 0, 600_000, "pause between two nodes of a rolling restart"),
+              Param("hook", "", "none", choices=HOOKS,
+                    help="failover: SENTINEL FAILOVER away from a primary before stopping it (a preStop hook)"))
+
+    def nodes(self, topo: Topology) -> list[str]:
+        names = [n.name for n in topo.spec.redis_nodes] if self.target == "all" else \
+            [t.strip() for t in self.target.split(",") if t.strip()]
+        for name in names:
+            if topo.spec.node(name).kind != "redis":
+                raise LabError(f"restart: {name} is not a data node", "restart redis-N nodes (or 'all')")
+        if not names:
+            raise LabError("restart: no node given", "e.g. --target redis-1 or --target all")
+        return names
+
+    def validate(self, topo: Topology) -> None:
+        self.nodes(topo)
+
+    def inject(self, topo: Topology) -> None:
+        from faults import maintenance
+        nodes = maintenance.restart_order(topo, self.nodes(topo))
+        self.saved["order"] = nodes
+        self._restarter = maintenance.Restarter(topo, nodes, self.values["how"], self.values["down_ms"] / 1000,
+                                                self.values["pause_ms"] / 1000, self.values["hook"])
+        self._restarter.start()
+
+    def heal(self, topo: Topology) -> None:
+        """Wait for the round to end (a rolling restart runs to completion), then start any node of it
+        that is still down (``redislab heal`` from another process: the sweep starts them)."""
+        restarter = getattr(self, "_restarter", None)
+        if restarter is not None:
+            restarter.join(JOIN_TIMEOUT_S)
+            self.saved["steps"] = [what for _t, what in restarter.steps]
+            if restarter.error is not None:  # e.g. no promotion within the deadline: a finding, kept
+                self.saved["error"] = f"{type(restarter.error).__name__}: {restarter.error}"[:300]
+        for name in self.nodes(topo):
+            state = topo.backend.node_state(name)
+            if state == "stopped":
+                topo.start(name)
+            elif state == "paused":
+                topo.resume(name)
+
+
+class SlowCommand(Fault):
+    swept = False
+    kind = "slow_command"
+    summary = ("keep a node's single thread busy: a long Lua script (BUSY replies after busy_ms; heal "
+               "sends SCRIPT KILL), DEBUG SLEEP (no reply at all; heal waits it out) or KEYS over a large "
+               "keyspace in a loop (heal stops it and drops that keyspace)")
+    params = (Param("how", "", "lua", choices=("lua", "debug_sleep", "keys"), help="what keeps the thread busy"),
+              Param("duration_ms", "ms", 10_000, 10, 600_000, "how long the stall lasts unless healed first"),
+              Param("busy_ms", "ms", 0, 0, 600_000,
+                    "lua: busy-reply-threshold while it runs (0 = the node's own, 5000 by default)"),
+              Param("keys", "keys", 1_000_000, 1000, 20_000_000, "keys: size of the keyspace KEYS scans (db 9)"))
+
+    def validate(self, topo: Topology) -> None:
+        if topo.spec.node(self.target).kind != "redis":
+            raise LabError(f"slow_command: {self.target} is not a data node", "target a redis-N node")
+        if self.values["how"] == "keys" and topo.name == "cluster":
+            raise LabError("slow_command: how=keys needs the lab's scratch database 9, and a Cluster has only "
+                           "db 0", "use how=lua or how=debug_sleep on the Cluster")
+
+    def inject(self, topo: Topology) -> None:
+        from faults import stall
+        if self.values["how"] == "lua" and self.values["busy_ms"]:
+            self.saved["lua-time-limit"] = stall.busy_threshold(topo, self.target)
+            stall.set_busy_threshold(topo, self.target, self.values["busy_ms"])
+        self._stall = stall.Stall(topo, self.target, self.values["how"], self.values["duration_ms"] / 1000,
+                                  int(self.values["keys"]))
+        self._stall.start()
+
+    def heal(self, topo: Topology) -> None:
+        """End the stall (also from another process: SCRIPT KILL, wait for DEBUG SLEEP to end, drop the
+        KEYS keyspace), then restore busy-reply-threshold."""
+        from faults import stall
+        timeout_s = self.values["duration_ms"] / 1000 + 30
+        running = getattr(self, "_stall", None)
+        if running is not None:
+            running.stop(timeout_s)
+        else:
+            stall.end(topo, self.target, self.values["how"], timeout_s)
+        if "lua-time-limit" in self.saved:
+            stall.set_busy_threshold(topo, self.target, self.saved["lua-time-limit"])
+
+
+class Reshard(Fault):
+    swept = False
+    kind = "reshard"
+    summary = ("Cluster resharding under load: move slots to another primary (CLUSTER SETSLOT IMPORTING / "
+               "MIGRATING, MIGRATE batch keys at a time, SETSLOT NODE); heal finishes every half-moved slot")
+    target_help = "the Cluster primary the slots move to"
+    params = (Param("slots", "", None, help="slots to move, e.g. 100,200-210"),
+              Param("batch", "keys", 10, 1, 100_000, "keys per MIGRATE"),
+              Param("pause_ms", "ms", 50, 0, 60_000, "pause between two MIGRATE batches (a slow migration)"))
+
+    def validate(self, topo: Topology) -> None:
+        from faults import maintenance
+        if topo.name != "cluster":
+            raise LabError("reshard: needs the cluster topology", "redislab up cluster")
+        topo.spec.node(self.target)
+        maintenance.parse_slots(str(self.values["slots"]))
+
+    def inject(self, topo: Topology) -> None:
+        from faults import maintenance
+        if topo.role(self.target) != "primary":
+            raise LabError(f"reshard: {self.target} is not a Cluster primary", "target a primary: redislab status")
+        self._resharder = maintenance.Resharder(topo, maintenance.parse_slots(str(self.values["slots"])),
+                                                self.target, int(self.values["batch"]),
+                                                self.values["pause_ms"] / 1000)
+        self._resharder.start()
+
+    def heal(self, topo: Topology) -> None:
+        """Finish the migration (pauses cut short), then fix any slot left half-moved (also after the
+        injecting process died): every slot ends with exactly one owner and no open state."""
+        from faults import maintenance
+        resharder = getattr(self, "_resharder", None)
+        if resharder is not None:
+            resharder.join(JOIN_TIMEOUT_S)
+            self.saved["moved"] = {str(k): v for k, v in resharder.moved.items()}
+        maintenance.fix_open_slots(topo)
+
+
 FAULTS: dict[str, type[Fault]] = {f.kind: f for f in (
     Kill, Stop, Pause, Latency, Bandwidth, Timeout, ResetPeer, SlowClose, LimitData, Down, Partition,
-    ClientPause, ClientKill, Memory)}
+    ClientPause, ClientKill, Memory, Failover, Restart, SlowCommand, Reshard)}
 
 
 def make(kind: str, target: str, /, **params: Any) -> Fault:

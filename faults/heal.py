@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 from typing import Any
 
 import redis
@@ -213,11 +212,7 @@ def _resume_leftovers(rep: _Report) -> None:
     from topologies import docker, local
     for c in docker.lab_containers():
         if c["state"] == "paused":
-            result = subprocess.run(["docker", "unpause", c["name"]], capture_output=True, text=True, timeout=60)
-            if result.returncode == 0:
-                rep.done.append(f"resumed container {c['name']}")
-            else:
-                rep.problems.append(f"docker unpause {c['name']}: {result.stderr.strip()}")
+            _step(rep, f"resume container {c['name']}", lambda name=c["name"]: docker.resume_container(name))
     for proc, cmd in local.strays():
         if proc.state() == "paused":
             proc.signal(signal.SIGCONT)

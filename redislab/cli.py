@@ -11,6 +11,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -91,6 +92,42 @@ def node(action: str, node: str) -> None:
     topo = _require_topology()
     getattr(topo, action)(node)
     out.print(f"{action}: {node} is now {topo.backend.node_state(node)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@click.option("--duration", "duration_s", type=float, default=None,
+              help="stop after this many seconds (default: until Ctrl-C)")
+def events(as_json: bool, duration_s: float | None) -> None:
+    """Stream what the topology says about itself: Sentinel +sdown/+odown/+switch-master/...,
+    every node's role (polled every 0.1 s), as lines or JSON; experiments record the same."""
+    from experiments.topology_events import TopologyEvents
+    if duration_s is not None and duration_s <= 0:
+        raise LabError(f"--duration {duration_s:g} must be above 0 seconds", "or leave it out to stream until Ctrl-C")
+    topo = _require_topology()
+    printer = EventPrinter(as_json)
+    with TopologyEvents(topo, printer):
+        stop = threading.Event()
+        stop.wait(duration_s)  # None: until Ctrl-C (KeyboardInterrupt unwinds through the context manager)
+
+
+class EventPrinter:
+    """Prints topology events as they arrive, one per line (called from several threads)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
+        wall = time.time()
+        with self._lock:
+            if self.as_json:
+                click.echo(json.dumps({"wall": round(wall, 3), "kind": kind, **fields}), nl=True)
+            else:
+                stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
+                click.echo(f"{stamp}  {fields.get('source', '?'):<12} {fields.get('event', kind):<16} "
+                           f"{fields.get('detail', '')}")
+            sys.stdout.flush()
 
 
 @cli.command()
@@ -245,32 +282,41 @@ def _open_target(path: str, need_password: bool = True) -> Any:
 @click.option("--repeat", type=int, default=1, show_default=True,
               help="runs, with seeds SEED..SEED+N-1; figures are pooled over every cycle of every run")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="generator processes, each running a share of the clients (parallel scenarios only)")
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the result summary as JSON on stdout (one object per run, a list with --repeat)")
 @click.option("--target", "target_file", default=None, metavar="FILE",
               help="an existing deployment described in a target file (see: redislab target check)")
 def run(experiment: str, topology: str | None, backend: str, profile: str, duration_s: float | None,
-        rate: float | None, cycles: int | None, repeat: int, seed: int, out_dir: str,
-        target_file: str | None) -> None:
+        rate: float | None, cycles: int | None, repeat: int, seed: int, workers: int, out_dir: str,
+        as_json: bool, target_file: str | None) -> None:
     """Run an experiment: load, fault cycles, history, claims, measurements, report."""
     from experiments.answer import LABELS, spread_text
-    from experiments.report import one_line
+    from experiments.report import one_line, run_summary
     from experiments.runner import RunRequest, run_experiment
     from experiments.catalogue import MAX_REPEAT
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
     _require_writable_dir(out_dir)
-    results = []
+    results, summaries = [], []
     with runlock.hold(f"redislab run {experiment}"):
         for n in range(repeat):
             run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
-                                                out_dir, cycles=cycles, target=target_file), console=err)
+                                                out_dir, cycles=cycles, workers=workers, target=target_file), console=err)
             result = json.loads((run_dir / "result.json").read_text())
             results.append(result)
-            out.print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
-                      f"plot: {run_dir / 'timeline.png'}", highlight=False, markup=False)
+            (err if as_json else out).print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
+                                            f"plot: {run_dir / 'timeline.png'}", highlight=False, markup=False)
+            if as_json:
+                summaries.append(run_summary(result, run_dir))
     if repeat > 1:
         for key in ("availability_during", "p99_during_ms", "failover_s", "recover_s"):
-            out.print(f"over {repeat} runs, {LABELS[key]}: {spread_text(results, key)}", highlight=False)
+            (err if as_json else out).print(f"over {repeat} runs, {LABELS[key]}: {spread_text(results, key)}",
+                                            highlight=False)
+    if as_json:
+        click.echo(json.dumps(summaries[0] if repeat == 1 else summaries, indent=2))
 
 
 @cli.command()
@@ -313,6 +359,11 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
     if only is not None:
         sections = {s.strip() for s in only.split(",") if s.strip()}
         unknown = sorted(sections - set(known)) or ([] if sections else [only])
+        full_only = [u for u in unknown if profile != "full" and u in {i.section for i in plan("full")}]
+        if full_only:
+            raise LabError(f"--only {full_only[0]}: that showcase runs with the full profile only",
+                           f"use --profile full --only {full_only[0]}, or `redislab run EXPERIMENT` for one "
+                           "variant (`redislab list`)")
         if unknown:
             raise UnknownNameError("section for --only", unknown[0], known)
     if not 1 <= repeat <= MAX_REPEAT:

@@ -23,13 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from faults import catalog, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
-from topologies import api, dockerd, runlock
+from topologies import api, docker_sdk, dockerd, runlock
 from topologies.errors import LabError
 from topologies.health import wait_until
+from topologies.processes import OwnedProcess
 
 LAB_COMMANDS = {"redis-server", "redis-sentinel", "toxiproxy-server", "toxiproxy", "containerd-shim",
                 "containerd-shim-runc-v2", "docker-proxy", "nsenter", "iptables"}
@@ -51,43 +54,21 @@ def fault_plan(client_pid: int) -> list[catalog.Fault]:
     return plan
 
 
-def _comm(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
+def _lab_processes() -> int:
+    """Live (not zombie) processes whose name is one of the lab's commands."""
+    gone = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    return sum(1 for p in psutil.process_iter(["name", "status"])
+               if p.info["name"] in LAB_COMMANDS and p.info["status"] not in gone)
 
 
-def _state(pid: str) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "X"
-    return raw[raw.rindex(")") + 2]
-
-
-def _children(root: int) -> int:
-    """Live (not zombie) descendants of ``root``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _state(entry.name) not in ("Z", "X"):
-            try:
-                raw = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(raw[raw.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    count, frontier = 0, {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
-        count += len(frontier)
-    return count
-
-
-def _docker_count(*args: str) -> int:
+def _docker_counts() -> dict[str, int]:
+    """Containers (any state), networks and volumes on the daemon (0 each when none answers)."""
     if not dockerd.daemon_answers():
-        return 0
-    out = subprocess.run(["docker", *args, "-q"], capture_output=True, text=True, timeout=60).stdout
-    return len(out.split())
+        return {"containers": 0, "networks": 0, "volumes": 0}
+    client = docker_sdk.api()
+    with docker_sdk.calling("count containers, networks and volumes"):
+        return {"containers": len(client.containers(all=True, quiet=True)), "networks": len(client.networks()),
+                "volumes": len(client.volumes().get("Volumes") or [])}
 
 
 def _iptables_rules() -> int:
@@ -99,15 +80,12 @@ def _iptables_rules() -> int:
 
 def counts() -> dict[str, int]:
     gc.collect()  # unreachable sockets are closed by the collector, not leaked
-    lab = sum(1 for e in Path("/proc").iterdir() if e.name.isdigit() and _comm(e.name) in LAB_COMMANDS
-              and _state(e.name) not in ("Z", "X"))
+    me = OwnedProcess.of(os.getpid())
     return {
-        "fds": len(os.listdir("/proc/self/fd")),
-        "children": _children(os.getpid()),
-        "lab_processes": lab,
-        "containers": _docker_count("ps", "-a"),
-        "networks": _docker_count("network", "ls"),
-        "volumes": _docker_count("volume", "ls"),
+        "fds": psutil.Process().num_fds(),
+        "children": len(me.children()) if me is not None else 0,  # live descendants
+        "lab_processes": _lab_processes(),
+        **_docker_counts(),
         "iptables_rules": _iptables_rules(),
         "records": len(active_faults()) + len(ownership.clients()),
     }

@@ -15,8 +15,8 @@ import pytest
 _home = tempfile.mkdtemp(prefix="redislab-test-home-")
 os.environ["REDISLAB_HOME"] = _home  # before any topologies import reads it
 
+from redislab.testing import LabSession  # noqa: E402
 from topologies import api, dockerd  # noqa: E402
-from topologies.errors import LabError  # noqa: E402
 
 ALL_BACKENDS = ("local", "docker")
 
@@ -24,6 +24,20 @@ ALL_BACKENDS = ("local", "docker")
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--backends", default=os.environ.get("REDISLAB_TEST_BACKENDS", ",".join(ALL_BACKENDS)),
                      help="comma-separated backends to test: local,docker")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The examples' ``redis_lab`` runs on the suite's backends unless --redislab-backend says otherwise."""
+    if config.getoption("redislab_backend") is None:
+        config.option.redislab_backend = ",".join(selected_backends(config))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the plugin's ``redis_lab`` (the examples) start real topologies: integration tests."""
+    for item in items:
+        if "redis_lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 def selected_backends(config: pytest.Config) -> list[str]:
@@ -62,36 +76,31 @@ def docker_daemon() -> Iterator[DockerDaemon]:
 
 
 class LabManager:
-    """Keeps at most one topology up across tests and switches only when a test needs another."""
+    """``lab(name, backend)``: the suite's door to the redislab plugin's session (one topology at
+    a time, shared with the examples' ``redis_lab``), which keeps a healthy topology up across tests
+    and switches only when a test needs another."""
 
-    def __init__(self, request: pytest.FixtureRequest) -> None:
+    def __init__(self, request: pytest.FixtureRequest, session: LabSession) -> None:
         self.request = request
-        self.topo: api.Topology | None = None
+        self.session = session
 
     def __call__(self, name: str, backend: str = "local") -> api.Topology:
         if backend == "docker":
             self.request.getfixturevalue("docker_daemon").ensure()
-        topo = self.topo
-        if topo is not None and topo.name == name and topo.backend.name == backend:
-            try:
-                topo.wait_healthy(timeout_s=30)
-                return topo
-            except LabError:
-                pass  # a test left it broken: start afresh
-        self.down()
-        self.topo = api.up(name, backend=backend)
-        return self.topo
+        if api.current() is not None and not self.session.owns(api.current()):
+            api.down()  # a test's leftover (`redislab up` ...): this home is the suite's own
+        return self.session.topology(name, backend)
 
     def down(self) -> None:
-        if self.topo is not None or api.current() is not None:
+        self.session.down()
+        if api.current() is not None:
             api.down()
-        self.topo = None
 
 
 @pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest) -> Iterator[Callable[..., api.Topology]]:
+def lab(request: pytest.FixtureRequest, redis_lab_session: LabSession) -> Iterator[Callable[..., api.Topology]]:
     """``lab(name, backend="local")`` -> a healthy running topology (shared across tests)."""
-    manager = LabManager(request)
+    manager = LabManager(request, redis_lab_session)
     yield manager
     manager.down()
 

@@ -84,3 +84,43 @@ def test_run_with_an_out_dir_that_cannot_be_created_fails_before_anything_starts
         assert_one_line_error(result, f"--out {out}: cannot create or write there")
         assert len(result.stderr.strip().splitlines()) == 1
         assert api.current() is None
+
+
+def test_events_streams_a_sentinel_failover_as_json(fresh_lab) -> None:
+    topo = fresh_lab("sentinel", "local")
+    old = topo.primary()
+    assert old is not None
+    proc = subprocess.Popen([*REDISLAB, "events", "--json", "--duration", "60"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen: list[dict[str, object]] = []
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # every node's role is reported at once
+        assert first["kind"] == "topology" and first["event"] == "role"
+        topo.kill(old)
+        for line in proc.stdout:  # ends at --duration if the failover never shows
+            seen.append(json.loads(line))
+            if seen[-1]["event"] == "+switch-master":
+                break
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    events = [e["event"] for e in seen]
+    assert "+sdown" in events and "+odown" in events and events[-1] == "+switch-master", events
+    assert any(e["event"] == "role" and e.get("node") == old and e.get("role") == "down" for e in seen), seen
+    assert seen[-1]["promoted"] != old and "Traceback" not in err
+
+
+def test_events_without_a_topology_is_one_line(fresh_lab) -> None:
+    assert_one_line_error(run("events", "--duration", "1"), "no topology is up")
+
+
+def test_run_json_prints_the_summary_on_stdout_and_the_line_on_stderr(fresh_lab, tmp_path) -> None:
+    result = run("run", "counter-kill", "--topology", "single", "--backend", "local", "--cycles", "1",
+                 "--duration", "10", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    assert summary["experiment"] == "counter-kill" and summary["verdict"] in ("held", "violated", "unknown")
+    assert {c["name"] for c in summary["claims"]} >= {"steady_state", "leaderboard_increments"}
+    assert summary["figures"]["availability_during"]["n"] == 1
+    assert os.path.isfile(summary["files"]["report"]) and "report:" in result.stderr

@@ -63,6 +63,8 @@ def _cases(out: Path) -> list[list[str]]:
         ["run", "cache-primary-kill", "--profile", "extreme", *o],
         ["run", "cache-primary-kill", "--out", "/proc/redislab-cannot-exist/x"],
         ["run", "cache-primary-kill", "--out", "/dev/null"], ["run", "cache-primary-kill", "--out", ""],
+        ["run", "cache-primary-kill", "--workers", "2", *o],  # a scenario that runs in one generator process
+        ["run", "counter-kill", "--workers", "9", *o],
         ["report", str(out / "nope")], ["report", "--out", "/proc/redislab-cannot-exist"],
         ["demo", "--profile", "extreme", *o], ["demo", "--backend", "podman", *o], ["demo", "--only", "nothing", *o],
         ["demo", "--only", ",", *o], ["demo", "--out", "/proc/redislab-cannot-exist"],
@@ -80,6 +82,7 @@ def _cases(out: Path) -> list[list[str]]:
                   ["run", "cache-primary-kill", "--rate", value, *o],
                   ["run", "cache-primary-kill", "--cycles", value, *o],
                   ["run", "cache-primary-kill", "--repeat", value, *o],
+                  ["run", "counter-kill", "--workers", value, *o],
                   ["demo", "--repeat", value, *o]]
         if value not in ("-1", "0", "99999999999999999999999"):
             cases.append(["run", "cache-primary-kill", "--seed", value, *o])
@@ -194,6 +197,8 @@ def test_fault_targets_parse_or_refuse_with_a_lab_error_and_signal_nothing(topol
         pytest.fail(f"{kind} accepted {target!r}: no client is registered in this test")
     elif isinstance(fault, catalog.ProxyFault):
         assert target in [p.name for p in topo.spec.proxies()]
+    elif isinstance(fault, catalog.Restart):  # one node, a list of them, or all
+        assert fault.nodes(topo) and set(fault.nodes(topo)) <= {n.name for n in topo.spec.redis_nodes}
     elif not isinstance(fault, catalog.Partition):
         assert target in [n.name for n in topo.spec.nodes]
 
@@ -223,5 +228,5 @@ def test_fault_parameters_are_finite_and_in_range_or_refused(kind: str, data: st
 
 def _valid_params(kind: str) -> dict[str, str]:
     """The required parameters of ``kind`` with valid values (so the target is what is fuzzed)."""
-    return {p.name: str(p.low if p.low is not None else p.choices[0]) for p in catalog.FAULTS[kind].params
-            if p.default is None}
+    return {p.name: str(p.low if p.low is not None else p.choices[0] if p.choices else "0")
+            for p in catalog.FAULTS[kind].params if p.default is None}

@@ -2,7 +2,7 @@
 
     from topologies import api
     topo = api.up("sentinel", backend="auto")   # returns when healthy
-    r = topo.client()                           # Sentinel(...).master_for("lab")
+    r = topo.client()                           # Sentinel(...).master_for("lab"), clients.DEFAULT_POLICY
     topo.kill("redis-1")
     api.down()
 """
@@ -24,6 +24,7 @@ import redis.cluster
 import redis.sentinel
 
 from topologies import health
+from topologies.clients import DEFAULT_POLICY, ClientPolicy
 from topologies.errors import LabError, UnknownNameError
 from topologies.home import StateFile, password as lab_password
 from topologies.spec import (HOST, MASTER_NAME, PASSWORD_ENV, TOXIPROXY_API_PORT, NodeSpec, Options,
@@ -120,25 +121,29 @@ class Topology:
         return self.spec.name
 
     # -- clients ------------------------------------------------------------------
-    def client(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
+    def client(self, asyncio: bool = False, group: str | None = None, policy: ClientPolicy | None = None,
+               **kwargs: Any) -> Any:
         """The client an application would use: ``Redis`` (single), ``Sentinel.master_for``
         (sentinel), ``RedisCluster`` (cluster), and for redlock a ``list`` of ``Redis``, one
         per independent node in node order (what ``patterns.redlock.Redlock`` takes).
-        ``kwargs`` go to the client(s) (timeouts, retry ...).
 
+        Timeouts, redis-py's retry and the pool size come from ``policy`` (default
+        ``clients.DEFAULT_POLICY``: 0.25 s timeouts, one attempt per call); ``kwargs`` go
+        to the client and override it (``decode_responses``, ``socket_timeout`` ...).
         ``group`` ("a" or "b") routes every connection through that client group's own
         proxies, so a partition can put the group on one side.
         """
         if self.spec.name == "redlock":
-            return self.node_clients(asyncio=asyncio, group=group, **kwargs)
-        kwargs.setdefault("password", self.password)
+            return self.node_clients(asyncio=asyncio, group=group, policy=policy, **kwargs)
+        policy = policy or DEFAULT_POLICY
+        kwargs = policy.client_kwargs(asyncio, **{"password": self.password, **kwargs})
         remap = self._remap(group)
         first = self.spec.redis_nodes[0]
         if self.spec.name == "single":
             cls = redis.asyncio.Redis if asyncio else redis.Redis
             return cls(host=HOST, port=remap((HOST, first.port))[1], **kwargs)
         if self.spec.name == "sentinel":
-            return self.sentinel(asyncio, group=group).master_for(MASTER_NAME, **kwargs)
+            return self.sentinel(asyncio, group=group, policy=policy).master_for(MASTER_NAME, **kwargs)
         # Every node as a startup node, so the client connects while any one is down.
         if group:
             kwargs["address_remap"] = remap
@@ -155,22 +160,29 @@ class Topology:
         ports = {n.port: n.group_port(group) for n in self.spec.nodes}
         return lambda addr: (addr[0], ports.get(int(addr[1]), int(addr[1])))
 
-    def sentinel(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
-        """A ``Sentinel`` over the three Sentinels' proxied addresses (sentinel topology)."""
+    def sentinel(self, asyncio: bool = False, group: str | None = None, policy: ClientPolicy | None = None,
+                 **kwargs: Any) -> Any:
+        """A ``Sentinel`` over the three Sentinels' proxied addresses (sentinel topology).
+
+        Discovery asks the Sentinels in turn, each once with ``policy.sentinel_timeout_s``;
+        ``master_for``/``slave_for`` clients get ``policy`` (default ``clients.DEFAULT_POLICY``),
+        overridden by ``kwargs``.
+        """
         if not self.spec.sentinels:
             raise LabError(f"topology {self.name} has no Sentinels", "bring up: redislab up sentinel")
+        policy = policy or DEFAULT_POLICY
         remap = self._remap(group)
         cls = _remapping_sentinel(redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel, remap)
-        kwargs.setdefault("socket_timeout", 1.0)
+        kwargs = policy.client_kwargs(asyncio, **{"password": self.password, **kwargs})
         return cls([remap((HOST, s.port)) for s in self.spec.sentinels],
-                   sentinel_kwargs={"password": self.password, "socket_timeout": 1.0}, password=self.password,
-                   **kwargs)
+                   sentinel_kwargs={"password": self.password, **policy.sentinel_kwargs(asyncio)}, **kwargs)
 
     def node_client(self, name: str, asyncio: bool = False, direct: bool = False, group: str | None = None,
-                    **kwargs: Any) -> Any:
-        """A plain client to one node: through its proxy (or client ``group``'s proxy) unless ``direct``."""
+                    policy: ClientPolicy | None = None, **kwargs: Any) -> Any:
+        """A plain client to one node: through its proxy (or client ``group``'s proxy) unless
+        ``direct``; settings from ``policy`` (default ``clients.DEFAULT_POLICY``), overridden by ``kwargs``."""
         node = self.spec.node(name)
-        kwargs.setdefault("password", self.password)
+        kwargs = (policy or DEFAULT_POLICY).client_kwargs(asyncio, **{"password": self.password, **kwargs})
         cls = redis.asyncio.Redis if asyncio else redis.Redis
         port = node.direct_port if direct else (node.group_port(group) if group else node.port)
         return cls(host=HOST, port=port, **kwargs)

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Callable
 
 from topologies.spec import HOST, MASTER_NAME, NodeSpec, TopologySpec
+
+HostOf = Callable[[NodeSpec], str]  # the address a node is announced and reached at
+
+
+def _loopback(node: NodeSpec) -> str:
+    """Local and Compose backends: every node is announced on 127.0.0.1 (its proxied port)."""
+    return HOST
 
 
 def conf_quote(value: str) -> str:
@@ -30,15 +38,18 @@ def auth_conf(password: str) -> str:
     return f"requirepass {conf_quote(password)}\nmasterauth {conf_quote(password)}\n"
 
 
-def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, logfile: str) -> list[str]:
+def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, logfile: str,
+               host_of: HostOf = _loopback, source_addr: bool = True) -> list[str]:
     """Command-line arguments for a Redis data node, after ``redis-server <auth config file>``.
-    They carry no secret: requirepass/masterauth come from the file (see ``auth_conf``)."""
+    They carry no secret: requirepass/masterauth come from the file (see ``auth_conf``).
+    ``host_of`` gives the address each node is announced at (default 127.0.0.1);
+    ``source_addr=False`` leaves out bind-source-addr (needed where peers are not on loopback)."""
     opts = spec.options
     args = [
         "--port", str(node.direct_port),
         "--bind", bind,
         "--protected-mode", "no" if bind != HOST else "yes",
-        "--bind-source-addr", node.source_addr,
+        *(["--bind-source-addr", node.source_addr] if source_addr else []),
         "--dir", data_dir,
         "--logfile", logfile,
         "--appendonly", _yes_no(opts.appendonly),
@@ -47,14 +58,18 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
         "--maxmemory-policy", "noeviction",
         # Start a replica's full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay", "0",
+        # DEBUG (SLEEP, POPULATE): the slow_command fault uses it. A node bound to loopback takes it
+        # from loopback only; a container's node sees the lab's connections arrive from the Docker
+        # bridge (its published ports are on the host's 127.0.0.1, behind the password), so any.
+        "--enable-debug-command", "local" if bind == HOST else "yes",
     ]
     if spec.name in ("single", "sentinel"):
         # Announce the proxied address so Sentinel (and replicas after a
         # failover) reach this node through its Toxiproxy proxy.
-        args += ["--replica-announce-ip", HOST, "--replica-announce-port", str(node.port)]
+        args += ["--replica-announce-ip", host_of(node), "--replica-announce-port", str(node.port)]
     if node.replica_of:
         primary = spec.node(node.replica_of)
-        args += ["--replicaof", HOST, str(primary.port)]
+        args += ["--replicaof", host_of(primary), str(primary.port)]
     if spec.name == "cluster":
         assert node.bus_port is not None and node.direct_bus_port is not None
         args += [
@@ -62,7 +77,7 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(opts.node_timeout_ms),
             "--cluster-port", str(node.direct_bus_port),
-            "--cluster-announce-ip", HOST,
+            "--cluster-announce-ip", host_of(node),
             "--cluster-announce-port", str(node.port),
             "--cluster-announce-bus-port", str(node.bus_port),
             # Lab default: keep serving the slots that are still covered while
@@ -73,8 +88,11 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
 
 
 def sentinel_conf(node: NodeSpec, spec: TopologySpec, password: str, *, bind: str, data_dir: str,
-                  logfile: str) -> str:
-    """The text of a sentinel.conf (Sentinel rewrites it, so write it to a writable path)."""
+                  logfile: str, host_of: HostOf = _loopback, source_addr: bool = True,
+                  hostnames: bool = False) -> str:
+    """The text of a sentinel.conf (Sentinel rewrites it, so write it to a writable path).
+    ``hostnames``: the addresses ``host_of`` gives are DNS names (Sentinel resolves and announces
+    names; all nodes must then be announced by name, never a mix of names and IPs)."""
     primary = next(n for n in spec.redis_nodes if n.initial_role == "primary")
     opts = spec.options
     lines = [
@@ -83,12 +101,13 @@ def sentinel_conf(node: NodeSpec, spec: TopologySpec, password: str, *, bind: st
         f"protected-mode {'no' if bind != HOST else 'yes'}",
         f"dir {data_dir}",
         f'logfile "{logfile}"',
-        f"bind-source-addr {node.source_addr}",
-        f"sentinel announce-ip {HOST}",
+        *([f"bind-source-addr {node.source_addr}"] if source_addr else []),
+        *(["sentinel resolve-hostnames yes", "sentinel announce-hostnames yes"] if hostnames else []),
+        f"sentinel announce-ip {host_of(node)}",
         f"sentinel announce-port {node.port}",
         f"requirepass {conf_quote(password)}",
         f"sentinel sentinel-pass {conf_quote(password)}",
-        f"sentinel monitor {MASTER_NAME} {HOST} {primary.port} {spec.quorum}",
+        f"sentinel monitor {MASTER_NAME} {host_of(primary)} {primary.port} {spec.quorum}",
         f"sentinel auth-pass {MASTER_NAME} {conf_quote(password)}",
         f"sentinel down-after-milliseconds {MASTER_NAME} {opts.down_after_ms}",
         f"sentinel failover-timeout {MASTER_NAME} {opts.failover_timeout_ms}",
@@ -97,9 +116,9 @@ def sentinel_conf(node: NodeSpec, spec: TopologySpec, password: str, *, bind: st
         # wait for hello messages (every 2 s) and INFO (every 10 s).
         f"sentinel myid {sentinel_id(node)}",
     ]
-    lines += [f"sentinel known-replica {MASTER_NAME} {HOST} {r.port}"
+    lines += [f"sentinel known-replica {MASTER_NAME} {host_of(r)} {r.port}"
               for r in spec.redis_nodes if r.initial_role == "replica"]
-    lines += [f"sentinel known-sentinel {MASTER_NAME} {HOST} {s.port} {sentinel_id(s)}"
+    lines += [f"sentinel known-sentinel {MASTER_NAME} {host_of(s)} {s.port} {sentinel_id(s)}"
               for s in spec.sentinels if s.name != node.name]
     return "\n".join(lines) + "\n"
 
@@ -128,7 +147,8 @@ def toxiproxy_config(spec: TopologySpec, *, listen_host: str) -> str:
     return json.dumps(proxies, indent=2) + "\n"
 
 
-def cluster_create_args(spec: TopologySpec) -> list[str]:
-    """`redis-cli` arguments that form the cluster from the proxied addresses."""
-    return ["--cluster", "create", *[f"{HOST}:{n.port}" for n in spec.redis_nodes],
+def cluster_create_args(spec: TopologySpec, host_of: HostOf = _loopback) -> list[str]:
+    """`redis-cli` arguments that form the cluster from the proxied addresses (IPs: --cluster
+    create does not take names)."""
+    return ["--cluster", "create", *[f"{host_of(n)}:{n.port}" for n in spec.redis_nodes],
             "--cluster-replicas", "1", "--cluster-yes"]

@@ -1,17 +1,20 @@
 """The Docker backend: the Compose files in `topologies/compose/`, driven by `docker compose`.
 
-Node control maps to `docker kill` (SIGKILL), `docker stop/start`, `docker pause/unpause`.
-`stop_all` is `docker compose down -v`: containers, networks and volumes go.
+Compose up/down is the only CLI use (the SDK has no Compose). Node control goes through the Docker
+SDK's one client (`topologies/docker_sdk.py`): kill (SIGKILL), stop/start, pause/unpause, inspect,
+logs. `stop_all` is `docker compose down -v`: containers, networks and volumes go.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from typing import Any
 
-from topologies import dockerd, images
+from topologies import docker_sdk, dockerd, images
 from topologies.compose_gen import COMPOSE_DIR, container_name, project_name
-from topologies.errors import LabError
+from topologies.docker_sdk import calling
+from topologies.errors import ContainerNotFound, DockerError, LabError
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES, TopologySpec
 
 COMPOSE_TIMEOUT_S = 180  # a compose up/down that takes longer is stuck
@@ -24,6 +27,9 @@ def _run(argv: list[str], env: dict[str, str] | None = None, timeout_s: float = 
     except subprocess.TimeoutExpired:
         raise LabError(f"`{' '.join(argv[:4])} ...` did not finish within {timeout_s:.0f} s",
                        "is the Docker daemon healthy? `docker info`") from None
+    except OSError as exc:
+        raise LabError(f"cannot run `{argv[0]}`: {exc.strerror}", "install Docker's CLI, or use --backend local"
+                       ) from exc
     if check and result.returncode != 0:
         raise LabError(f"`{' '.join(argv[:5])} ...` failed (exit {result.returncode})",
                        "see the output below", (result.stdout + result.stderr)[-2500:])
@@ -65,9 +71,7 @@ class DockerBackend:
     def owns_anything(self) -> bool:
         if not dockerd.daemon_answers():
             return False
-        out = _run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
-                   check=False).stdout
-        return bool(out.strip())
+        return bool(docker_sdk.containers(f"{dockerd.PROJECT_LABEL}={self.project}", quiet=True))
 
     # -- lifecycle --------------------------------------------------------------
     def start_all(self) -> None:
@@ -92,20 +96,20 @@ class DockerBackend:
         if self.node_state("toxiproxy") != "stopped":
             return ""
         stranded = [n.name for n in self.spec.nodes if self.node_state(n.name) != "stopped"]
-        _run(["docker", "start", self._container("toxiproxy")])
+        self._call("start", "toxiproxy")
         for name in stranded:
             if self.node_state(name) == "paused":
                 self.resume(name)
-            _run(["docker", "restart", "-t", "2", self._container(name)])
+            self._call("restart", name, timeout=2)
         return ("restarted the Toxiproxy container (it had died; its toxics died with it)"
                 + (f" and {', '.join(stranded)}, whose network namespace died with it" if stranded else ""))
 
     def netns_pid(self) -> int | None:
         """Pid of the Toxiproxy container, whose network namespace every node shares."""
-        out = _run(["docker", "inspect", "-f", "{{.State.Pid}}", self._container("toxiproxy")]).stdout.strip()
-        if not out.isdigit() or out == "0":
+        pid = container_pid(self._container("toxiproxy"))
+        if pid is None:
             raise LabError("the Toxiproxy container is not running", "redislab down && redislab up ...")
-        return int(out)
+        return pid
 
     # -- node control -----------------------------------------------------------
     def _container(self, name: str) -> str:
@@ -113,31 +117,44 @@ class DockerBackend:
             self.spec.node(name)
         return container_name(self.spec.name, name)
 
+    def _call(self, action: str, name: str, **kwargs: Any) -> Any:
+        """One Engine API call on node ``name``'s container (``action`` is an ``APIClient`` method)."""
+        container = self._container(name)
+        with calling(f"docker {action} {container}"):
+            return getattr(docker_sdk.api(), action)(container, **kwargs)
+
     def node_state(self, name: str) -> str:
-        result = _run(["docker", "inspect", "-f", "{{.State.Status}}", self._container(name)], check=False)
-        status = result.stdout.strip()
+        """running | paused | stopped (exited, created, dead or missing): one inspect request."""
+        try:
+            status = self._call("inspect_container", name)["State"]["Status"]
+        except ContainerNotFound:
+            return "stopped"
         return {"running": "running", "paused": "paused"}.get(status, "stopped")
 
     def kill(self, name: str) -> None:
-        _run(["docker", "kill", "-s", "KILL", self._container(name)])
+        self._call("kill", name, signal="SIGKILL")
 
     def stop(self, name: str) -> None:
-        _run(["docker", "stop", "-t", "10", self._container(name)])
+        self._call("stop", name, timeout=10)
 
     def start(self, name: str) -> None:
         if self.node_state(name) != "stopped":
             raise LabError(f"{name} is already running", f"stop or kill it first: redislab node stop {name}")
-        _run(["docker", "start", self._container(name)])
+        self._call("start", name)
 
     def pause(self, name: str) -> None:
-        _run(["docker", "pause", self._container(name)])
+        self._call("pause", name)
 
     def resume(self, name: str) -> None:
-        _run(["docker", "unpause", self._container(name)])
+        self._call("unpause", name)
 
     def logs(self, name: str, lines: int = 20) -> str:
-        result = _run(["docker", "logs", "--tail", str(lines), self._container(name)], check=False)
-        return (result.stdout + result.stderr).strip()
+        """The last ``lines`` lines of the container's stdout and stderr ('' when it cannot be read)."""
+        try:
+            out: bytes = self._call("logs", name, tail=lines)
+        except DockerError:
+            return ""
+        return out.decode(errors="replace").strip()
 
     def all_logs(self, lines: int = 8) -> str:
         parts = []
@@ -153,22 +170,31 @@ def lab_containers() -> list[dict[str, str]]:
     ``{"name", "state", "project", "service"}``; [] when no daemon answers."""
     if not dockerd.daemon_answers():
         return []
-    fmt = "\t".join(["{{.Names}}", "{{.State}}", '{{.Label "com.docker.compose.project"}}',
-                     '{{.Label "com.docker.compose.service"}}'])
-    result = _run(["docker", "ps", "-a", "--filter", "label=com.docker.compose.project", "--format", fmt],
-                  check=False, timeout_s=30)
     out = []
-    for line in result.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 4 and parts[2] in dockerd.LAB_PROJECTS:
-            out.append(dict(zip(("name", "state", "project", "service"), parts)))
+    for c in docker_sdk.containers(dockerd.PROJECT_LABEL):
+        labels = c.get("Labels") or {}
+        project = labels.get(dockerd.PROJECT_LABEL, "")
+        if project in dockerd.LAB_PROJECTS:
+            out.append({"name": c["Names"][0].lstrip("/"), "state": c["State"], "project": project,
+                        "service": labels.get("com.docker.compose.service", "")})
     return out
 
 
 def container_pid(name: str) -> int | None:
     """Pid of a running container's first process (None when it is not running)."""
-    out = _run(["docker", "inspect", "-f", "{{.State.Pid}}", name], check=False, timeout_s=30).stdout.strip()
-    return int(out) if out.isdigit() and out != "0" else None
+    try:
+        with calling(f"docker inspect {name}"):
+            pid = docker_sdk.api().inspect_container(name)["State"]["Pid"]
+    except ContainerNotFound:
+        return None
+    return int(pid) or None
+
+
+def resume_container(name: str) -> str:
+    """Unpause container ``name`` (a lab leftover no topology record covers). Returns what it did."""
+    with calling(f"docker unpause {name}"):
+        docker_sdk.api().unpause(name)
+    return f"resumed container {name}"
 
 
 def remove_all_projects() -> list[str]:
@@ -176,10 +202,13 @@ def remove_all_projects() -> list[str]:
     removed = []
     for topology in TOPOLOGIES:
         project = project_name(topology)
-        ids = _run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
-                   check=False).stdout.split()
+        ids = [c["Id"] for c in docker_sdk.containers(f"{dockerd.PROJECT_LABEL}={project}", quiet=True)]
         if ids:
-            _run(["docker", "rm", "-f", "-v", *ids], check=False)
-            _run(["docker", "network", "rm", f"{project}_default"], check=False)
+            client = docker_sdk.api()
+            for cid in ids:
+                with contextlib.suppress(DockerError), calling(f"docker rm -f -v {cid[:12]}"):
+                    client.remove_container(cid, v=True, force=True)
+            with contextlib.suppress(DockerError), calling(f"docker network rm {project}_default"):
+                client.remove_network(f"{project}_default")
             removed.append(f"{project} ({len(ids)} containers)")
     return removed

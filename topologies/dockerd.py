@@ -11,12 +11,10 @@ remain count, since they show the daemon is used and may be restarted.)
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 
-from topologies import binaries
-from topologies.errors import LabError
+from topologies import binaries, docker_sdk
+from topologies.errors import DockerError, LabError
 from topologies.health import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess, tail
@@ -36,14 +34,8 @@ class StopOutcome:
 
 
 def daemon_answers(timeout_s: float = 5.0) -> bool:
-    """True when `docker info` answers within ``timeout_s`` seconds."""
-    if not shutil.which("docker"):
-        return False
-    try:
-        return subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                              timeout=timeout_s).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
+    """True when a Docker daemon answers a ping within ``timeout_s`` seconds."""
+    return docker_sdk.ping(timeout_s)
 
 
 def ensure_running(timeout_s: float = 60.0) -> bool:
@@ -73,22 +65,16 @@ def owned() -> bool:
     return bool(record) and OwnedProcess.from_json(record["proc"]).alive()
 
 
-def foreign_containers(timeout_s: float = 15.0) -> list[str] | None:
+def foreign_containers() -> list[str] | None:
     """Names of the containers on the daemon (any state) that are not the lab's; None when the
     daemon cannot be asked (then nobody can say it is unused)."""
     try:
-        result = subprocess.run(["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{PROJECT_LABEL}"}}}}'],
-                                capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
+        with docker_sdk.calling("list containers"):
+            listed = docker_sdk.api().containers(all=True)
+    except DockerError:
         return None
-    if result.returncode != 0:
-        return None
-    names = []
-    for line in result.stdout.splitlines():
-        name, _, project = line.partition("\t")
-        if project not in LAB_PROJECTS:
-            names.append(name)
-    return names
+    return [c["Names"][0].lstrip("/") for c in listed
+            if (c.get("Labels") or {}).get(PROJECT_LABEL) not in LAB_PROJECTS]
 
 
 def _owned_process() -> OwnedProcess | None:

@@ -28,3 +28,11 @@ class UnknownNameError(LabError):
 
 class NotReadyError(LabError):
     """Something did not become healthy before its deadline."""
+
+
+class DockerError(LabError):
+    """A Docker Engine call failed: no daemon answered, or it refused (e.g. the container is not running)."""
+
+
+class ContainerNotFound(DockerError):
+    """The Docker daemon has no container by that name."""

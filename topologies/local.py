@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from topologies import binaries, config, health
 from topologies.health import wait_until
 from topologies.errors import LabError
@@ -197,16 +199,13 @@ def strays() -> list[tuple[OwnedProcess, str]]:
     (leftovers of a lab whose record was lost), with their command lines."""
     root = str(lab_home() / "run")
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
+    for info in psutil.process_iter(["cwd", "cmdline"], ad_value=None):
+        cwd, argv = info.info["cwd"], info.info["cmdline"]
+        if info.pid == os.getpid() or cwd is None or argv is None:
+            continue  # gone, or not ours to read
+        cmd = " ".join(argv).strip()
         if cwd.startswith(root) or root in cmd:
-            proc = OwnedProcess.of(int(entry.name))
+            proc = OwnedProcess.of(info.pid)
             if proc is not None:
                 found.append((proc, cmd))
     return found

@@ -1,21 +1,31 @@
 """Is a port free on 127.0.0.1, and if not, who holds it."""
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
+
+import psutil
 
 from topologies.errors import LabError
+from topologies.processes import process
 from topologies.spec import HOST
 
 
 def holder(port: int) -> str:
-    """A short description of the process listening on ``port`` ('' when unknown)."""
-    if shutil.which("ss"):
-        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
-        if "users:" in out:
-            return out.split("users:", 1)[1].strip()
-    return ""
+    """A short description of the process listening on TCP ``port``, e.g. ``redis-server (pid 4711)``
+    ('' when unknown: nobody listens, or the listener is not ours to see)."""
+    try:
+        listening = [c.pid for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
+    except psutil.AccessDenied:
+        return ""
+    described = []
+    for pid in dict.fromkeys(listening):
+        proc = process(pid)
+        try:
+            described.append(f"{proc.name()} (pid {pid})" if proc is not None else f"pid {pid}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            described.append(f"pid {pid}")
+    return ", ".join(described)
 
 
 def is_free(port: int) -> bool:

@@ -1,4 +1,9 @@
-"""Owned OS processes: start detached, identify safely (pid + start time), signal, wait."""
+"""Owned OS processes: start detached, identify safely (pid + start time), signal, wait.
+
+Processes are read through psutil. A process is named by its pid and its start time in clock
+ticks after boot (``/proc/<pid>/stat`` field 22, as recorded in the lab's JSON records): psutil's
+``create_time()`` is that value divided by the tick rate plus the boot time, so it is converted back.
+"""
 from __future__ import annotations
 
 import os
@@ -8,33 +13,44 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # comm may contain spaces; fields after the closing parenthesis are fixed
-    return raw[raw.rindex(")") + 2:].split()
-
+import psutil
 
 PID_MAX = 4_194_304  # the kernel's upper bound for pid_max (2**22)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # start times are counted in these (ticks per second)
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied)  # ZombieProcess is a NoSuchProcess
+
+
+def process(pid: int) -> psutil.Process | None:
+    """psutil's handle on process ``pid`` (None if there is none, or the pid is out of range)."""
+    if not 0 < pid <= PID_MAX:
+        return None
+    try:
+        return psutil.Process(pid)
+    except _GONE:
+        return None
+
+
+def _ticks(proc: psutil.Process) -> int:
+    """Start time of ``proc`` in clock ticks after boot (raises psutil.NoSuchProcess when gone)."""
+    return round((proc.create_time() - psutil.boot_time()) * CLOCK_TICKS)
 
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time (clock ticks after boot), or None if no such process.
     Together with the pid it names one process: a reused pid has a later start time."""
-    if not 0 < pid <= PID_MAX:
+    proc = process(pid)
+    try:
+        return None if proc is None else _ticks(proc)
+    except _GONE:
         return None
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
 
 
 def cmdline(pid: int) -> str:
     """The process's command line, arguments joined by spaces ('' if gone or a kernel thread)."""
+    proc = process(pid)
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
+        return "" if proc is None else " ".join(proc.cmdline()).strip()
+    except _GONE:
         return ""
 
 
@@ -52,20 +68,40 @@ class OwnedProcess:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env, cwd=cwd)
-        fields = _stat_fields(proc.pid)
-        return cls(proc.pid, int(fields[19]) if fields else 0)
+        ticks = start_ticks(proc.pid)
+        return cls(proc.pid, 0 if ticks is None else ticks)
+
+    def _verified(self) -> psutil.Process | None:
+        """psutil's handle on this very process (same pid and start time), None if it is gone or the
+        pid now names another process. The handle checks the identity again before it signals."""
+        proc = process(self.pid)
+        try:
+            return proc if proc is not None and _ticks(proc) == self.start_ticks else None
+        except _GONE:
+            return None
 
     def state(self) -> str:
         """'running', 'paused' (SIGSTOP) or 'stopped' (gone, zombie, or pid reused)."""
-        fields = _stat_fields(self.pid)
-        if fields is None or int(fields[19]) != self.start_ticks:
+        proc = self._verified()
+        try:
+            status = "gone" if proc is None else proc.status()
+        except _GONE:
             return "stopped"
-        code = fields[0]
-        if code in ("Z", "X", "x"):
+        if status in ("gone", psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             return "stopped"
-        if code in ("T", "t"):
+        if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
             return "paused"
         return "running"
+
+    def children(self) -> list["OwnedProcess"]:
+        """This process's live descendants, each named by pid + start time ([] when it is gone)."""
+        proc = self._verified()
+        try:
+            kids = [] if proc is None else proc.children(recursive=True)
+        except _GONE:
+            return []
+        found = [OwnedProcess.of(kid.pid) for kid in kids]
+        return [k for k in found if k is not None and k.alive()]
 
     @classmethod
     def of(cls, pid: int) -> "OwnedProcess | None":
@@ -77,11 +113,14 @@ class OwnedProcess:
         return self.state() != "stopped"
 
     def signal(self, sig: int) -> None:
-        if self.alive():
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
+        """Send ``sig`` if this very process (pid + start time) still runs; otherwise do nothing."""
+        proc = self._verified()
+        if proc is None or not self.alive():
+            return
+        try:
+            proc.send_signal(sig)  # psutil refuses when the pid was reused since ``_verified``
+        except _GONE:
+            pass
 
     def terminate(self, timeout_s: float = 5.0) -> None:
         """SIGCONT + SIGTERM, then SIGKILL after ``timeout_s`` seconds; returns when gone."""

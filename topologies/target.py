@@ -385,20 +385,21 @@ class TargetTopology(api.Topology):
             return self._addr(node, group) if node is not None and group is not None else (addr[0], int(addr[1]))
         return remap
 
-    def _pw(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.password:
-            kwargs.setdefault("password", self.password)
-        return kwargs
+    def _kw(self, asyncio: bool, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Client settings as on the lab's topologies (``clients.ClientPolicy``), plus the password."""
+        from topologies.clients import DEFAULT_POLICY
+        base = {"password": self.password} if self.password else {}
+        return (policy or DEFAULT_POLICY).client_kwargs(asyncio, **{**base, **kwargs})
 
-    def client(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
-        self._pw(kwargs)
+    def client(self, asyncio: bool = False, group: str | None = None, policy: Any = None, **kwargs: Any) -> Any:
         t = self.target
+        kwargs = self._kw(asyncio, policy, kwargs)
         if t.kind == "single":
             cls = redis.asyncio.Redis if asyncio else redis.Redis
             host, port = self._addr(t.nodes[0], group)
             return cls(host=host, port=port, **kwargs)
         if t.kind == "sentinel":
-            return self.sentinel(asyncio, group=group).master_for(t.master_name, **kwargs)
+            return self.sentinel(asyncio, group=group, policy=policy).master_for(t.master_name, **kwargs)
         if group:
             kwargs["address_remap"] = self._remap_to(group)
         addrs = [self._addr(n, group) for n in t.nodes]
@@ -407,25 +408,23 @@ class TargetTopology(api.Topology):
                 startup_nodes=[redis.asyncio.cluster.ClusterNode(*a) for a in addrs], **kwargs)
         return redis.cluster.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(*a) for a in addrs], **kwargs)
 
-    def sentinel(self, asyncio: bool = False, group: str | None = None, **kwargs: Any) -> Any:
+    def sentinel(self, asyncio: bool = False, group: str | None = None, policy: Any = None, **kwargs: Any) -> Any:
+        from topologies.clients import DEFAULT_POLICY
         t = self.target
         if not t.sentinels:
             raise LabError(f"target {t.name} has no Sentinels")
         base = redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel
         cls = api._remapping_sentinel(base, self._remap_to(group))
-        kwargs.setdefault("socket_timeout", 1.0)
-        sentinel_kwargs: dict[str, Any] = {"socket_timeout": 1.0}
-        if self.password:
-            sentinel_kwargs["password"] = self.password
-            kwargs.setdefault("password", self.password)
+        sentinel_kwargs = {**({"password": self.password} if self.password else {}),
+                           **(policy or DEFAULT_POLICY).sentinel_kwargs(asyncio)}
         addrs = [self._addr(s, group if group in s.groups else None) for s in t.sentinels]
-        return cls(addrs, sentinel_kwargs=sentinel_kwargs, **kwargs)
+        return cls(addrs, sentinel_kwargs=sentinel_kwargs, **self._kw(asyncio, policy, kwargs))
 
     def node_client(self, name: str, asyncio: bool = False, direct: bool = False, group: str | None = None,
-                    **kwargs: Any) -> Any:
+                    policy: Any = None, **kwargs: Any) -> Any:
         host, port = self._addr(self.target.node(name), group, direct)
         cls = redis.asyncio.Redis if asyncio else redis.Redis
-        return cls(host=host, port=port, **self._pw(kwargs))
+        return cls(host=host, port=port, **self._kw(asyncio, policy, kwargs))
 
     def _probe(self, name: str) -> redis.Redis:
         return self.node_client(name, direct=True, socket_timeout=PROBE_TIMEOUT_S,

@@ -20,6 +20,7 @@ from . import (
     geo,
     leaderboard,
     lock,
+    outages,
     queue,
     ratelimit,
     recovery,
@@ -57,6 +58,12 @@ REGISTRY: dict[str, CheckFn] = {
     "false_rejections": ratelimit.false_rejections,
     "queue_delivery": queue.queue_delivery,
     "geo_results": geo.geo_results,
+    "expectation": outages.expectation,
+    "persistence_loss": outages.persistence_loss,
+    "dataset_after_restart": outages.dataset_after_restart,
+    "failover_expected": outages.failover_expected,
+    "replica_staleness": outages.replica_staleness,
+    "cache_vs_database": outages.cache_vs_database,
 }
 
 

@@ -13,13 +13,23 @@ Per fault cycle, seconds from the inject to the promotion of another node:
 
 The resolution is part of every figure. Without a promotion (a single node, or
 a fault that does not trigger one) the figure is None and the text says so.
+
+The client's share of each outage (``topologies.outage.client_share``): the
+workload is *served again* when the first ok workload op completes after the
+last workload op of the fault window that was not ok (intended before the heal);
+"Redis needed X s to promote; clients needed Y s more" is inject -> promotion and
+promotion -> served again. Clients that were first served again only after the
+heal get no share (None: the heal, not the failover, ended their outage), and
+neither do clients that never failed.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..history import ROLE, TOPOLOGY, Cycle, Event, History
+from topologies.outage import client_share
+
+from ..history import ROLE, TOPOLOGY, Cycle, Event, History, Op
 from ..stats import Spread
 from .base import CheckResult, fmt_s, get_params, judged, measured
 
@@ -55,6 +65,41 @@ def _promotion(history: History, c: Cycle) -> dict[str, Any]:
     return {**out, "failover_s": None, "promoted": None, "observed_by": None, "resolution_s": None}
 
 
+def served_again(ops: list[Op], c: Cycle) -> tuple[float | None, bool]:
+    """When the workload was served again in cycle ``c`` (s since t0): the end of the first ok
+    op completing after the last failed/unknown op of the fault window; and whether any op of
+    the window failed at all. None when none was ok after it before the next cycle."""
+    failed = [o for o in ops if not o.ok and c.start <= o.end and o.intended < c.heal]
+    if not failed:
+        return None, False
+    last = max(o.end for o in failed)
+    return min((o.end for o in ops if o.ok and o.end > last and o.intended < c.next), default=None), True
+
+
+def _client_share(promotion: dict[str, Any], ops: list[Op], c: Cycle) -> dict[str, Any]:
+    """Redis's and the client's share of cycle ``c``'s outage (see the module doc), in s."""
+    served_t, failed = served_again(ops, c)
+    promoted_t = None if promotion["failover_s"] is None else c.start + promotion["failover_s"]
+    out: dict[str, Any] = {"clients_failed": failed,
+                           "served_again_s": None if served_t is None else served_t - c.start,
+                           "served_after_heal": served_t is not None and served_t >= c.heal}
+    share = client_share(c.start, promoted_t, served_t if failed and served_t is not None and served_t < c.heal
+                         else None)
+    return {**out, "client_s": share["client_s"]}
+
+
+def _share_text(r: dict[str, Any]) -> str:
+    """'Redis needed X s to promote; clients needed Y s more' for one cycle."""
+    if r["promoted"] is None:
+        return ""
+    if not r["clients_failed"]:
+        return " Clients saw no failure."
+    if r["client_s"] is None:
+        return (" Clients were served again only after the heal." if r["served_after_heal"]
+                else " Clients were not served again before the run ended.")
+    return f" Redis needed {fmt_s(r['failover_s'])} to promote; clients needed {fmt_s(r['client_s'])} more."
+
+
 def _switch_target(e: Event) -> str | None:
     """``+switch-master`` detail: ``<name> <old-ip> <old-port> <new-ip> <new-port>``; the node name when known."""
     parts = str(e.fields.get("detail", "")).split()
@@ -68,16 +113,20 @@ def failover_time(history: History, final_state: Mapping[str, Any],
     cycles = history.cycles()
     if not cycles:
         return measured("failover_time", {}, "No fault in the history.")
-    results = [_promotion(history, c) for c in cycles]
+    ops = history.workload
+    promotions = [(c, _promotion(history, c)) for c in cycles]
+    results = [{**promo, **_client_share(promo, ops, c)} for c, promo in promotions]
     spread = Spread.of(r["failover_s"] for r in results)
     res = max((r["resolution_s"] for r in results if r["resolution_s"] is not None), default=None)
+    client = Spread.of(r["client_s"] for r in results)
     m: dict[str, Any] = {"failovers": results, "failover_s": spread.median, "spread": spread.to_json(),
                          "resolution_s": res,
-                         "odown_spread": Spread.of(r["odown_s"] for r in results).to_json()}
-    text = "; ".join(
-        f"cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
-        f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})" if r["promoted"]
-        else f"cycle {r['cycle']}: no node was promoted (the outage lasted until the heal)" for r in results) + "."
+                         "odown_spread": Spread.of(r["odown_s"] for r in results).to_json(),
+                         "client_s": client.median, "client_spread": client.to_json()}
+    text = " ".join(
+        f"Cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
+        f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r) if r["promoted"]
+        else f"Cycle {r['cycle']}: no node was promoted (the outage lasted until the heal)." for r in results)
     lim = p["max_failover_s"]
     if lim is None:
         return measured("failover_time", m, text)

@@ -38,7 +38,7 @@ class CacheScenario(Scenario):
     async def setup(self) -> None:
         opts = self.ctx.options
         self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
             key_prefix=f"{self.ctx.topo.key_prefix}exp:{self.ctx.run_id}", ttl_ms=TTL_MS, ttl_jitter_ratio=TTL_JITTER_RATIO,
             fallback=FallbackMode(opts.get("fallback", "database+breaker")),

@@ -51,7 +51,7 @@ return n
 
 class GeoScenario(Scenario):
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.index = FleetIndex(self.client, f"exp-{self.ctx.run_id}")
         self._remove = self.client.register_script(_REMOVE)
         self.sim = DriverSimulator(N_DRIVERS, spread_m=SPREAD_M, seed=self.ctx.seed)

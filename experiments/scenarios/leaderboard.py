@@ -28,6 +28,7 @@ from experiments.model import (
     PatternLoad,
     RunContext,
     Scenario,
+    add_counts,
     app_client,
 )
 from experiments.workload import OpResult, attempt
@@ -43,12 +44,14 @@ FINAL_READ_TIMEOUT_S = 30.0  # keep trying the final read this long (a failover 
 
 
 class LeaderboardScenario(Scenario):
+    parallel = True  # the board lives in Redis; each generator process counts its own calls (added up)
+
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         self.client: Any = None
 
     async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.board = Leaderboard(self.client, f"exp-{self.ctx.run_id}", retry=RetryPolicy.none())
 
     def fault_key(self) -> str:
@@ -82,12 +85,22 @@ class LeaderboardScenario(Scenario):
                     return None, errors
                 await asyncio.sleep(0.5)
 
+    async def worker_finish(self) -> dict[str, Any]:
+        counters = self.board.counters.snapshot()
+        try:
+            await self.client.aclose()
+        except REDIS_FAILURES as exc:
+            self.ctx.writer.event("client_close_error", error=type(exc).__name__)
+        return {"board_counters": counters}
+
     async def finish(self) -> dict[str, Any]:
         if self.client is None:
             return {}
         try:
             scores, errors = await self._final_scores()
-            state: dict[str, Any] = {"final_read_errors": errors, "board_counters": self.board.counters.snapshot()}
+            counters = add_counts(self.board.counters.snapshot(),
+                                  *(w["board_counters"] for w in self.ctx.worker_states))
+            state: dict[str, Any] = {"final_read_errors": errors, "board_counters": counters}
             if scores is not None:  # absent = the check says unknown, never a guess
                 state.update(scores=scores, final_total=sum(scores.values()))
             return state

@@ -10,7 +10,10 @@ Variants (option ``lock``):
   equal token from another holder is a reused fence, rejected and counted);
 * ``nofence``: the same lock; the resource ignores tokens (it still counts the
   stale writes it accepted, in the final state);
-* ``naive``: ``NaiveIncrLock`` (INCR + EXPIRE, no token), the baseline.
+* ``naive``: ``NaiveIncrLock`` (INCR + EXPIRE, no token), the baseline;
+* ``redlock``: ``patterns.redlock.Redlock`` over the ``redlock`` topology's five
+  independent primaries (a majority of grants, a validity time, no fencing token):
+  the resource has nothing to fence with, as with ``naive``.
 
 Records, for ``experiments.checks.lock``. Every critical section gets its own
 process id (``SECTION_BASE`` + n), so two sections of one workload client are
@@ -18,8 +21,8 @@ never mistaken for one holder:
 
 * ``acquire`` ``{"lock", "ttl_s"}``: ok ``{"token": n}`` (naive: null); the lock
   still busy at the acquire deadline -> fail ``LockTimeout``;
-* ``fenced_write`` ``{"lock", "token", "holder"}``: ok ``{"accepted": bool}`` (naive:
-  op ``write`` ``{"lock"}``, no token to fence with);
+* ``fenced_write`` ``{"lock", "token", "holder"}``: ok ``{"accepted": bool}`` (naive and
+  redlock: op ``write`` ``{"lock"}``, no token to fence with);
 * ``release`` ``{"lock"}``: ok ``{"released": bool}`` (False: it had expired).
 
 The workload's own record of the operation is ``lock_section`` (its intended time
@@ -70,11 +73,13 @@ from experiments.model import (
     PatternLoad,
     RunContext,
     Scenario,
+    add_counts,
     app_client,
 )
 from experiments.workload import OpResult, attempt, classify, run_loop
 from faults import catalog
 from faults.catalog import Fault
+from patterns import redlock
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, prepare_client, tagged
 from patterns.lock import (
     COUNTERS,
@@ -87,7 +92,8 @@ from topologies import api
 from topologies.api import Topology
 from topologies.errors import LabError, UnknownNameError
 
-VARIANTS = ("safe", "nofence", "naive")
+VARIANTS = ("safe", "nofence", "naive", "redlock")
+UNFENCED = ("naive", "redlock")  # variants without a fencing token: the resource cannot refuse a stale write
 N_LOCKS = 4
 TTL_MS = 2000  # lock TTL; the naive lock's EXPIRE takes whole seconds, so keep it a multiple of 1000
 ACQUIRE_TIMEOUT_S = 0.5  # a blocking acquire gives up (LockTimeout) after this
@@ -176,7 +182,7 @@ class Grant:
 
     lock: str
     token: int | None
-    lease: Lease | None = None
+    lease: Lease | redlock.RedlockLease | None = None
 
     @property
     def holder(self) -> str | None:
@@ -247,10 +253,45 @@ class NaiveLocks:
         return None  # no fence at all
 
 
+class RedlockLocks:
+    """``Redlock`` per name over the independent nodes' clients (the ``redlock`` topology)."""
+
+    def __init__(self, clients: list[Any], names: list[str], ttl_ms: int) -> None:
+        self.counters = Counters(redlock.COUNTERS)
+        self.locks = {n: redlock.Redlock(clients, n, ttl_ms=ttl_ms, counters=self.counters) for n in names}
+
+    async def acquire(self, lock: str, timeout_s: float) -> Grant:
+        return Grant(lock, None, await self.locks[lock].acquire(timeout_s))
+
+    async def release(self, grant: Grant) -> bool:
+        """True when a majority still held our token (False: the validity had run out)."""
+        assert isinstance(grant.lease, redlock.RedlockLease)
+        lk = self.locks[grant.lock]
+        return await lk.release(grant.lease) >= lk.quorum
+
+    async def fence_counters(self) -> dict[str, int] | None:
+        return None  # Redlock has no fencing token
+
+
 def make_locks(variant: str, client: Any, names: list[str], ttl_ms: int) -> Locks:
+    """The variant's locks; ``redlock`` needs the redlock topology's list of node clients."""
     if variant not in VARIANTS:
         raise UnknownNameError("lock variant", variant, VARIANTS)
+    if (variant == "redlock") != isinstance(client, list):
+        raise LabError(f"lock variant {variant!r} needs the "
+                       + ("redlock topology (independent nodes)" if variant == "redlock" else
+                          "single, sentinel or cluster topology"), "choose it with --topology")
+    if variant == "redlock":
+        return RedlockLocks(client, names, ttl_ms)
     return NaiveLocks(client, names, ttl_ms) if variant == "naive" else TokenLocks(client, names, ttl_ms)
+
+
+async def close_clients(client: Any) -> None:
+    """Close the scenario's client (the redlock topology's: one per node)."""
+    if isinstance(client, list):
+        await redlock.aclose_all(client)
+    else:
+        await client.aclose()
 
 
 # -- one critical section, recorded step by step ---------------------------------------------
@@ -297,7 +338,7 @@ class Sections:
             return OpResult("lock_section", summary_args, None, acq.outcome, acq.error)
         if work is not None:
             await work()
-        if self.variant == "naive":
+        if self.variant in UNFENCED:
             op, args = "write", {"lock": lock}
         else:
             op, args = "fenced_write", {"lock": lock, "token": grant.token, "holder": grant.holder}
@@ -317,6 +358,11 @@ class Sections:
 # -- the scenario ----------------------------------------------------------------------------
 
 class LockScenario(Scenario):
+    # The locks live in Redis, the protected resource in SQLite (shared by processes); each critical
+    # section's process id is unique over every generator process (interleaved by share); the slow
+    # holder belongs to the run's process.
+    parallel = True
+
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
         self.client: Any = None
@@ -325,14 +371,18 @@ class LockScenario(Scenario):
         self.holder: Child | None = None
         self.n_sections = 0
 
-    async def setup(self) -> None:
+    async def worker_setup(self) -> None:
         variant = str(self.ctx.options.get("lock", "safe"))
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.names = [f"{self.ctx.run_id}:{i}" for i in range(N_LOCKS)]
         self.locks = make_locks(variant, self.client, self.names, TTL_MS)
         self.store = FencedStore(self.ctx.run_dir / "resource.sqlite", self.names)
         self.sections = Sections(variant, self.locks, self.store, self.ctx.writer.clock, self.ctx.writer.wall_at,
                                  self._record)
+
+    async def setup(self) -> None:
+        await self.worker_setup()
+        variant = str(self.ctx.options.get("lock", "safe"))
         if self.ctx.options.get("slow_holder"):
             self.holder = await asyncio.to_thread(
                 self.ctx.children.start, HOLDER, MODULE,
@@ -340,12 +390,22 @@ class LockScenario(Scenario):
                  "store": str(self.ctx.run_dir / "resource.sqlite"),
                  "acquired_file": str(self.ctx.run_dir / f"{HOLDER}.acquired")})
 
+    async def worker_finish(self) -> dict[str, Any]:
+        counters = self.locks.counters.snapshot() if self.locks is not None else {}
+        if self.store is not None:
+            self.store.close()
+        if self.client is not None:
+            await self.client.aclose()
+        return {"lock_counters": counters}
+
     def _record(self, op: Op) -> None:
         """A step, written at once with the phase its start fell in."""
         op.phase = self.ctx.phase_at(op.start)
         self.ctx.writer.write_op(op)
 
     def fault_key(self) -> str:
+        if isinstance(self.locks, RedlockLocks):
+            return self.locks.locks[self.names[0]].key
         return f"lock:{tagged(self.names[0])}"  # DistributedLock's key for lock 0
 
     def fault_target_pid(self) -> int | None:
@@ -371,7 +431,8 @@ class LockScenario(Scenario):
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         lock = self.names[rng.randrange(N_LOCKS)]
         self.n_sections += 1
-        return await self.sections.run(lock, SECTION_BASE + self.n_sections)
+        share = self.ctx.share  # process ids interleaved over the generator processes: never one id twice
+        return await self.sections.run(lock, SECTION_BASE + self.n_sections * share.count + share.index)
 
     async def finish(self) -> dict[str, Any]:
         state: dict[str, Any] = {}
@@ -381,7 +442,8 @@ class LockScenario(Scenario):
             if self.store is not None:
                 state["lock_resource"] = self.store.summary()
             if self.locks is not None:
-                state["lock_counters"] = self.locks.counters.snapshot()
+                state["lock_counters"] = add_counts(self.locks.counters.snapshot(),
+                                                    *(w["lock_counters"] for w in self.ctx.worker_states))
                 counters = await self.locks.fence_counters()
                 if counters is not None:
                     state["fence_counters"] = counters
@@ -389,7 +451,7 @@ class LockScenario(Scenario):
             if self.store is not None:
                 self.store.close()
             if self.client is not None:
-                await self.client.aclose()
+                await close_clients(self.client)
         return state
 
 
@@ -410,7 +472,8 @@ async def holder_main(cfg: dict[str, Any]) -> None:
         raise SystemExit("slow holder: no topology is up")
     client = topo.client(asyncio=True, socket_timeout=CLIENT_TIMEOUT_S, socket_connect_timeout=CLIENT_TIMEOUT_S,
                          retry=Retry(NoBackoff(), 0), max_connections=8)
-    await prepare_client(client)
+    for one in client if isinstance(client, list) else [client]:
+        await prepare_client(one)
     writer = child_writer(cfg)
     store = FencedStore(Path(cfg["store"]), [cfg["lock"]])
 
@@ -452,7 +515,7 @@ async def holder_main(cfg: dict[str, Any]) -> None:
     finally:
         writer.close()
         store.close()
-        await client.aclose()
+        await close_clients(client)
 
 
 # -- declarations ----------------------------------------------------------------------------
@@ -465,12 +528,13 @@ LOAD = PatternLoad(pattern="lock", scenario=LockScenario, checks=CHECKS, options
                    hypothesis=LOCK_HYPOTHESIS)
 
 
-def _expiry(name: str, variant: str, checks: list[Any], expect: str) -> Experiment:
+def _expiry(name: str, variant: str, checks: list[Any], expect: str, topology: str = "single",
+            topologies: tuple[str, ...] = ("sentinel", "cluster")) -> Experiment:
     return Experiment(
         name=name,
         summary=f"lock ({variant}) whose holder process is paused beyond the {TTL_MS / 1000:g} s TTL "
                 f"while others take the lock over: {expect}",
-        pattern="lock", topology="single", topologies=("sentinel", "cluster"),
+        pattern="lock", topology=topology, topologies=topologies,
         scenario=LockScenario, fault=pause_slow_holder,
         fault_label=f"SIGSTOP the lock holder beyond its {TTL_MS / 1000:g} s TTL",
         hypothesis=dict(LOCK_HYPOTHESIS),
@@ -485,6 +549,10 @@ EXPERIMENTS = [
             "two holders, and storage accepts the stale write (fencing fails)"),
     _expiry("lock-expiry-naive", "naive", ["lock_overlap"],
             "the seed's INCR+EXPIRE lock: two holders, nothing to fence with, release frees others' locks"),
+    _expiry("lock-expiry-redlock", "redlock", ["lock_overlap"],
+            "Redlock over 5 independent nodes: a majority and a validity time do not stop a paused holder; "
+            "two holders, and no token to fence the stale write with (Kleppmann 2016)",
+            topology="redlock", topologies=()),
 ]
 
 

@@ -34,14 +34,21 @@ WORKER_STOP_TIMEOUT_S = 15.0
 
 
 class QueueScenario(Scenario):
-    async def setup(self) -> None:
-        self.client = await app_client(self.ctx.topo, 1.0, 0.5)
+    # Producers only: a job id is its client's own sequence (c<client>-<n>), and a client's operations all
+    # run in one generator process; the group, the consumers and the drain belong to the run's process.
+    parallel = True
+
+    async def worker_setup(self) -> None:
+        self.client = await app_client(self.ctx, 1.0, 0.5)
         self.queue = WorkQueue(self.client, f"exp-{self.ctx.run_id}")
+        self.seq: dict[int, int] = {}
+
+    async def setup(self) -> None:
+        await self.worker_setup()
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"
         EffectStore(self.effects_db)  # create the table before workers race to
         self.workers: list[str] = []  # child names, in start order
-        self.seq: dict[int, int] = {}
         for _ in range(CONSUMERS):
             await asyncio.to_thread(self._start_worker)
 

@@ -29,6 +29,7 @@ from experiments.model import (
     Experiment,
     PatternLoad,
     Scenario,
+    add_counts,
     app_client,
 )
 from experiments.workload import OpResult, attempt
@@ -69,11 +70,17 @@ def failure_policy(name: str) -> FailurePolicy:
 
 
 class RateLimitScenario(Scenario):
+    # The windows live in Redis; each generator process has its own local fallback bucket, sized to
+    # its share of the limit (as an application sizes per-instance buckets), and its own counters.
+    parallel = True
+
     async def setup(self) -> None:
         policy = failure_policy(str(self.ctx.options.get("policy", "fail_open")))
-        self.client = await app_client(self.ctx.topo, CLIENT_TIMEOUT_S)
-        # Local fallback sized so it alone admits at most LIMIT per window (capacity + refill * W).
-        local = LocalTokenBucket(capacity=LIMIT / 2, refill_per_s=LIMIT / 2 / WINDOW_S)
+        self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
+        # Local fallback sized so that, over every generator process, it alone admits at most
+        # LIMIT per window (capacity + refill * W).
+        share = LIMIT / 2 / self.ctx.share.count
+        local = LocalTokenBucket(capacity=share, refill_per_s=share / WINDOW_S)
         writer = self.ctx.writer
         self.limiter = AlignedFixedWindowLimiter(
             self.client, WINDOW_S, now=lambda: writer.wall_at(writer.clock()),  # the history's wall clock
@@ -90,8 +97,14 @@ class RateLimitScenario(Scenario):
             return res
         return res._replace(value={"allowed": res.value.allowed, "source": res.value.source})
 
-    async def finish(self) -> dict[str, Any]:
+    async def worker_finish(self) -> dict[str, Any]:
         counters = self.limiter.counters.snapshot()
+        await self.client.aclose()
+        return {"limiter_counters": counters}
+
+    async def finish(self) -> dict[str, Any]:
+        counters = add_counts(self.limiter.counters.snapshot(),
+                              *(w["limiter_counters"] for w in self.ctx.worker_states))
         await self.client.aclose()
         return {"limiter_counters": counters}
 

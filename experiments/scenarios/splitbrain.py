@@ -25,11 +25,8 @@ import asyncio
 import random
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.model import HYPOTHESIS, POOL_SIZE, Experiment, Scenario, warm_up
+from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm_up
 from experiments.workload import OpResult, attempt, classify
 from faults import catalog
 from topologies.api import Topology
@@ -39,8 +36,7 @@ SET_KEY = "{splitbrain}:set"
 TIMEOUT_S = 0.5
 MIN_REPLICAS_MAX_LAG_S = 2
 WAIT_TIMEOUT_MS = 200
-CLIENT_KW = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "retry": Retry(NoBackoff(), 0),
-             "max_connections": POOL_SIZE}
+CLIENT_POLICY = app_policy(TIMEOUT_S)  # both groups' clients
 
 
 class SplitBrainScenario(Scenario):
@@ -50,7 +46,8 @@ class SplitBrainScenario(Scenario):
     async def setup(self) -> None:
         topo = self.ctx.topo
         self.key = topo.key_prefix + SET_KEY
-        self.client_b = topo.client(asyncio=True, group="b", **CLIENT_KW)
+        self.ctx.client_policy = CLIENT_POLICY
+        self.client_b = topo.client(asyncio=True, group="b", policy=CLIENT_POLICY)
         await warm_up(self.client_b, 16)
         self.primary = ""
         self.client_a: Any = None
@@ -75,7 +72,7 @@ class SplitBrainScenario(Scenario):
         if self.client_a is not None:
             self.old_clients.append(self.client_a)  # in-flight writes may still use it; closed in finish
         self.primary = primary
-        self.client_a = self.ctx.topo.node_client(primary, asyncio=True, group="a", **CLIENT_KW)
+        self.client_a = self.ctx.topo.node_client(primary, asyncio=True, group="a", policy=CLIENT_POLICY)
         await warm_up(self.client_a, 16)
 
     async def before_fault(self, cycle: int) -> None:

@@ -103,3 +103,41 @@ def test_a_pattern_exception_is_classified_by_the_redis_error_that_caused_it() -
     assert classify(wrapped(redis.TimeoutError("t"))) == ("unknown", "BoundaryError(TimeoutError)")
     assert classify(wrapped(redis.exceptions.ReadOnlyError("ro"))) == ("fail", "BoundaryError(ReadOnlyError)")
     assert classify(BoundaryError("no cause")) == ("fail", "BoundaryError")
+
+
+def _switch(t: float) -> object:
+    return ev(TOPOLOGY, t, source="sentinel-1", event="+switch-master",
+              detail="lab 127.0.0.1 7101 127.0.0.1 7102", promoted="redis-2", resolution_s=0.001)
+
+
+def test_failover_time_splits_each_outage_into_redis_and_client_share() -> None:
+    # fault at 5.0, promotion at 7.0; the client's writes fail until 7.4 and are served again at 7.41 (the first ok after the last failure)
+    ops = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 74 else "ok")
+           for t in range(0, 140)]
+    h = history(*ops, _switch(7.0), fault(5.0, 12.0))
+    r = run_check("failover_time", h, {}, {})
+    f = r.metrics["failovers"][0]
+    assert abs(f["failover_s"] - 2.0) < 1e-9
+    assert abs(f["client_s"] - 0.41) < 1e-9 and abs(f["served_again_s"] - 2.41) < 1e-9
+    assert abs(r.metrics["client_s"] - 0.41) < 1e-9 and r.metrics["client_spread"]["n"] == 1
+    assert "Redis needed 2.0 s to promote; clients needed 410 ms more." in r.explanation
+
+
+def test_client_share_is_none_when_clients_recover_only_after_the_heal_or_never_failed() -> None:
+    failing_until_heal = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 125 else "ok")
+                          for t in range(0, 140)]
+    r = run_check("failover_time", history(*failing_until_heal, _switch(7.0), fault(5.0, 12.0)), {}, {})
+    f = r.metrics["failovers"][0]
+    assert f["client_s"] is None and f["served_after_heal"] and f["failover_s"] == 2.0
+    assert "served again only after the heal" in r.explanation
+    never_failed = [op("get", start=t / 10) for t in range(0, 140)]
+    r = run_check("failover_time", history(*never_failed, _switch(7.0), fault(5.0, 12.0)), {}, {})
+    assert r.metrics["failovers"][0]["client_s"] is None and not r.metrics["failovers"][0]["clients_failed"]
+    assert "Clients saw no failure." in r.explanation
+
+
+def test_a_client_served_by_the_new_primary_before_the_announcement_has_no_negative_share() -> None:
+    ops = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 69 else "ok")
+           for t in range(0, 140)]
+    r = run_check("failover_time", history(*ops, _switch(7.0), fault(5.0, 12.0)), {}, {})
+    assert r.metrics["failovers"][0]["client_s"] == 0.0

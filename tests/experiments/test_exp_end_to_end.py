@@ -23,9 +23,9 @@ pytestmark = pytest.mark.integration
 DURATION_S = 24  # warm-up ~1.1 s, baseline ~2.3 s, then 2 cycles of fault ~4.6 s + recovery ~5.7 s
 
 
-def _run(tmp_path: Path, experiment: str, backend: str) -> tuple[dict, Path]:
+def _run(tmp_path: Path, experiment: str, backend: str, workers: int = 1) -> tuple[dict, Path]:
     run_dir = run_experiment(RunRequest(experiment, backend=backend, duration_s=DURATION_S, out=str(tmp_path),
-                                        progress=False))
+                                        progress=False, workers=workers))
     result = json.loads((run_dir / "result.json").read_text())
     assert result["verdict"] in ("held", "violated", "unknown")
     assert (run_dir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -55,13 +55,16 @@ def test_cache_keeps_serving_from_the_database_while_the_sentinel_primary_is_kil
     # two fault cycles, each failover seen by Sentinel's own +switch-master (ms resolution)
     assert [f["observed_by"].endswith("+switch-master") for f in failover["metrics"]["failovers"]] == [True, True]
     assert result["metrics"]["spread"]["availability_during"]["n"] == 2
+    assert result["client_policy"]["socket_timeout_s"] == 0.25 and result["client_policy"]["retries"] == 0
     assert {c["name"] for c in result["measurements"]} >= {"errors_by_type", "time_to_detect", "failover_time"}
     assert (run_dir / "report.html").exists()
 
 
 def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch(lab, backend, tmp_path) -> None:
+    # the producers run in two generator processes (each a share of the clients); consumers, faults,
+    # drain and final read stay with the run's process
     lab("single", backend)
-    result, run_dir = _run(tmp_path, "queue-consumer-kill", backend)
+    result, run_dir = _run(tmp_path, "queue-consumer-kill", backend, workers=2)
     delivery = _check(result, "queue_delivery")
     assert delivery["verdict"] == "held", delivery
     m = delivery["metrics"]
@@ -70,6 +73,10 @@ def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch
     assert m["pending_unprocessed"] == 0 and m["effects_in_store"] == m["produced_acked"]
     history = read_history(run_dir / "history.jsonl")
     assert any(e.kind == "fault_inject" and e.fields["fault"].startswith("client_kill") for e in history.events)
+    assert {e.fields["name"] for e in history.events_of("worker")} >= {"generator-1", "generator-2"}
+    produced = [o.args["id"] for o in history.workload if o.op == "produce"]
+    assert produced and len(produced) == len(set(produced))  # job ids unique over both processes
+    assert _check(result, "send_lag")["metrics"]["send_lag_p99_ms"] >= 0  # lags measured from the shared t0
 
 
 def test_ctrl_c_heals_cleans_up_and_writes_an_interrupted_report(fresh_lab, tmp_path) -> None:

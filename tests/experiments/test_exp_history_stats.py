@@ -130,3 +130,13 @@ def test_spread_is_median_and_range_and_overlap_decides_a_difference():
     a, b = Spread.of([0.2, 0.1, None, 0.3]), Spread.of([0.5, 0.6])
     assert (a.median, a.low, a.high, a.n) == (0.2, 0.1, 0.3, 3)
     assert not a.overlaps(b) and a.overlaps(Spread.of([0.25, 0.9])) and a.overlaps(Spread.of([]))
+
+
+def test_history_lines_are_what_json_dumps_writes():
+    import json
+
+    from experiments.history import _compact_encoder, _jsonable
+    encode = _compact_encoder()
+    for record in ({"type": "op", "args": {"k": (1, 2)}, "value": {3: "é\n"}, "x": float("nan"), "big": 10**30},
+                   {"s": {1}, "b": b"\xff", "o": ValueError("x")}, [], "text", None):
+        assert encode(record) == json.dumps(record, separators=(",", ":"), default=_jsonable)

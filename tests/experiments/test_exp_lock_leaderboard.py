@@ -89,7 +89,11 @@ def test_leaderboard_counts_acknowledged_points_through_a_primary_kill(lab, tmp_
     assert m["acked_sum"] > 0 and state["final_total"] > 0
     assert m["lost_sum"] >= 0 and m["phantom_sum"] == 0
     assert state["final_total"] >= m["acked_sum"] - m["lost_sum"]  # what survived is at least acked - lost
-    assert _check(result, "failover_time")["metrics"]["failover_s"] is not None
+    failover = _check(result, "failover_time")["metrics"]
+    assert failover["failover_s"] is not None
+    # the clients' share of each outage, after Sentinel announced the new primary, is measured (not None)
+    assert failover["client_s"] is not None and failover["client_s"] >= 0, failover["failovers"]
+    assert result["client_policy"]["socket_timeout_s"] == 0.25 and result["client_policy"]["retries"] == 0
     assert all(o.kind == "workload" for o in read_history(run_dir / "history.jsonl").workload)
 
 

@@ -128,3 +128,37 @@ def test_write_index(tmp_path):
     assert "[report](run-a/report.html)" in md
     html = html_path.read_text()
     assert '<a href="run-b/timeline.png">plot</a>' in html and "<table>" in html
+
+
+def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_outage(tmp_path):
+    from topologies.clients import ClientPolicy
+    run = tmp_path / "r"
+    run.mkdir()
+    # inject at 10, new primary announced at 12, clients fail until 12.4 and are served from 12.5; heal at 15
+    ops = (steady("add", 0, 10, phase="baseline") + steady("add", 10, 12.5, outcome="fail", phase="fault")
+           + steady("add", 12.5, 15, phase="fault") + steady("add", 15, 25, phase="recovery"))
+    with HistoryWriter(run / "history.jsonl") as w:
+        for name, a, b in (("baseline", 0, 10), ("fault", 10, 15), ("recovery", 15, 25)):
+            w.event(PHASE, t=a, name=name, start=a, end=b, cycle=None if name == "baseline" else 1)
+        w.event(ROLE, t=0, node="redis-1", role="primary")
+        w.event(ROLE, t=0, node="redis-2", role="replica")
+        w.event(FAULT_INJECT, t=10, fault="kill", label="kill primary")
+        w.event(ROLE, t=12, node="redis-2", role="primary")
+        w.event(FAULT_HEAL, t=15, fault="kill", label="kill primary")
+        for o in ops:
+            w.write_op(o)
+        w.event(FINAL_STATE, t=25)
+        w.event(RUN_END, t=25)
+    policy = ClientPolicy(socket_timeout_s=0.5, max_connections=128).as_config()
+    (run / "config.json").write_text(json.dumps({
+        "experiment": "kill-primary", "topology": "sentinel", "client_policy": policy,
+        "checks": ["steady_state", "time_to_detect", "failover_time"]}))
+    result = render_run(run)
+    assert result["client_policy"] == policy and policy["socket_timeout_s"] == 0.5 and policy["retries"] == 0
+    share = result["metrics"]["spread"]["client_share_s"]
+    assert share["n"] == 1 and abs(share["median"] - 0.501) < 1e-6  # 12.0 -> first ok op ends at 12.501
+    assert abs(result["metrics"]["spread"]["failover_s"]["median"] - 2.0) < 1e-9
+    md = (run / "report.md").read_text()
+    assert "Redis needed 2.0 s to promote; clients needed 501 ms more" in md
+    assert "socket_timeout_s=0.5" in md and "retries=0" in md
+    assert "After each promotion the clients needed 501 ms more" in md

@@ -31,3 +31,52 @@ def test_profiles_schedule_a_warm_up_a_baseline_and_fault_cycles() -> None:
     assert p.cycles == 4 and p.total_s == pytest.approx(30)
     with pytest.raises(LabError, match="--cycles 0 is out of range"):
         _profile(RunRequest("x", cycles=0))
+
+
+def test_workers_only_for_parallel_scenarios_and_state_added_up() -> None:
+    from experiments import registry
+    from experiments.model import add_counts
+    from experiments.runner import _check_workers
+    cache, counter = registry.get("cache-primary-kill"), registry.get("counter-kill")
+    quick = _profile(RunRequest("x"))
+    _check_workers(RunRequest("counter-kill", workers=2), counter, quick)
+    with pytest.raises(LabError, match="runs in one generator process"):
+        _check_workers(RunRequest("cache-primary-kill", workers=2), cache, quick)
+    with pytest.raises(LabError, match="accepted: 1..8"):
+        _check_workers(RunRequest("counter-kill", workers=9), counter, quick)
+    assert RunRequest("counter-kill", workers=2).reproduce("sentinel", "local").endswith("--workers 2")
+    # counters of several generator processes: summed key by key, nested error counts too
+    assert add_counts({"acquired": 2, "errors": {"TimeoutError": 1}}, {"acquired": 3, "errors": {"X": 2}}) == {
+        "acquired": 5, "errors": {"TimeoutError": 1, "X": 2}}
+
+
+def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None:
+    from experiments.scenarios.lock import SECTION_BASE, LockScenario
+    from experiments.workload import Share
+    seen: list[int] = []
+
+    class _Sections:
+        async def run(self, lock: str, process: int) -> None:
+            seen.append(process)
+
+    for k in range(3):
+        ctx = type("Ctx", (), {"share": Share(k, 3)})()
+        sc = LockScenario(ctx)  # type: ignore[arg-type]
+        sc.names, sc.sections = ["l0", "l1", "l2", "l3"], _Sections()
+        for _ in range(4):
+            asyncio.run(sc.op(0, __import__("random").Random(1)))
+    assert len(seen) == len(set(seen)) == 12 and min(seen) > SECTION_BASE
+
+
+def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path) -> None:
+    import json
+
+    from experiments.model import app_policy
+    from experiments.runner import _record_config
+    from topologies import failover_probe
+    assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
+    p = app_policy(1.0, 0.5)
+    assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "x"}))
+    _record_config(tmp_path, client_policy=p.as_config())
+    assert json.loads((tmp_path / "config.json").read_text()) == {"experiment": "x", "client_policy": p.as_config()}

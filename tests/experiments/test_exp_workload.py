@@ -226,3 +226,60 @@ def test_config_validation():
     with pytest.raises(ValueError):
         WorkloadConfig(rate=1)
     assert WorkloadConfig(rate=1, phases=(("a", 2), ("b", 3))).total_duration == 5
+
+
+def test_no_operation_starts_before_its_intended_time_on_uvloop(tmp_path):
+    # uvloop's timers tick in whole milliseconds from a cached time: a timer may fire early,
+    # and an operation launched then would start before its intended time (negative send lag)
+    from experiments.workload import run_loop
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as w:
+        run_loop(run_workload(lambda c, r: _ok(), WorkloadConfig(rate=500, duration=0.5, clients=2), w))
+    h = read_history(path)
+    assert len(h.ops) == 250
+    early = [o.send_lag for o in h.ops if o.start < o.intended]
+    assert not early, f"{len(early)} ops started early, by up to {-min(early) * 1000:.2f} ms"
+
+
+def test_op_rng_draws_what_random_random_draws_and_is_reused_safely():
+    import random
+
+    from experiments.oprandom import RandomPool
+
+    def draws(r):
+        out = [r.gauss(0, 1), r.random(), r.randrange(1000), r.choice("abcdef"), r.paretovariate(1.2),
+               r.gauss(0, 1), r.sample(range(100), 5), r.getrandbits(70), r.choices("abc", k=3)]
+        xs = list(range(20))
+        r.shuffle(xs)
+        return out + [xs]
+
+    pool = RandomPool()
+    for seed in (0, 7, 2**40 + 3):
+        for first in (lambda r: r.gauss(0, 1), lambda r: r.randrange(10), lambda r: None):
+            rng = pool.take(seed)
+            got = (first(rng), draws(rng))
+            pool.give(rng)  # the same object serves the next seed: nothing of this one may leak
+            ref = random.Random(seed)
+            assert got == (first(ref), draws(ref))
+
+
+def test_slots_bound_the_operations_in_flight(tmp_path):
+    from experiments.workload import Slots
+    inside, peak = 0, 0
+
+    async def op(client, rng):
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        await asyncio.sleep(0.05)
+        inside -= 1
+        return OpResult("get")
+
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as w:
+        summary = asyncio.run(run_workload(op, WorkloadConfig(rate=400, duration=0.25, max_in_flight=10_000),
+                                           w, slots=Slots(3)))
+    h = read_history(path)
+    assert peak == 3 and summary.ok == len(h.ops) == 100
+    # waiting for a slot is latency, not send lag: the queue shows in end - intended
+    assert max(o.latency for o in h.ops) > 0.5

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from faults.injector import heal_all
 from patterns.common import prepare_client
 
 
@@ -64,3 +65,11 @@ def no_retry_client(factory: Callable[..., Any], **kwargs: Any) -> Any:
     kwargs.setdefault("socket_timeout", 1.0)
     kwargs.setdefault("socket_connect_timeout", 0.5)
     return factory(**kwargs)
+
+
+def run_healed(topo: Any, body: Coroutine[Any, Any, None]) -> None:
+    """Run a test's async body, then heal every fault on ``topo`` whatever it did."""
+    try:
+        asyncio.run(body)
+    finally:
+        heal_all(topo)

@@ -16,9 +16,9 @@ from redis.backoff import NoBackoff
 from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode, InvalidationFailed
 from patterns.catalogue_db import CatalogueDB
 from faults import catalog
-from faults.injector import FaultInjector, heal_all
+from faults.injector import FaultInjector
 from patterns.common import prepare_client
-from tests.patterns.helpers import closed_port_client, eventually, open_client
+from tests.patterns.helpers import closed_port_client, eventually, open_client, run_healed
 
 pytestmark = pytest.mark.integration
 
@@ -183,10 +183,7 @@ def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: s
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 class GatedDB(CatalogueDB):
@@ -277,10 +274,7 @@ def test_a_read_in_flight_during_the_invalidation_does_not_refill_the_near_cache
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_a_stale_fill_from_another_process_cannot_outlive_a_write(app_client_factory: Any, prefix: str,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from faults import catalog
-from faults.injector import FaultInjector, heal_all
+from faults.injector import FaultInjector
 from patterns.common import RetryPolicy, prepare_client
 from patterns.lock import (DistributedLock, FencedResource, LockNotOwned, LockNotReplicated, LockTimeout,
                            LockUnavailable, NaiveIncrLock)
-from tests.patterns.helpers import closed_port_client, eventually, no_retry_client, open_client
+from tests.patterns.helpers import closed_port_client, eventually, no_retry_client, open_client, run_healed
 
 pytestmark = pytest.mark.integration
 
@@ -236,10 +236,7 @@ def test_acquire_keeps_its_deadline_when_redis_is_slow(app_client_factory: Any, 
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_an_acquire_whose_reply_was_lost_gets_its_own_lock(app_client_factory: Any, prefix: str) -> None:
@@ -272,10 +269,7 @@ def test_an_acquire_whose_reply_was_lost_gets_its_own_lock(app_client_factory: A
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_fence_confirmed_by_replicas_or_refused(app_client_factory: Any, prefix: str) -> None:

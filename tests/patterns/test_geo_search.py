@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from patterns.geo import EARTH_RADIUS_M, DriverSimulator, FleetIndex, GeoUnavailable, haversine_m, offset
-from faults.injector import FaultInjector, heal_all
+from faults.injector import FaultInjector
 from patterns.common import prepare_client
-from tests.patterns.helpers import no_retry_client, open_client, outage_faults
+from tests.patterns.helpers import no_retry_client, open_client, outage_faults, run_healed
 
 pytestmark = pytest.mark.integration
 
@@ -117,10 +117,7 @@ def test_degraded_answer_when_redis_is_unavailable(app_client_factory: Any, pref
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_a_late_report_does_not_move_a_driver_back(app_client_factory: Any, prefix: str) -> None:

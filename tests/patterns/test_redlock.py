@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from faults import catalog
+from faults import catalog, ownership
 from faults.injector import FaultInjector, heal_all
 from patterns.lock import LockTimeout, LockUnavailable
 from patterns.redlock import Redlock, aclose_all
@@ -85,6 +85,7 @@ def test_a_holder_paused_past_its_validity_lets_a_second_client_in(redlock_topo:
         assert holder.stdout is not None
         acquired = json.loads(holder.stdout.readline())
         assert acquired["granted"] == 5
+        ownership.register_client(holder.pid, "redlock-holder")  # the lab signals only its registered clients
         pause = catalog.make("client_pause", f"pid:{holder.pid}")
         injector.inject(pause)  # A stops in the middle of its work, holding the lock
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from faults.injector import FaultInjector, heal_all
+from faults.injector import FaultInjector
 from patterns.common import RetryPolicy, prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
-from tests.patterns.helpers import eventually, no_retry_client, open_client, outage_faults
+from tests.patterns.helpers import eventually, no_retry_client, open_client, outage_faults, run_healed
 
 pytestmark = pytest.mark.integration
 
@@ -233,10 +233,7 @@ def test_an_outage_during_the_ack_does_not_run_the_job_again(app_client_factory:
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_a_consumer_started_during_an_outage_waits_and_then_works(app_client_factory: Any, prefix: str) -> None:
@@ -271,10 +268,7 @@ def test_a_consumer_started_during_an_outage_waits_and_then_works(app_client_fac
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    finally:
-        heal_all(topo)
+    run_healed(topo, main())
 
 
 def test_a_lost_consumer_group_is_recreated(app_client_factory: Any, prefix: str) -> None:

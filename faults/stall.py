@@ -1,0 +1,156 @@
+"""A node's one thread kept busy: the machinery of the ``slow_command`` fault.
+
+Three ways, as they happen in production:
+
+* ``lua``: a script spinning for ``duration_ms``. Redis serves nothing while it runs; after
+  ``busy-reply-threshold`` (``lua-time-limit``, 5000 ms by default) it answers every other
+  command with ``-BUSY`` and accepts ``SCRIPT KILL`` (the script writes nothing, so it can be
+  killed). Sentinel itself sends ``SCRIPT KILL`` to a primary that answers its PINGs with BUSY
+  once it considers it down.
+* ``debug_sleep``: ``DEBUG SLEEP``: the server is blocked, no reply at all, nothing can stop it.
+* ``keys``: ``KEYS`` over a keyspace of ``keys`` keys (created first with ``DEBUG POPULATE`` in the
+  lab's scratch database, db 9: part of the stall), in a loop for ``duration_ms``: each call blocks the server for
+  the time it takes to scan every key. The pattern matches nothing, so the cost is the scan, not
+  the reply (a reply of millions of names would stall the injecting process instead).
+
+The command runs on a thread of its own (its own connection, no timeout short of the stall), so
+the injection returns at once. ``DEBUG`` needs ``enable-debug-command local`` (the lab's config).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from topologies.api import Topology
+from topologies.errors import LabError
+from topologies.health import wait_until
+
+SCRATCH_DB = 9  # the lab's own database for the KEYS keyspace (FLUSHDB ASYNC on heal)
+KEYS_PATTERN = "*:lab-no-such-key"  # matches none of the populated keys: the whole keyspace is scanned
+SPIN = """
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1]) * 1000
+repeat
+  t = redis.call('TIME')
+until tonumber(t[1]) * 1000000 + tonumber(t[2]) >= deadline
+return 1
+"""
+HOWS = ("lua", "debug_sleep", "keys")
+REFUSED_WITHIN_S = 0.3  # s: a refused command answers at once; a running stall does not answer at all
+
+
+def _client(topo: Topology, node: str, timeout_s: float, db: int = 0) -> redis.Redis:
+    return topo.node_client(node, direct=True, db=db, socket_timeout=timeout_s, socket_connect_timeout=5.0,
+                            decode_responses=True,
+                            retry=Retry(NoBackoff(), 0))
+
+
+@dataclass
+class Stall:
+    """Keeps ``node`` busy the way ``how`` says, from a thread of its own."""
+
+    topo: Topology
+    node: str
+    how: str
+    duration_s: float
+    keys: int = 0
+    error: BaseException | None = None
+    calls: int = 0  # KEYS calls sent (keys)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the stall; raises LabError when the node refuses the command at once (DEBUG not
+        enabled, a script error): a stall that never began must not pass for one."""
+        self._thread = threading.Thread(target=self._run, name=f"stall-{self.how}", daemon=True)
+        self._thread.start()
+        self._thread.join(REFUSED_WITHIN_S)
+        if isinstance(self.error, redis.ResponseError):
+            raise LabError(f"slow_command: {self.node} refused {self.how}: {self.error}",
+                           "DEBUG needs enable-debug-command (the lab's nodes set it); `redislab down` and `up` "
+                           "restart them with the lab's config")
+
+    def _run(self) -> None:
+        try:
+            margin = self.duration_s + 30.0
+            if self.how == "lua":
+                with _client(self.topo, self.node, margin) as c:
+                    c.eval(SPIN, 0, int(self.duration_s * 1000))
+            elif self.how == "debug_sleep":
+                with _client(self.topo, self.node, margin) as c:
+                    c.execute_command("DEBUG", "SLEEP", f"{self.duration_s:.3f}")
+            else:
+                deadline = time.monotonic() + self.duration_s
+                with _client(self.topo, self.node, margin, SCRATCH_DB) as c:
+                    if int(c.dbsize()) < self.keys:  # part of the stall: DEBUG POPULATE blocks the node too
+                        c.execute_command("DEBUG", "POPULATE", self.keys, "lab:slow")
+                    while not self._stop.is_set() and time.monotonic() < deadline:
+                        c.execute_command("KEYS", KEYS_PATTERN)
+                        self.calls += 1
+        except redis.ResponseError as exc:
+            if "killed" not in str(exc).lower():  # ours ended by SCRIPT KILL: the heal, not an error
+                self.error = exc
+        except BaseException as exc:  # noqa: BLE001 - reported by the heal
+            self.error = exc
+
+    def stop(self, timeout_s: float) -> None:
+        """End the stall: stop the KEYS loop, kill the script, wait for DEBUG SLEEP to end."""
+        self._stop.set()
+        end(self.topo, self.node, self.how, timeout_s)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+
+def end(topo: Topology, node: str, how: str, timeout_s: float) -> str:
+    """End a stall from any process: SCRIPT KILL (lua), wait for the node to answer (all), drop the
+    KEYS keyspace (keys). Returns what it did."""
+    done = ""
+    if how == "lua":
+        done = _script_kill(topo, node, timeout_s)
+
+    def answers() -> bool:
+        with _client(topo, node, 1.0) as c:
+            return bool(c.ping())
+    wait_until(answers, timeout_s, f"{node} to answer again after its stall", interval_s=0.1)
+    if how == "keys":
+        with _client(topo, node, 30.0, SCRATCH_DB) as c:
+            c.execute_command("FLUSHDB", "ASYNC")
+        done = (done + "; " if done else "") + f"dropped the KEYS keyspace (db {SCRATCH_DB})"
+    return done
+
+
+def _script_kill(topo: Topology, node: str, timeout_s: float) -> str:
+    """SCRIPT KILL until no script runs. Before the busy threshold the server reads nothing, so
+    the command waits in the socket (timeout: the threshold and then some)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with _client(topo, node, max(1.0, deadline - time.monotonic())) as c:
+                c.execute_command("SCRIPT", "KILL")
+            return "killed the script (SCRIPT KILL)"
+        except redis.ResponseError as exc:
+            if "NOTBUSY" in str(exc).upper():
+                return ""
+            if time.monotonic() >= deadline:
+                raise
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
+
+
+def busy_threshold(topo: Topology, node: str) -> str:
+    """The node's ``busy-reply-threshold`` (``lua-time-limit``) in ms, as CONFIG GET returns it."""
+    with _client(topo, node, 5.0) as c:
+        return str(c.config_get("lua-time-limit")["lua-time-limit"])
+
+
+def set_busy_threshold(topo: Topology, node: str, ms: Any) -> None:
+    with _client(topo, node, 5.0) as c:
+        c.config_set("lua-time-limit", str(ms))
