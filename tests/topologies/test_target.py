@@ -124,15 +124,15 @@ def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep
         assert result["verdict"] in ("held", "violated", "unknown"), result.get("verdict")
         assert (run_dir / "report.md").exists()
         assert "--target" in json.loads((run_dir / "config.json").read_text())["reproduce"]
+    os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
+    # after the partition heals, the old primary is demoted by Sentinel: poll until one primary remains
+    primary = wait_until(TargetTopology(load(path)).primary, 30, "a single primary")
     # leave a mess the way an interrupted run would: a toxic, a disabled proxy, a paused node, a lab key
     api_ = f"http://127.0.0.1:{dep.API_PORT}"
     requests.post(f"{api_}/proxies/redis-2/toxics", json={"name": "lab-latency-downstream", "type": "latency",
                                                           "attributes": {"latency": 100}}, timeout=5).raise_for_status()
     requests.post(f"{api_}/proxies/redis-3", json={"enabled": False}, timeout=5).raise_for_status()
     os.kill(int((deployment.root / "sentinel-3.pid").read_text()), 19)
-    os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
-    # after the partition heals, the old primary is demoted by Sentinel: poll until one primary remains
-    primary = wait_until(TargetTopology(load(path)).primary, 30, "a single primary")
     redis.Redis(port=dep._names()[[n for n, _d, _p in dep._names()].index(primary)][1],
                 password=dep.PASSWORD).set(f"{dep.PREFIX}leftover", 1)
     res = cli("heal", "--target", str(path))
