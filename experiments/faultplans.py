@@ -8,7 +8,6 @@ from experiments.model import FaultPlan, Scenario
 from faults import catalog
 from faults.catalog import Fault
 from topologies.api import Topology
-from topologies.spec import MASTER_NAME
 
 LATENCY_MS = 300  # above the scenarios' client timeouts (250 ms): a slow primary looks like a dead one
 
@@ -22,7 +21,7 @@ def primary_of(topo: Topology, key: str = "lab:probe") -> str:
     elif topo.name == "sentinel":
         # Sentinel's view, not the nodes': a restarted old primary claims the role
         # until Sentinel demotes it, and the clients follow Sentinel.
-        _host, port = topo.sentinel().discover_master(MASTER_NAME)
+        _host, port = topo.sentinel().discover_master(topo.master_name)
     else:
         return topo.spec.redis_nodes[0].name
     return next(n.name for n in topo.spec.redis_nodes if n.port == port)

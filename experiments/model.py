@@ -151,6 +151,10 @@ class Scenario:
 
     parallel: ClassVar[bool] = False
 
+    # True when every key the scenario writes starts with ``ctx.topo.key_prefix`` (required on a target)
+    keys_in_prefix: bool = False
+    needs_groups: bool = False  # uses client groups a and b (their own routes to every node)
+
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
 

@@ -37,7 +37,7 @@ def main() -> None:
         with ServerView(topo, writer), TopologyEvents(topo, writer):
             ready(cfg)
             while not stop.wait(LAB_PROBE_S) and not orphaned(cfg):
-                up = toxiproxy_answers()
+                up = toxiproxy_answers(topo)
                 if up != proxy_up:
                     writer.event(LAB, component="toxiproxy", up=up)
                     proxy_up = up
@@ -45,10 +45,10 @@ def main() -> None:
         writer.close()
 
 
-def toxiproxy_answers() -> bool:
-    """True when the lab's Toxiproxy API answers within the probe timeout."""
+def toxiproxy_answers(topo: api.Topology | None = None) -> bool:
+    """True when the topology's (default: the lab's) Toxiproxy API answers within the probe timeout."""
     try:
-        return health.toxiproxy_ready()
+        return topo.toxiproxy_ready() if topo is not None else health.toxiproxy_ready()
     except Exception:  # noqa: BLE001 - any failure to answer is "down"
         return False
 

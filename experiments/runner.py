@@ -54,11 +54,12 @@ class RunRequest:
     out: str = "results"
     progress: bool = True
     cycles: int | None = None  # fault cycles (default: the profile's)
+    target: str | None = None  # a target file: run on that existing deployment (topologies.target)
     workers: int = 1  # generator processes, each running a share of the clients (experiments.generator)
 
     def reproduce(self, topology: str, backend: str) -> str:
-        cmd = ["redislab", "run", self.experiment, "--topology", topology, "--backend", backend,
-               "--profile", self.profile, "--seed", str(self.seed)]
+        where = ["--target", self.target] if self.target else ["--topology", topology, "--backend", backend]
+        cmd = ["redislab", "run", self.experiment, *where, "--profile", self.profile, "--seed", str(self.seed)]
         if self.duration_s is not None:
             cmd += ["--duration", f"{self.duration_s:g}"]
         if self.rate is not None:
@@ -132,6 +133,8 @@ class _Progress:
 
 def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
     """The topology to run on, and whether this run started it (and must tear it down)."""
+    if req.target:
+        return _target(req, exp), False
     name = req.topology or exp.topology
     allowed = (exp.topology, *exp.topologies)
     if name not in allowed:
@@ -151,6 +154,23 @@ def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
         raise LabError(f"topology {existing.name} ({existing.backend.name}) is up; this run needs {name} ({backend})",
                        "run `redislab down` first")
     return api.up(name, backend=backend), True
+
+
+def _target(req: RunRequest, exp: Experiment) -> api.Topology:
+    """The existing deployment ``req.target`` describes, if ``exp`` can run on it; child processes
+    (the observer) open the same target through REDISLAB_TARGET."""
+    import os
+    from topologies import target
+    if req.topology:
+        raise LabError("--topology and --target exclude each other", "the target file gives the kind")
+    topo = target.open_target(req.target)  # type: ignore[arg-type]
+    ok, why = topo.runnable(exp)
+    if not ok:
+        raise LabError(f"{exp.name} cannot run on target {topo.target.name}: {why}",
+                       f"see: redislab list --target {req.target}")
+    topo.wait_healthy(timeout_s=30)
+    os.environ[target.TARGET_ENV] = str(Path(req.target).resolve())  # type: ignore[arg-type]
+    return topo
 
 
 def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
@@ -186,13 +206,25 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
         render_run(run_dir, reproduce=config["reproduce"], interrupted=interrupted or None)
         write_index(req.out)
     finally:
-        if active_faults():
-            heal_all(topo)
+        try:
+            if active_faults():
+                heal_all(topo)
+        finally:
+            if topo.is_target:
+                _leave_target(topo)
         if owned:
             api.down()
     if interrupted:
         raise KeyboardInterrupt
     return run_dir
+
+
+def _leave_target(topo: api.Topology) -> None:
+    """Delete the run's keys (everything under the target's key prefix) and forget the target."""
+    import os
+    from topologies import target
+    os.environ.pop(target.TARGET_ENV, None)
+    topo.delete_lab_keys()  # type: ignore[attr-defined]
 
 
 class HistoryWriteError(LabError):

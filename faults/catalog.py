@@ -192,7 +192,7 @@ class ProxyFault(Fault):
     target_help = "NODE (all traffic into it), NODE-bus (cluster bus), NODE@a / NODE@b (a client group's link)"
 
     def validate(self, topo: Topology) -> None:
-        proxies = [p.name for p in topo.spec.proxies()]
+        proxies = topo.links()
         if self.target not in proxies:
             raise UnknownNameError("node or link", self.target, proxies)
 
@@ -211,15 +211,16 @@ class Toxic(ProxyFault):
         return ["downstream", "upstream"] if d == "both" else [d]
 
     def inject(self, topo: Topology) -> None:
-        api = ToxiproxyAPI()
+        api = topo.toxiproxy()
         for stream in self._streams():
-            api.add_toxic(self.target, f"lab-{self.kind}-{stream}", self.toxic_type, stream, self.attributes())
+            api.add_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}", self.toxic_type, stream,
+                          self.attributes())
 
     def heal(self, topo: Topology) -> None:
-        api = ToxiproxyAPI()
+        api = topo.toxiproxy()
         try:
             for stream in self._streams():
-                api.remove_toxic(self.target, f"lab-{self.kind}-{stream}")
+                api.remove_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}")
         except ToxiproxyGone:
             pass  # Toxiproxy died, and the toxic with it: nothing left to undo
 
@@ -251,11 +252,11 @@ class Down(ProxyFault):
     summary = "disable a proxy: new connections refused, existing ones dropped"
 
     def inject(self, topo: Topology) -> None:
-        ToxiproxyAPI().set_enabled(self.target, False)
+        topo.toxiproxy().set_enabled(topo.proxy_name(self.target), False)
 
     def heal(self, topo: Topology) -> None:
         try:
-            ToxiproxyAPI().set_enabled(self.target, True)
+            topo.toxiproxy().set_enabled(topo.proxy_name(self.target), True)
         except ToxiproxyGone:
             pass  # Toxiproxy died; a restarted one starts with every proxy enabled
 
@@ -279,15 +280,22 @@ class Partition(Fault):
                                "e.g. 'redis-1,@a|redis-2,redis-3,@b'")
             return a, b
         topo.spec.node(self.target)
-        others = [n for n in netfilter.members(topo.spec) if n != self.target]
+        members = topo.partition_members() if topo.is_target else netfilter.members(topo.spec)  # type: ignore[attr-defined]
+        others = [n for n in members if n != self.target]
         return [self.target], others
 
     def validate(self, topo: Topology) -> None:
         a, b = self.sides(topo)
+        if topo.is_target:  # a target cuts through its declared proxies, or refuses (see topologies.target)
+            topo.partition_plan(a, b)  # type: ignore[attr-defined]
+            return
         netfilter.resolve(topo.spec, a + b)
 
     def inject(self, topo: Topology) -> None:
         a, b = self.sides(topo)
+        if topo.is_target:
+            self.saved["disabled"] = topo.cut(a, b)  # type: ignore[attr-defined]
+            return
         rules = netfilter.partition_rules(topo.spec, netfilter.resolve(topo.spec, a),
                                           netfilter.resolve(topo.spec, b))
         netns = topo.backend.netns_pid()
@@ -298,6 +306,12 @@ class Partition(Fault):
         self.saved["rules"] = len(rules)
 
     def heal(self, topo: Topology) -> None:
+        if topo.is_target:
+            try:
+                topo.uncut(self.saved.get("disabled", []))  # type: ignore[attr-defined]
+            except ToxiproxyGone:
+                pass  # a restarted Toxiproxy starts with every proxy enabled
+            return
         if topo.backend.name == "docker" and topo.backend.node_state("toxiproxy") == "stopped":
             return  # the namespace, and its rules, died with the Toxiproxy container
         netfilter.Netfilter(topo.backend.netns_pid()).heal()

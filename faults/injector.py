@@ -42,6 +42,7 @@ class FaultInjector:
         self.events = events or EventLog()
 
     def inject(self, fault: catalog.Fault) -> None:
+        self.topo.check_fault(fault.kind)
         fault.validate(self.topo)
         _save(_active_records() + [fault.record()])
         try:
@@ -88,5 +89,7 @@ def active_faults() -> list[dict[str, Any]]:
 
 def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]:
     """Restore a clean state from anything (see ``faults.heal``); returns what it did."""
+    if topo is not None and topo.is_target:  # never the lab-wide sweep on a deployment the lab did not start
+        return topo.heal_all()  # type: ignore[attr-defined]
     from faults.heal import heal_all as _heal_all
     return _heal_all(topo, events)

@@ -68,9 +68,11 @@ def down(all_: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status(as_json: bool) -> None:
+@click.option("--target", "target_file", default=None, metavar="FILE",
+              help="an existing deployment described in a target file (see: redislab target check)")
+def status(as_json: bool, target_file: str | None) -> None:
     """The running topology, its nodes, their roles and addresses."""
-    topo = api.current()
+    topo = _open_target(target_file) if target_file else api.current()
     data: dict[str, Any] = topo.status() if topo else {"topology": None}
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -205,20 +207,66 @@ def fault(kind: str, target: str, duration_s: float | None, vouch_pid: bool, par
 
 
 @cli.command()
-def heal() -> None:
+@click.option("--target", "target_file", default=None, metavar="FILE",
+              help="an existing deployment described in a target file (see: redislab target check)")
+def heal(target_file: str | None) -> None:
     """Undo every fault from any state: toxics, disabled proxies, partitions, paused or stopped nodes,
-    paused lab clients; clears stale records. Works with no topology up too."""
+    paused lab clients; clears stale records. Works with no topology up too. With --target: the lab's
+    toxics and disabled proxies, stopped/paused nodes (driver), and the lab's keys under the prefix."""
     from faults.injector import heal_all
-    done = heal_all(api.current())
+    if target_file:
+        topo = _open_target(target_file)
+        done = heal_all(topo)
+        deleted = topo.delete_lab_keys()
+        if deleted:
+            done.append(f"deleted {deleted} lab keys under {topo.key_prefix!r}")
+    else:
+        done = heal_all(api.current())
     out.print("\n".join(done) if done else "nothing to heal: everything was clean", highlight=False, markup=False)
 
 
 @cli.command("list")
-def list_experiments() -> None:
-    """The experiments, one line each."""
+@click.option("--target", "target_file", default=None, metavar="FILE",
+              help="an existing deployment described in a target file (see: redislab target check)")
+def list_experiments(target_file: str | None) -> None:
+    """The experiments, one line each; with --target, which can run on it (and why not)."""
     from experiments.registry import EXPERIMENTS
+    topo = _open_target(target_file, need_password=False) if target_file else None
     for name, exp in EXPERIMENTS.items():
-        click.echo(f"{name:24} [{exp.pattern} on {exp.topology}] {exp.summary}")
+        if topo is None:
+            click.echo(f"{name:24} [{exp.pattern} on {exp.topology}] {exp.summary}")
+            continue
+        ok, why = topo.runnable(exp)
+        click.echo(f"{name:32} {'runnable' if ok else 'not runnable: ' + why}")
+
+
+@cli.group()
+def target() -> None:
+    """Existing deployments described in a target file (schema: topologies/target.schema.json)."""
+
+
+@target.command("check")
+@click.argument("file")
+def target_check(file: str) -> None:
+    """Validate a target file: schema and consistency; one line per problem found first."""
+    from topologies.target import load
+    t = load(file)
+    note = ""
+    if t.password_env:
+        import os
+        note = "" if t.password_env in os.environ else f"; note: {t.password_env} is not set in this shell"
+    out.print(f"{file}: ok ({t.kind}, {len(t.nodes)} nodes, {len(t.sentinels)} Sentinels, key prefix "
+              f"{t.key_prefix!r}, faults allowed: {', '.join(sorted(t.allowed_faults)) or 'none'}){note}",
+              highlight=False, markup=False)
+
+
+def _open_target(path: str, need_password: bool = True) -> Any:
+    from topologies.target import TargetTopology, load
+    t = load(path)
+    if not need_password and t.password_env:
+        import dataclasses
+        t = dataclasses.replace(t, password_env=None)  # listing needs no connection
+    return TargetTopology(t)
 
 
 @cli.command()
@@ -239,9 +287,11 @@ def list_experiments() -> None:
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 @click.option("--json", "as_json", is_flag=True,
               help="print the result summary as JSON on stdout (one object per run, a list with --repeat)")
+@click.option("--target", "target_file", default=None, metavar="FILE",
+              help="an existing deployment described in a target file (see: redislab target check)")
 def run(experiment: str, topology: str | None, backend: str, profile: str, duration_s: float | None,
         rate: float | None, cycles: int | None, repeat: int, seed: int, workers: int, out_dir: str,
-        as_json: bool) -> None:
+        as_json: bool, target_file: str | None) -> None:
     """Run an experiment: load, fault cycles, history, claims, measurements, report."""
     from experiments.answer import LABELS, spread_text
     from experiments.report import one_line, run_summary
@@ -254,7 +304,7 @@ def run(experiment: str, topology: str | None, backend: str, profile: str, durat
     with runlock.hold(f"redislab run {experiment}"):
         for n in range(repeat):
             run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
-                                                out_dir, cycles=cycles, workers=workers), console=err)
+                                                out_dir, cycles=cycles, workers=workers, target=target_file), console=err)
             result = json.loads((run_dir / "result.json").read_text())
             results.append(result)
             (err if as_json else out).print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "

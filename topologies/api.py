@@ -107,6 +107,10 @@ class NodeStatus:
 class Topology:
     """A running topology: its spec, the backend that runs it, clients and node control."""
 
+    is_target = False  # an existing deployment (topologies.target), not one the lab started
+    master_name = MASTER_NAME  # what the Sentinels monitor the primary under
+    key_prefix = ""  # every key an experiment writes starts with this (targets confine the lab to one)
+
     def __init__(self, spec: TopologySpec, backend: Backend, password: str) -> None:
         self.spec = spec
         self.backend = backend
@@ -261,6 +265,26 @@ class Topology:
             _record(self.spec, self.backend)
         return done
 
+    # -- network hooks (overridden by topologies.target.TargetTopology) ---------------------
+    def toxiproxy(self) -> Any:
+        """The Toxiproxy API in front of this topology's nodes."""
+        from faults.toxiproxy_api import ToxiproxyAPI
+        return ToxiproxyAPI()
+
+    def toxiproxy_ready(self) -> bool:
+        return health.toxiproxy_ready()
+
+    def links(self) -> list[str]:
+        """Link names a proxy fault accepts (NODE, NODE@a, NODE@b, NODE-bus)."""
+        return [p.name for p in self.spec.proxies()]
+
+    def proxy_name(self, link: str) -> str:
+        """The Toxiproxy proxy carrying ``link``."""
+        return link
+
+    def check_fault(self, kind: str) -> None:
+        """Raise LabError when this topology's limits forbid fault ``kind`` (a lab topology allows all)."""
+
     def _node(self, name: str) -> NodeSpec:
         return self.spec.node(name)
 
@@ -271,6 +295,10 @@ class Topology:
 # -- lifecycle ----------------------------------------------------------------------
 def current() -> Topology | None:
     """The topology recorded as up (None if none, or if everything it owned is gone)."""
+    from topologies.target import current_from_env
+    target = current_from_env()
+    if target is not None:
+        return target
     record = StateFile(_STATE).read()
     if not record:
         return None

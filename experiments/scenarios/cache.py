@@ -33,12 +33,14 @@ TTL_JITTER_RATIO = 0.1
 
 
 class CacheScenario(Scenario):
+    keys_in_prefix = True
+
     async def setup(self) -> None:
         opts = self.ctx.options
         self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
         self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
-            key_prefix=f"exp:{self.ctx.run_id}", ttl_ms=TTL_MS, ttl_jitter_ratio=TTL_JITTER_RATIO,
+            key_prefix=f"{self.ctx.topo.key_prefix}exp:{self.ctx.run_id}", ttl_ms=TTL_MS, ttl_jitter_ratio=TTL_JITTER_RATIO,
             fallback=FallbackMode(opts.get("fallback", "database+breaker")),
             breaker_fail_max=int(opts.get("breaker_fail_max", 5)),
             breaker_reset_timeout_s=float(opts.get("breaker_reset_s", 2.0)),

@@ -31,11 +31,12 @@ FINAL_READ_TIMEOUT_S = 30.0  # keep retrying the final read this long
 
 
 class CounterScenario(Scenario):
+    keys_in_prefix = True
     parallel = True  # no in-process state: the counters live in Redis, the final read in the run's process
 
     async def setup(self) -> None:
         self.client = await app_client(self.ctx, TIMEOUT_S, warm=16)
-        self.prefix = f"ctr:{self.ctx.run_id}"
+        self.prefix = f"{self.ctx.topo.key_prefix}ctr:{self.ctx.run_id}"
         self.keys = [f"{self.prefix}:{i}" for i in range(N_KEYS)]
 
     def fault_key(self) -> str:

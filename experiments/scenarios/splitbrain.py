@@ -40,8 +40,12 @@ CLIENT_POLICY = app_policy(TIMEOUT_S)  # both groups' clients
 
 
 class SplitBrainScenario(Scenario):
+    keys_in_prefix = True
+    needs_groups = True
+
     async def setup(self) -> None:
         topo = self.ctx.topo
+        self.key = topo.key_prefix + SET_KEY
         self.ctx.client_policy = CLIENT_POLICY
         self.client_b = topo.client(asyncio=True, group="b", policy=CLIENT_POLICY)
         await warm_up(self.client_b, 16)
@@ -57,12 +61,12 @@ class SplitBrainScenario(Scenario):
                                              c.config_get("min-replicas-max-lag")["min-replicas-max-lag"])
                     c.config_set("min-replicas-to-write", 1)
                     c.config_set("min-replicas-max-lag", MIN_REPLICAS_MAX_LAG_S)
-        await self.client_b.delete(SET_KEY)
+        await self.client_b.delete(self.key)
         self.seq = 0
 
     async def _pin_group_a(self) -> None:
         """Point group a at the node that is primary now (Sentinel's view)."""
-        primary = await asyncio.to_thread(faultplans.primary_of, self.ctx.topo, SET_KEY)
+        primary = await asyncio.to_thread(faultplans.primary_of, self.ctx.topo, self.key)
         if primary == self.primary:
             return
         if self.client_a is not None:
@@ -75,12 +79,12 @@ class SplitBrainScenario(Scenario):
         await self._pin_group_a()
 
     def fault_key(self) -> str:
-        return SET_KEY
+        return self.key
 
     async def _write(self, client: Any, element: str) -> Any:
         if not self.ctx.options.get("wait"):
-            return await client.sadd(SET_KEY, element)
-        return await sadd_confirmed(client, SET_KEY, element)
+            return await client.sadd(self.key, element)
+        return await sadd_confirmed(client, self.key, element)
 
     async def op(self, client_id: int, rng: random.Random) -> OpResult:
         self.seq += 1
@@ -97,7 +101,7 @@ class SplitBrainScenario(Scenario):
             # the converged state: the old primary demoted (its data replaced by the new primary's)
             await asyncio.to_thread(wait_until, lambda: topo.role(self.primary) == "replica" or
                                     topo.primary() == self.primary, 40, f"{self.primary} demoted or still primary")
-            members = await self.client_b.smembers(SET_KEY)
+            members = await self.client_b.smembers(self.key)
             final = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
         finally:
             for node, (to_write, lag) in self.saved.items():

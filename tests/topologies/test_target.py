@@ -1,0 +1,147 @@
+"""Targets: the file (schema + one-line errors), what runs on a target, and end to end against a
+Sentinel deployment started without the lab's topology code (tests/topologies/target_deployment.py)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from experiments import registry
+from topologies.errors import LabError
+from topologies.health import wait_until
+from topologies.target import TargetTopology, load
+from tests.topologies import target_deployment as dep
+
+REDISLAB = [sys.executable, "-m", "redislab.cli"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, dep.PASSWORD_ENV: dep.PASSWORD}
+    return subprocess.run([*REDISLAB, *args], capture_output=True, text=True, timeout=240, env=env)
+
+
+def _doc(tmp_path: Path, allowed: list[str], destructive: bool = True) -> Path:
+    return dep.Deployment(tmp_path).target_file(tmp_path / "target.yml", allowed, destructive)
+
+
+# -- the file (no Redis) ------------------------------------------------------------------------
+def test_valid_file_checks_ok(tmp_path: Path) -> None:
+    path = _doc(tmp_path, ["kill", "latency", "partition"])
+    res = cli("target", "check", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "ok (sentinel, 3 nodes, 3 Sentinels" in res.stdout
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d.update(kind="ring"), "$.kind: 'ring' is not one of"),
+    (lambda d: d["nodes"][1].update(address="127.0.0.1"), "$.nodes[1].address"),
+    (lambda d: d["limits"].pop("key_prefix"), "'key_prefix' is a required property"),
+    (lambda d: d["limits"].update(allow_destructive=False), "allow_destructive is not true"),
+    (lambda d: d.pop("master_name"), "kind sentinel needs `sentinels`"),
+    (lambda d: d.update(password="hunter2"), "Additional properties are not allowed ('password'"),
+    (lambda d: d.pop("toxiproxy"), "no Toxiproxy API is given"),
+    (lambda d: d["nodes"][2].update(name="redis-1"), "node names must be unique; repeated: redis-1"),
+])
+def test_bad_file_one_line(tmp_path: Path, edit, fragment: str) -> None:
+    path = _doc(tmp_path, ["kill", "latency", "partition"])
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    res = cli("target", "check", str(path))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_yaml_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.yml"
+    path.write_text("kind: sentinel\nnodes: [\n")
+    res = cli("target", "check", str(path))
+    assert res.returncode == 2 and "line" in res.stderr and "not valid YAML" in res.stderr
+
+
+def test_list_says_what_is_not_runnable_and_why(tmp_path: Path) -> None:
+    res = cli("list", "--target", str(_doc(tmp_path, ["kill"])))
+    assert res.returncode == 0, res.stderr
+    lines = {ln.split()[0]: ln for ln in res.stdout.splitlines()}
+    assert lines["cache-aside-kill"].endswith("runnable")
+    assert "needs partition, not in limits.allowed_faults" in lines["counter-partition"]
+    assert "keys are not confined" in lines["work-queue-kill"]
+    assert "fault plan is not classified" in lines["memory-noeviction"]
+
+
+def test_partition_without_both_directions_is_refused(tmp_path: Path) -> None:
+    """Isolating a replica: its replication link goes to the primary's shared proxy, which only an
+    inbound cut of the primary could stop, cutting the other replica too."""
+    os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
+    topo = TargetTopology(load(_doc(tmp_path, ["partition"])))
+    topo.role = lambda name: {"redis-1": "primary"}.get(name, "replica")  # type: ignore[method-assign]
+    with pytest.raises(LabError, match="inbound-only cut is not a partition"):
+        topo.partition_plan(["redis-2"], ["redis-1", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
+                                          "@a", "@b", "@clients"])
+    plan = topo.partition_plan(["redis-1", "@a"], ["redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
+                                                   "@b"])
+    assert plan == sorted(["redis-1", "redis-1-b", "redis-2-a", "redis-3-a", "sentinel-1-a", "sentinel-2-a",
+                           "sentinel-3-a"])
+
+
+# -- end to end ---------------------------------------------------------------------------------
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[dep.Deployment]:
+    d = dep.Deployment(tmp_path)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+
+
+def _foreign(value: bytes | None = None) -> bytes | None:
+    r = redis.Redis(port=27101, password=dep.PASSWORD)
+    if value is not None:
+        r.set("app:foreign", value)
+    return r.get("app:foreign")
+
+
+@pytest.mark.integration
+def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep.Deployment, tmp_path: Path) -> None:
+    path = deployment.target_file(tmp_path / "target.yml", ["kill", "latency", "partition"])
+    assert _foreign(b"keep-me") == b"keep-me"
+    out = tmp_path / "results"
+    for exp in ("cache-aside-kill", "splitbrain-plain", "counter-partition"):
+        res = cli("run", exp, "--target", str(path), "--duration", "8", "--cycles", "1", "--out", str(out))
+        assert res.returncode == 0, f"{exp}: {res.stderr[-2000:]}"
+        run_dir = next(p for p in out.iterdir() if exp in p.name)
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["verdict"] in ("held", "violated", "unknown"), result.get("verdict")
+        assert (run_dir / "report.md").exists()
+        assert "--target" in json.loads((run_dir / "config.json").read_text())["reproduce"]
+    os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
+    # after the partition heals, the old primary is demoted by Sentinel: poll until one primary remains
+    primary = wait_until(TargetTopology(load(path)).primary, 30, "a single primary")
+    # leave a mess the way an interrupted run would: a toxic, a disabled proxy, a paused node, a lab key
+    api_ = f"http://127.0.0.1:{dep.API_PORT}"
+    requests.post(f"{api_}/proxies/redis-2/toxics", json={"name": "lab-latency-downstream", "type": "latency",
+                                                          "attributes": {"latency": 100}}, timeout=5).raise_for_status()
+    requests.post(f"{api_}/proxies/redis-3", json={"enabled": False}, timeout=5).raise_for_status()
+    os.kill(int((deployment.root / "sentinel-3.pid").read_text()), 19)
+    redis.Redis(port=dep._names()[[n for n, _d, _p in dep._names()].index(primary)][1],
+                password=dep.PASSWORD).set(f"{dep.PREFIX}leftover", 1)
+    res = cli("heal", "--target", str(path))
+    assert res.returncode == 0, res.stderr
+    proxies = requests.get(f"{api_}/proxies", timeout=5).json()
+    assert all(p["enabled"] for p in proxies.values())
+    assert all(not p["toxics"] for p in proxies.values())
+    topo = TargetTopology(load(path))
+    assert all(topo.backend.node_state(n.name) == "running" for n in topo.target.all_nodes)
+    r = topo.node_client(topo.primary() or "redis-1", direct=True)
+    assert r.keys(f"{dep.PREFIX}*") == []
+    assert r.get("app:foreign") == b"keep-me"
