@@ -75,6 +75,15 @@ def docker_daemon() -> Iterator[DockerDaemon]:
         dockerd.stop_if_owned()
 
 
+@pytest.fixture
+def ready_backend(backend: str, request: pytest.FixtureRequest) -> str:
+    """``backend``, with a Docker daemon answering when it is docker (for tests that start
+    their topology themselves, e.g. through ``run_experiment``)."""
+    if backend == "docker":
+        request.getfixturevalue("docker_daemon").ensure()
+    return backend
+
+
 class LabManager:
     """``lab(name, backend)``: the suite's door to the redislab plugin's session (one topology at
     a time, shared with the examples' ``redis_lab``), which keeps a healthy topology up across tests

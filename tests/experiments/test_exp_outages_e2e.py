@@ -26,8 +26,9 @@ def _check(result: dict, name: str) -> dict:
     return next(c for c in result["checks"] if c["name"] == name)
 
 
-def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab, backend,
+def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab, ready_backend,
                                                                                   tmp_path) -> None:
+    backend = ready_backend
     none = _run(tmp_path, "persistence-none", backend)
     loss = _check(none, "persistence_loss")
     assert loss["verdict"] == "held", loss["explanation"]  # everything acknowledged before each crash is gone
@@ -42,8 +43,9 @@ def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_alway
     assert always["checks"] and active_faults() == []
 
 
-def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab, backend,
+def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab, ready_backend,
                                                                                tmp_path) -> None:
+    backend = ready_backend
     result = _run(tmp_path, "empty-primary-restart", backend)
     dataset = _check(result, "dataset_after_restart")
     first = dataset["metrics"]["cycles"][0]
