@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from http_server import serving
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from http_server import serving
 from session_service import Settings, create_app
 
 pytest_plugins = ["pytester"]

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .checks import CheckResult, UnknownCheckError, get_check, run_check, worst
 from .history import LAB, WARMUP, WORKLOAD, History

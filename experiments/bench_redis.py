@@ -19,14 +19,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
+import os
 import random
 import re
+import resource
 import secrets
 import subprocess
 import tempfile
-import math
-import os
-import resource
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -214,7 +214,8 @@ def main() -> None:
     if best is None:
         print(f"generator: no rate kept its schedule (p99 send lag < {MAX_LAG_P99_MS:g} ms)")
     else:
-        print(f"generator: {best['achieved']:,.0f} SET/s kept on schedule (p99 send lag {best['send_lag_p99_ms']:.2f} ms "
+        print(f"generator: {best['achieved']:,.0f} SET/s kept on schedule "
+              f"(p99 send lag {best['send_lag_p99_ms']:.2f} ms "
               f"< {MAX_LAG_P99_MS:g} ms, {best['workers']} process(es)) = {ratio:.2f}x redis-benchmark")
 
 

@@ -30,8 +30,8 @@ from experiments.pages import html, markdown
 from experiments.report import RESULT_FILE, TIMELINE_FILE, write_index
 from experiments.runner import RunRequest, run_experiment
 from topologies import api
-from topologies.spec import TOPOLOGIES
 from topologies.errors import LabError, UnknownNameError
+from topologies.spec import TOPOLOGIES
 
 PROFILES = ("quick", "full")
 SUMMARY_FILE = "summary.json"
@@ -58,7 +58,8 @@ SHOWCASES: tuple[Showcase, ...] = (
     Showcase("lock-expiry", "Lock expiry", "The lock holder is paused beyond the TTL: two holders? "
              "Does fencing protect the resource?",
              (("fencing token", "lock-expiry-fenced", "single"), ("no fencing", "lock-expiry-unfenced", "single"),
-              ("naive INCR lock", "lock-expiry-naive", "single"), ("Redlock, 5 nodes", "lock-expiry-redlock", "redlock"))),
+              ("naive INCR lock", "lock-expiry-naive", "single"),
+              ("Redlock, 5 nodes", "lock-expiry-redlock", "redlock"))),
     Showcase("stream-retries", "Stream retries", "A consumer dies mid-batch, or the primary fails over: "
              "is anything lost, how much is redelivered?",
              (("consumer killed", "queue-consumer-kill", "single"), ("primary killed", "work-queue-kill", "sentinel")),

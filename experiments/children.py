@@ -69,7 +69,8 @@ class Children:
                 started.append(self._spawn(name, module, config))
             for child, ready_file in started:
                 proc = child.proc
-                wait_until(lambda: ready_file.exists() or proc.poll() is not None, timeout_s, child.name)
+                wait_until(lambda: ready_file.exists() or proc.poll() is not None,  # noqa: B023 - polled in this iteration
+                           timeout_s, child.name)
                 if proc.poll() is not None:
                     raise LabError(f"{child.name} exited at start (code {proc.returncode})", f"see {child.log}")
         except BaseException:

@@ -124,9 +124,9 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
         while any(children.procs[n].alive() for n in names):
             if announcer.done() and announcer.exception() is not None:
                 raise announcer.exception()  # type: ignore[misc]
-            for name, (_, _, cfg) in zip(names, specs):
+            for name, (_, _, cfg) in zip(names, specs, strict=False):
                 child = children.procs[name]
-                if not child.alive() and not Path(cfg["result_file"]).exists():  # crashed: stop the run now
+                if not child.alive() and not Path(cfg["result_file"]).exists():  # noqa: ASYNC240 - a stat/read of another process's small file; crashed: stop the run now
                     raise LabError(f"{name} exited (code {child.proc.returncode}) before finishing its share "
                                    "of the load", f"see {child.log}")
             if writer.clock() > deadline:
@@ -142,13 +142,13 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
     merged.start = offset
     merged.end = offset
     states: list[dict[str, Any]] = []
-    for name, (_, _, cfg) in zip(names, specs):
+    for name, (_, _, cfg) in zip(names, specs, strict=False):
         result = Path(cfg["result_file"])
-        if not result.exists():
+        if not result.exists():  # noqa: ASYNC240 - a stat/read of another process's small file
             child = children.procs[name]
             raise LabError(f"{name} exited (code {child.proc.returncode}) before finishing its share of the load",
                            f"see {child.log}")
-        data = json.loads(result.read_text())
+        data = json.loads(result.read_text())  # noqa: ASYNC240 - a stat/read of another process's small file
         merged.merge(data["summary"])
         states.append(data["state"])
     writer.event(RUN_END, workers=workers, **merged.to_json())
@@ -160,11 +160,11 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
 async def _wait_go(cfg: dict[str, Any]) -> float:
     """The run time every generator starts at, once the parent wrote it."""
     go = Path(cfg["go_file"])
-    while not go.exists():
+    while not go.exists():  # noqa: ASYNC240 - a stat/read of another process's small file
         if orphaned(cfg):
             raise LabError("the run that started this generator is gone")
         await asyncio.sleep(GO_POLL_S)
-    return float(json.loads(go.read_text())["offset"])
+    return float(json.loads(go.read_text())["offset"])  # noqa: ASYNC240 - a stat/read of another process's small file
 
 
 async def generator_main(cfg: dict[str, Any]) -> None:
@@ -196,8 +196,8 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         summary = await generate(source.op, config, writer, offset, share=share, slots=slots)
         state = await source.close()
         tmp = Path(cfg["result_file"] + ".tmp")
-        tmp.write_text(json.dumps({"summary": summary.to_wire(), "state": state}, default=repr))
-        tmp.rename(cfg["result_file"])
+        tmp.write_text(json.dumps({"summary": summary.to_wire(), "state": state}, default=repr))  # noqa: ASYNC240 - a stat/read of another process's small file
+        tmp.rename(cfg["result_file"])  # noqa: ASYNC240 - a stat/read of another process's small file
     except asyncio.CancelledError:
         if writer.failed is None:
             raise

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import io
 import json
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 FORMAT_VERSION = 2  # 2: Op.kind, warm-up phase, topology events
 
@@ -140,7 +141,7 @@ class Op:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Op":
+    def from_json(cls, d: dict[str, Any]) -> Op:
         outcome = d["outcome"]
         if outcome not in OUTCOMES:
             raise ValueError(f"bad outcome {outcome!r}; expected one of {OUTCOMES}")
@@ -174,7 +175,7 @@ class Event:
                 "kind": self.kind, "fields": self.fields}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Event":
+    def from_json(cls, d: dict[str, Any]) -> Event:
         return cls(t=d["t"], wall=d.get("wall", math.nan), kind=d["kind"],
                    fields=d.get("fields") or {})
 
@@ -364,7 +365,7 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._dumps = _compact_encoder()
         fresh = not append or not self.path.exists() or self.path.stat().st_size == 0
-        self._f: io.TextIOBase | None = open(self.path, "a" if append else "w",
+        self._f: io.TextIOBase | None = open(self.path, "a" if append else "w",  # noqa: SIM115 - closed by close()
                                               encoding="utf-8", buffering=1 << 20)
         if fresh:
             self._append({"type": "meta", "version": FORMAT_VERSION,
@@ -445,7 +446,7 @@ class HistoryWriter:
                     self._fail(exc)
             self._f = None
 
-    def __enter__(self) -> "HistoryWriter":
+    def __enter__(self) -> HistoryWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,10 +10,9 @@ pays nothing), and :class:`RandomPool` reuses instances across operations.
 """
 from __future__ import annotations
 
+import _random
 import random
 from typing import Any
-
-import _random
 
 _random_c = _random.Random.random
 _getrandbits_c = _random.Random.getrandbits

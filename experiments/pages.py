@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
@@ -28,7 +28,7 @@ class Cell:
     tone: str | None = None
 
 
-CellLike = Union[Cell, str, int, float, None]
+CellLike = Cell | str | int | float | None
 
 
 def cell(x: CellLike) -> Cell:
@@ -60,7 +60,7 @@ class Para:
     quote: bool = False
 
     @classmethod
-    def of(cls, *parts: CellLike, quote: bool = False) -> "Para":
+    def of(cls, *parts: CellLike, quote: bool = False) -> Para:
         return cls(tuple(parts), quote)
 
 
@@ -83,7 +83,7 @@ class Grid:
     items: tuple[tuple[Image, str, str | None], ...]  # (image, caption, link)
 
 
-Block = Union[Heading, Para, Table, Image, Code, Grid]
+Block = Heading | Para | Table | Image | Code | Grid
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Page:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Block) -> "Page":
+    def add(self, *blocks: Block) -> Page:
         self.blocks.extend(blocks)
         return self
 
@@ -160,13 +160,20 @@ img.plot{max-width:100%;border:1px solid #ddd}
 <h1>{{ page.title }}</h1>
 {% for b in page.blocks %}
 {% if b.kind == "heading" %}<h{{ b.level }}>{{ b.text }}</h{{ b.level }}>
-{% elif b.kind == "para" %}{% if b.quote %}<blockquote>{% else %}<p>{% endif %}{% for c in b.parts %}{{ link(c) }}{% endfor %}{% if b.quote %}</blockquote>{% else %}</p>{% endif %}
+{% elif b.kind == "para" %}{% if b.quote %}<blockquote>{% else %}<p>{% endif %}{#
+#}{% for c in b.parts %}{{ link(c) }}{% endfor %}{#
+#}{% if b.quote %}</blockquote>{% else %}</p>{% endif %}
 {% elif b.kind == "table" %}<table><tr>{% for h in b.headers %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for r in b.rows %}<tr>{% for c in r %}<td{% if c.tone %} class="{{ c.tone }}"{% endif %}>{{ link(c) }}</td>{% endfor %}</tr>
+{% for r in b.rows %}<tr>{% for c in r %}<td{% if c.tone %} class="{{ c.tone }}"{% endif %}>{#
+#}{{ link(c) }}</td>{% endfor %}</tr>
 {% endfor %}</table>
-{% elif b.kind == "image" %}<p><img class="plot" src="{{ b.src }}" alt="{{ b.alt }}"{% if b.width %} width="{{ b.width }}"{% endif %}></p>
+{% elif b.kind == "image" %}<p><img class="plot" src="{{ b.src }}" alt="{{ b.alt }}"{#
+#}{% if b.width %} width="{{ b.width }}"{% endif %}></p>
 {% elif b.kind == "code" %}<pre>{{ b.text }}</pre>
-{% elif b.kind == "grid" %}<div class="grid">{% for img, caption, href in b.figures %}<figure><a href="{{ href or img.src }}"><img src="{{ img.src }}" alt="{{ img.alt }}"></a><figcaption>{{ caption }}</figcaption></figure>{% endfor %}</div>
+{% elif b.kind == "grid" %}<div class="grid">{#
+#}{% for img, caption, href in b.figures %}<figure><a href="{{ href or img.src }}">{#
+#}<img src="{{ img.src }}" alt="{{ img.alt }}"></a><figcaption>{{ caption }}</figcaption></figure>{#
+#}{% endfor %}</div>
 {% endif %}
 {% endfor %}
 </body></html>

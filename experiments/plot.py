@@ -14,7 +14,6 @@ from pathlib import Path
 from .history import BREAKER, ROLE, TOPOLOGY, WARMUP, WORKLOAD, History
 from .stats import time_buckets
 
-
 STATE_COLORS = {"closed": "#2ca02c", "open": "#d62728", "half-open": "#ff7f0e",
                 "half_open": "#ff7f0e", "master": "#1f77b4", "primary": "#1f77b4",
                 "replica": "#9edae5", "slave": "#9edae5", "down": "#7f7f7f"}
@@ -97,12 +96,13 @@ def render_timeline(history: History, path: str | Path, bucket_s: float = 1.0,
             continue
         for ax in axes:
             ax.axvline(ph.start, color="#555555", ls=":", lw=0.8)
-        ax_err.annotate(ph.name + (f" {ph.cycle}" if ph.cycle else ""), xy=(ph.start, 0.0), xycoords=("data", "axes fraction"),
+        ax_err.annotate(ph.name + (f" {ph.cycle}" if ph.cycle else ""), xy=(ph.start, 0.0),
+                        xycoords=("data", "axes fraction"),
                         xytext=(2, 2), textcoords="offset points", fontsize=7, color="#555555")
     if series:
         ax_st = axes[3]
         seen: dict[str, str] = {}
-        for row, (name, pts) in enumerate(series.items()):
+        for row, (_name, pts) in enumerate(series.items()):
             for i, (t, state) in enumerate(pts):
                 t1 = pts[i + 1][0] if i + 1 < len(pts) else t_end
                 color = STATE_COLORS.get(state, "#bcbd22")

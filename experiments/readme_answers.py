@@ -34,8 +34,8 @@ def render(summary: Mapping[str, Any]) -> str:
             f"{summary['date']}, commit {summary['commit']}; {len(summary['rows'])} rows in "
             f"{summary['elapsed_min']} min). Figures are medians with their range over the fault cycles "
             "(n = cycles). The verdict names the violated claim; `undecided` says why.")
-    t = Table(["experiment", "topology", "verdict", "availability during the fault", "p99 of successes during the fault",
-               "failover", "time to recover", "what the pattern's claims found"])
+    t = Table(["experiment", "topology", "verdict", "availability during the fault",
+               "p99 of successes during the fault", "failover", "time to recover", "what the pattern's claims found"])
     seen: set[tuple[str, str]] = set()
     for r in summary["rows"]:
         key = (r["experiment"], r["topology"])

@@ -9,6 +9,7 @@ from types import ModuleType
 from experiments.faultplans import FAULT_PLANS
 from experiments.model import GENERIC_CHECKS, Experiment, PatternLoad
 from experiments.scenarios import (
+    bandwidth,
     cache,
     counter,
     emptyprimary,
@@ -24,7 +25,6 @@ from experiments.scenarios import (
     reshard,
     splitbrain,
     stalled,
-    bandwidth,
 )
 from topologies.errors import UnknownNameError
 

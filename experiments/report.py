@@ -26,8 +26,17 @@ REPORT_HTML = "report.html"
 CONFIG_FILE = "config.json"
 RUNS_FILE = "runs"  # runs.md / runs.html: every run under a results directory
 
-__all__ = ["RESULT_FILE", "REPORT_FILE", "REPORT_HTML", "TIMELINE_FILE", "HISTORY_FILE", "CONFIG_FILE",
-           "load_run", "render_run", "write_index"]
+__all__ = [
+    "CONFIG_FILE",
+    "HISTORY_FILE",
+    "REPORT_FILE",
+    "REPORT_HTML",
+    "RESULT_FILE",
+    "TIMELINE_FILE",
+    "load_run",
+    "render_run",
+    "write_index",
+]
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], History]:

@@ -17,22 +17,21 @@ import json
 import random
 import shlex
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from experiments import registry
+from experiments import generator, observer, registry
+from experiments.children import Children
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
-from experiments import generator, observer
-from experiments.children import Children
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
 from faults.catalog import Fault
 from faults.events import Event, EventLog
@@ -160,6 +159,7 @@ def _target(req: RunRequest, exp: Experiment) -> api.Topology:
     """The existing deployment ``req.target`` describes, if ``exp`` can run on it; child processes
     (the observer) open the same target through REDISLAB_TARGET."""
     import os
+
     from topologies import target
     if req.topology:
         raise LabError("--topology and --target exclude each other", "the target file gives the kind")
@@ -222,6 +222,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
 def _leave_target(topo: api.Topology) -> None:
     """Delete the run's keys (everything under the target's key prefix) and forget the target."""
     import os
+
     from topologies import target
     os.environ.pop(target.TARGET_ENV, None)
     topo.delete_lab_keys()  # type: ignore[attr-defined]
@@ -244,7 +245,8 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
             if writer.failed is None:
                 raise
     if writer.failed is not None:
-        raise HistoryWriteError(f"could not write the history {writer.path} ({writer.failed.strerror or writer.failed}):"
+        raise HistoryWriteError(f"could not write the history {writer.path} "
+                                f"({writer.failed.strerror or writer.failed}):"
                                 " the run stopped, its faults healed",
                                 "free some space or choose another --out; what was written stays readable")
 
@@ -353,7 +355,7 @@ async def _final_state(scenario: Scenario, timeout_s: float = FINAL_READ_TIMEOUT
     Cut at ``timeout_s``: the scenario's own clean-up (its ``finally`` blocks) still runs."""
     try:
         return await asyncio.wait_for(scenario.finish(), timeout=timeout_s)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         return {"final_read_error": f"the final read did not finish within {timeout_s:g} s"}
     except Exception as exc:  # noqa: BLE001 - any failure of the final read is reported, never raised
         return {"final_read_error": f"{type(exc).__name__}: {exc}"[:300]}

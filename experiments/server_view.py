@@ -54,7 +54,7 @@ class ServerView:
         self._roles: dict[str, str] = {}
         self.samples = 0
 
-    def __enter__(self) -> "ServerView":
+    def __enter__(self) -> ServerView:
         self._thread.start()
         return self
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -49,7 +50,7 @@ def dropped(op: Op) -> bool:
 def record(h: HdrHistogram, ops: Iterable[Op]) -> HdrHistogram:
     """Record the latency (µs, clamped to the histogram range) of ``ops``.
     Equal values are counted first: ``record_value`` is pure Python."""
-    counts = Counter(int(round((o.end - o.intended) * 1e6)) for o in ops if not dropped(o))
+    counts = Counter(round((o.end - o.intended) * 1e6) for o in ops if not dropped(o))
     for us, n in counts.items():
         h.record_value(min(max(us, HDR_LOW_US), HDR_HIGH_US), n)
     return h
@@ -153,13 +154,13 @@ class Spread:
     n: int
 
     @classmethod
-    def of(cls, values: Iterable[float | None]) -> "Spread":
+    def of(cls, values: Iterable[float | None]) -> Spread:
         xs = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
         if not xs:
             return cls(None, None, None, 0)
         return cls(statistics.median(xs), xs[0], xs[-1], len(xs))
 
-    def overlaps(self, other: "Spread") -> bool:
+    def overlaps(self, other: Spread) -> bool:
         """True when the two ranges overlap (or either is empty): no difference can be claimed."""
         if self.low is None or other.low is None or self.high is None or other.high is None:
             return True

@@ -55,7 +55,7 @@ class TopologyEvents:
         self._clients.append(c)
         return c
 
-    def __enter__(self) -> "TopologyEvents":
+    def __enter__(self) -> TopologyEvents:
         for s in self.topo.spec.sentinels:
             self._subscribe(s.name)
         poller = threading.Thread(target=self._poll_roles, name="topology-roles", daemon=True)

@@ -42,15 +42,15 @@ import random
 import sys
 import tempfile
 from array import array
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
 from redis.exceptions import RedisError
 
-from .oprandom import RandomPool
 from .history import (
     FAIL,
     OK,
@@ -64,6 +64,7 @@ from .history import (
     Outcome,
     PhaseWindow,
 )
+from .oprandom import RandomPool
 
 Arrivals = Literal["constant", "poisson"]
 
@@ -284,13 +285,13 @@ def _hist() -> HdrHistogram:
     return HdrHistogram(1, HDR_MAX_US, HDR_DIGITS)
 
 
-def _hist_of(values_us: "array[int]") -> HdrHistogram:
+def _hist_of(values_us: array[int]) -> HdrHistogram:
     """An HdrHistogram of ``values_us`` (µs), built in one pass over the distinct values."""
     h = _hist()
     if values_us:
         vals, counts = np.unique(np.clip(np.frombuffer(values_us, dtype=np.int64), 1, HDR_MAX_US),
                                  return_counts=True)
-        for v, c in zip(vals.tolist(), counts.tolist()):
+        for v, c in zip(vals.tolist(), counts.tolist(), strict=False):
             h.record_value(v, c)
     return h
 
@@ -314,8 +315,8 @@ class WorkloadSummary:
     unknown: int = 0     # completed with outcome unknown
     start: float = 0.0   # s since t0
     end: float = 0.0     # s since t0
-    lags_us: "array[int]" = field(default_factory=lambda: array("q"), repr=False)
-    latencies_us: "array[int]" = field(default_factory=lambda: array("q"), repr=False)
+    lags_us: array[int] = field(default_factory=lambda: array("q"), repr=False)
+    latencies_us: array[int] = field(default_factory=lambda: array("q"), repr=False)
     _merged: list[tuple[HdrHistogram, HdrHistogram]] = field(default_factory=list, repr=False)
     _hists: tuple[int, HdrHistogram, HdrHistogram] | None = field(default=None, repr=False)
 
@@ -439,7 +440,7 @@ async def announce_phases(config: WorkloadConfig, writer: HistoryWriter, offset:
 
 
 async def generate(op: OpFn, config: WorkloadConfig, writer: HistoryWriter, offset: float,
-                   share: Share = Share(), announcer: "asyncio.Task[None] | None" = None,
+                   share: Share = Share(), announcer: asyncio.Task[None] | None = None,
                    summary: WorkloadSummary | None = None, slots: Slots | None = None) -> WorkloadSummary:
     """Launch ``share``'s part of the schedule at run time ``offset`` + each intended time and
     record every operation (no phase or run events: :func:`run_workload` and the runner write
@@ -598,11 +599,10 @@ def benchmark_rate(rate: float, duration: float = 2.0, clients: int = 16,
     Achieved rate = ok operations / elapsed seconds (launch of the first op
     to completion of the last), so falling behind schedule shows.
     """
-    with tempfile.TemporaryDirectory(dir=history_dir) as d:
-        with HistoryWriter(Path(d) / "history.jsonl") as w:
-            cfg = WorkloadConfig(rate=rate, duration=duration, clients=clients,
-                                 arrivals=arrivals, max_in_flight=max_in_flight)
-            s = run(noop_op, cfg, w)
+    with tempfile.TemporaryDirectory(dir=history_dir) as d, HistoryWriter(Path(d) / "history.jsonl") as w:
+        cfg = WorkloadConfig(rate=rate, duration=duration, clients=clients,
+                             arrivals=arrivals, max_in_flight=max_in_flight)
+        s = run(noop_op, cfg, w)
     lag = s.send_lag_us
     return BenchResult(rate, s.ok / max(s.elapsed, duration), s.launched, s.overloaded,
                        lag.get_value_at_percentile(50) / 1000,

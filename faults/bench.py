@@ -43,8 +43,12 @@ def run(backend: str, pings: int) -> dict[str, object]:
         direct = topo.node_client("redis-1", direct=True)
         proxied = topo.client()
         _pings(direct, 200), _pings(proxied, 200)  # warm up
-        t = time.perf_counter(); d = _pings(direct, pings); d_s = time.perf_counter() - t
-        t = time.perf_counter(); p = _pings(proxied, pings); p_s = time.perf_counter() - t
+        t = time.perf_counter()
+        d = _pings(direct, pings)
+        d_s = time.perf_counter() - t
+        t = time.perf_counter()
+        p = _pings(proxied, pings)
+        p_s = time.perf_counter() - t
         result: dict[str, object] = {
             "backend": topo.backend.name, "pings": pings,
             "direct_p50_us": round(_pct(d, 0.5), 1), "direct_p99_us": round(_pct(d, 0.99), 1),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faults import netfilter, ownership
-from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
+from faults.toxiproxy_api import ToxiproxyGone
 from topologies.api import Topology
 from topologies.errors import LabError, UnknownNameError
 from topologies.processes import OwnedProcess

@@ -44,7 +44,7 @@ class FaultInjector:
     def inject(self, fault: catalog.Fault) -> None:
         self.topo.check_fault(fault.kind)
         fault.validate(self.topo)
-        _save(_active_records() + [fault.record()])
+        _save([*_active_records(), fault.record()])
         try:
             fault.inject(self.topo)
         except BaseException:

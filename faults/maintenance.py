@@ -205,7 +205,7 @@ def slot_owners(topo: Topology) -> tuple[dict[int, str], dict[str, str]]:
         for name, info in view.items():
             for rng in info["slots"]:
                 lo, hi = int(rng[0]), int(rng[-1])
-                owners.update({s: name for s in range(lo, hi + 1)})
+                owners.update(dict.fromkeys(range(lo, hi + 1), name))
         return owners, {name: info["node_id"] for name, info in view.items()}
     raise LabError("reshard: no Cluster node answers CLUSTER NODES", "is the cluster up? `redislab status`")
 
@@ -314,7 +314,7 @@ def fix_open_slots(topo: Topology, note: Callable[[str], None] = lambda s: None)
         move_slot(topo, slot, src, dst, ids, batch=1000, pause_s=0.0)
         note(f"finished moving slot {slot} from {src} to {dst}")
         fixed.add(slot)
-    for slot, state, node, peer in found:
+    for slot, state, node, _peer in found:
         if state == "importing" and slot not in fixed:
             with direct(topo, node) as c:
                 c.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")

@@ -239,7 +239,8 @@ class CacheAside:
         if not self._fresh(product_id, value):  # older than our own write: its invalidation failed or was lost
             self.counters.inc("stale_rejected")
             return await self._load(product_id, fill=True), "db"
-        if xfetch_should_refresh(time.time() * 1000, entry["e"], entry["d"], self.config.xfetch_beta, self._rng.random()):
+        now_ms = time.time() * 1000
+        if xfetch_should_refresh(now_ms, entry["e"], entry["d"], self.config.xfetch_beta, self._rng.random()):
             self.counters.inc("early_refreshes")
             return await self._load(product_id, fill=True), "db"
         if self._near is not None and self._generation.get(product_id, 0) == generation:

@@ -18,10 +18,11 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -80,7 +81,8 @@ class CatalogueDB:
             conn.executemany(
                 "INSERT INTO products (id, name, price_cents, stock) VALUES (?, ?, ?, ?)",
                 [
-                    (i, f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} #{i}", rng.randint(199, 99_999), rng.randint(0, 500))
+                    (i, f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} #{i}",
+                     rng.randint(199, 99_999), rng.randint(0, 500))
                     for i in range(1, n_products + 1)
                 ],
             )

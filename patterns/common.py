@@ -21,13 +21,17 @@ from typing import Any, TypeVar
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
-    ConnectionError as RedisConnectionError,
     MaxConnectionsError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
-    TimeoutError as RedisTimeoutError,
     TryAgainError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
 )
 from tenacity import (
     AsyncRetrying,
@@ -89,7 +93,7 @@ class Counters:
     """
 
     def __init__(self, names: Iterable[str]) -> None:
-        self._counts: dict[str, int] = {name: 0 for name in ("retries", *names)}
+        self._counts: dict[str, int] = dict.fromkeys(("retries", *names), 0)
         self.errors: Counter[str] = Counter()
 
     def inc(self, name: str, n: int = 1) -> None:

@@ -168,7 +168,8 @@ class FleetIndex:
     async def sweep(self, max_age_s: float, batch: int = 1000) -> int:
         """Remove entities not seen for ``max_age_s``; at most ``batch`` per call."""
         cutoff_ms = int((self.clock() - max_age_s) * 1000)
-        removed = int(await self.retry.run(lambda: self._sweep(keys=[self.pos_key, self.seen_key], args=[cutoff_ms, batch]), self.counters))
+        keys = [self.pos_key, self.seen_key]
+        removed = int(await self.retry.run(lambda: self._sweep(keys=keys, args=[cutoff_ms, batch]), self.counters))
         self.counters.inc("swept", removed)
         return removed
 
@@ -196,20 +197,20 @@ class FleetIndex:
                 await task
 
     async def search_radius(self, lon: float, lat: float, radius_m: float, count: int | None = None,
-                            max_age_s: float | None | _Default = _DEFAULT) -> SearchResult:
+                            max_age_s: float | _Default | None = _DEFAULT) -> SearchResult:
         """Entities within ``radius_m`` of (lon, lat), nearest first, seen within
         ``max_age_s`` (default: the index's)."""
         return await self._search(("r", lon, lat, radius_m, count), ["r", radius_m], lon, lat, count, max_age_s)
 
     async def search_box(self, lon: float, lat: float, width_m: float, height_m: float, count: int | None = None,
-                         max_age_s: float | None | _Default = _DEFAULT) -> SearchResult:
+                         max_age_s: float | _Default | None = _DEFAULT) -> SearchResult:
         """Entities inside the ``width_m`` x ``height_m`` box centred on (lon, lat), nearest
         first, seen within ``max_age_s`` (default: the index's)."""
         return await self._search(("b", lon, lat, width_m, height_m, count), ["b", width_m, height_m], lon, lat,
                                   count, max_age_s)
 
     async def _search(self, query: tuple[Any, ...], shape: list[Any], lon: float, lat: float, count: int | None,
-                      max_age_s: float | None | _Default) -> SearchResult:
+                      max_age_s: float | _Default | None) -> SearchResult:
         self.counters.inc("searches")
         age = self.max_age_s if isinstance(max_age_s, _Default) else max_age_s
         cutoff_ms = 0 if age is None else int((self.clock() - age) * 1000)

@@ -163,7 +163,7 @@ class Leaderboard:
             return base
         start, _ = self.window_bounds(at_s)
         fmt = "%Y%m%d%H" if self.window is Window.HOURLY else "%Y%m%d"
-        stamp = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime(fmt)
+        stamp = dt.datetime.fromtimestamp(start, dt.UTC).strftime(fmt)
         return f"{base}:{self.window.value}:{stamp}"
 
     def _expire_at(self, at_s: float | None) -> int:

@@ -258,7 +258,11 @@ class LocalTokenBucket:
     matters more than availability. At most ``max_users`` buckets (LRU)."""
 
     def __init__(
-        self, capacity: float, refill_per_s: float, max_users: int = 100_000, clock: Callable[[], float] = time.monotonic
+        self,
+        capacity: float,
+        refill_per_s: float,
+        max_users: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _positive("LocalTokenBucket", capacity=capacity, refill_per_s=refill_per_s, max_users=max_users)
         self.capacity = capacity

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -318,7 +319,7 @@ class Consumer:
             pipe.xpending_range(self.queue.stream_key, self.queue.group, min=eid, max=eid, count=1)
         pending = await pipe.execute()
         jobs = []
-        for (eid, fields), info in zip(entries, pending):
+        for (eid, fields), info in zip(entries, pending, strict=False):
             deliveries = int(info[0]["times_delivered"]) if info else 1
             jobs.append(_job(eid, fields, deliveries))
         self.counters.inc("claimed", len(jobs))
@@ -397,7 +398,7 @@ class Consumer:
     async def _complete_leftovers(self) -> None:
         """Retry completions that failed earlier; raises the first Redis failure."""
         for entry_id, (job, token) in list(self._uncompleted.items()):
-            await self.queue.retry.run(lambda: self._complete_call(job, token), self.counters)
+            await self.queue.retry.run(functools.partial(self._complete_call, job, token), self.counters)
             del self._uncompleted[entry_id]
             self.counters.inc("processed")
             self.counters.inc("completed_late")

@@ -294,17 +294,18 @@ def run(experiment: str, topology: str | None, backend: str, profile: str, durat
         as_json: bool, target_file: str | None) -> None:
     """Run an experiment: load, fault cycles, history, claims, measurements, report."""
     from experiments.answer import LABELS, spread_text
+    from experiments.catalogue import MAX_REPEAT
     from experiments.report import one_line, run_summary
     from experiments.runner import RunRequest, run_experiment
-    from experiments.catalogue import MAX_REPEAT
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
     _require_writable_dir(out_dir)
     results, summaries = [], []
     with runlock.hold(f"redislab run {experiment}"):
         for n in range(repeat):
-            run_dir = run_experiment(RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
-                                                out_dir, cycles=cycles, workers=workers, target=target_file), console=err)
+            request = RunRequest(experiment, topology, backend, profile, duration_s, rate, seed + n,
+                                 out_dir, cycles=cycles, workers=workers, target=target_file)
+            run_dir = run_experiment(request, console=err)
             result = json.loads((run_dir / "result.json").read_text())
             results.append(result)
             (err if as_json else out).print(f"{one_line(result)}  report: {run_dir / 'report.html'}  "
@@ -344,7 +345,8 @@ def report(run_dir: str | None, out_dir: str) -> None:
 
 
 @cli.command()
-@click.option("--profile", default="quick", show_default=True, help="quick (~40 short runs) or full (~80 runs, every topology)")
+@click.option("--profile", default="quick", show_default=True,
+              help="quick (~40 short runs) or full (~80 runs, every topology)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 @click.option("--only", default=None, help="comma-separated patterns or showcases to run (default: all)")

@@ -19,7 +19,7 @@ from experiments.checks import UnknownCheckError
 from faults.events import EventLog
 from faults.injector import active_faults
 from redislab import pytest_plugin
-from redislab.testing import LabSession, RedisLab, Recorder, targets
+from redislab.testing import LabSession, Recorder, RedisLab, targets
 from topologies import api
 from topologies.errors import LabError
 from topologies.home import lab_home
@@ -195,7 +195,7 @@ def test_faults_go_into_the_same_history_so_window_checks_work(tmp_path) -> None
     lost = rec.check("lost_writes", final_state={"set": ["a"]})
     assert lost.verdict == "violated" and lost.metrics["lost_in_windows"] == 1, lost.explanation
     assert rec.check("lost_writes", final_state={"set": ["a", "b"]}).verdict == "held"
-    with pytest.raises(UnknownCheckError, match="known checks: .*lost_writes"):
+    with pytest.raises(UnknownCheckError, match=r"known checks: .*lost_writes"):
         rec.check("lost_write")
 
 
@@ -209,12 +209,11 @@ def _serves_fast(lab: RedisLab) -> bool:
 def test_a_fault_is_healed_when_its_block_exits_and_an_open_one_at_teardown(lab, backend: str, tmp_path) -> None:
     rl = RedisLab(lab("single", backend), lab_home(), lambda: tmp_path)
     rec = rl.recorder()
-    with pytest.raises(RuntimeError, match="body"):
-        with rl.fault("latency", target="primary", latency_ms=300) as slow:
-            assert slow.target == "redis-1"
-            with pytest.raises(redis.TimeoutError):
-                _serves_fast(rl)
-            raise RuntimeError("the body failed")
+    with pytest.raises(RuntimeError, match="body"), rl.fault("latency", target="primary", latency_ms=300) as slow:
+        assert slow.target == "redis-1"
+        with pytest.raises(redis.TimeoutError):
+            _serves_fast(rl)
+        raise RuntimeError("the body failed")
     assert slow.healed and active_faults() == []  # healed on leaving the block, before any teardown
     assert _serves_fast(rl)
     paused = rl.pause()  # no block: open until the teardown

@@ -26,9 +26,18 @@ import redis.sentinel
 from topologies import health
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
 from topologies.errors import LabError, UnknownNameError
-from topologies.home import StateFile, password as lab_password
-from topologies.spec import (HOST, MASTER_NAME, PASSWORD_ENV, TOXIPROXY_API_PORT, NodeSpec, Options,
-                             TopologySpec, build_spec)
+from topologies.home import StateFile
+from topologies.home import password as lab_password
+from topologies.spec import (
+    HOST,
+    MASTER_NAME,
+    PASSWORD_ENV,
+    TOXIPROXY_API_PORT,
+    NodeSpec,
+    Options,
+    TopologySpec,
+    build_spec,
+)
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "local")
 UP_TIMEOUT_S = 90.0  # deadline for a topology to become healthy

@@ -28,7 +28,6 @@ from topologies import api, dockerd, failover_probe
 from topologies.outage import spread
 from topologies.spec import TOPOLOGIES
 
-
 FAILS_OVER = ("sentinel", "cluster")  # topologies whose primary fails over (the others: up time only)
 
 FAULT_TITLES = {"kill": "SIGKILL of the primary", "pause": "SIGSTOP of the primary (hung, connections open)",
@@ -93,7 +92,7 @@ def summarize(backend: str, name: str, trials: list[dict[str, Any]], clients: li
                          "client_s": spread([r.get("client_s") for r in rows]),
                          "errors": [r.get("error") for r in rows if r.get("error")]}
     ref = per_client.get(failover_probe.REFERENCE, {}).get("client_s", {}).get("median")
-    for c, r in per_client.items():
+    for r in per_client.values():
         mine = r["client_s"]["median"]
         r["minus_reference_s"] = None if ref is None or mine is None else round(mine - ref, 3)
     return {"backend": backend, "topology": name, "trials": len(trials),
@@ -125,7 +124,8 @@ def print_tables(result: dict[str, Any]) -> None:
     together = "every client on the same faults" if result.get("together") else "each client alone on its own faults"
     print(f"\n{what} → first acknowledged write, median (min-max) s over {result.get('runs', '?')} faults per client, "
           f"{together}.")
-    print("Redis's share: fault → new primary announced (+switch-master / replica ROLE master); the client's: the rest.")
+    print("Redis's share: fault → new primary announced (+switch-master / replica ROLE master); "
+          "the client's: the rest.")
     print("\n| backend | topology | client | fault → first ack s | Redis promoted s | client share s "
           "| client share minus plain's s |")
     print("|---|---|---|---|---|---|---|")

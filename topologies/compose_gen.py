@@ -13,22 +13,34 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from topologies import config, images
-from topologies.spec import HOST, PASSWORD_ENV, TOPOLOGIES, TOXIPROXY_API_PORT, NodeSpec, Options, TopologySpec, \
-    build_spec
+from topologies.spec import (
+    HOST,
+    PASSWORD_ENV,
+    TOPOLOGIES,
+    TOXIPROXY_API_PORT,
+    NodeSpec,
+    Options,
+    TopologySpec,
+    build_spec,
+)
 
 COMPOSE_DIR = Path(__file__).parent / "compose"
-PASSWORD_REF = "${%s:?set %s, e.g. eval $$(redislab env)}" % (PASSWORD_ENV, PASSWORD_ENV)
+PASSWORD_REF = f"${{{PASSWORD_ENV}:?set {PASSWORD_ENV}, e.g. eval $$(redislab env)}}"
 SECRET = "redislab_password"  # a Compose secret from $REDISLAB_PASSWORD: a file in the container, never env/args
 READ_SECRET = f"$$(cat /run/secrets/{SECRET})"  # shell, in the container ($$: Compose's escape for $)
 AUTH_CONF = "/tmp/redislab-auth.conf"  # requirepass/masterauth of a data node, written 0600 at start
-_PLACEHOLDER_OPTIONS = Options(
-    appendonly="${REDISLAB_APPENDONLY:-no}",  # type: ignore[arg-type]
-    down_after_ms="${REDISLAB_DOWN_AFTER_MS:-%d}" % Options().down_after_ms,  # type: ignore[arg-type]
-    failover_timeout_ms="${REDISLAB_FAILOVER_TIMEOUT_MS:-%d}" % Options().failover_timeout_ms,  # type: ignore[arg-type]
-    node_timeout_ms="${REDISLAB_NODE_TIMEOUT_MS:-%d}" % Options().node_timeout_ms,  # type: ignore[arg-type]
-)
+_DEFAULTS = Options()
+# Compose-time placeholders (text) in fields that hold numbers/bools at run time: the compose file is text
+_PLACEHOLDERS: dict[str, Any] = {
+    "appendonly": "${REDISLAB_APPENDONLY:-no}",
+    "down_after_ms": f"${{REDISLAB_DOWN_AFTER_MS:-{_DEFAULTS.down_after_ms}}}",
+    "failover_timeout_ms": f"${{REDISLAB_FAILOVER_TIMEOUT_MS:-{_DEFAULTS.failover_timeout_ms}}}",
+    "node_timeout_ms": f"${{REDISLAB_NODE_TIMEOUT_MS:-{_DEFAULTS.node_timeout_ms}}}",
+}
+_PLACEHOLDER_OPTIONS = Options(**_PLACEHOLDERS)
 HEALTH = {"interval": "1s", "timeout": "3s", "retries": 60}
 
 
@@ -143,7 +155,7 @@ def render(topology: str) -> tuple[str, str]:
     for node in spec.nodes:
         lines += [""] + (_redis_service(spec, node) if node.kind == "redis" else _sentinel_service(spec, node))
     if topology == "cluster":
-        lines += [""] + _cluster_init(spec)
+        lines += ["", *_cluster_init(spec)]
     return "\n".join(lines) + "\n", config.toxiproxy_config(spec, listen_host="0.0.0.0")
 
 

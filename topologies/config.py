@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from topologies.spec import HOST, MASTER_NAME, NodeSpec, TopologySpec
 

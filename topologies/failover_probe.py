@@ -292,7 +292,7 @@ class PromotionWatch:
 # -- one trial --------------------------------------------------------------------------------
 def sentinel_settled(topo: api.Topology) -> bool:
     """One primary, replicas linked, and every Sentinel names it, with no failover under way."""
-    if not health._replication_ok(topo.spec, topo.password):  # noqa: SLF001 - same module family
+    if not health._replication_ok(topo.spec, topo.password):
         return False
     primary = topo.primary()
     if primary is None:

@@ -110,7 +110,7 @@ def cluster_ok(spec: TopologySpec, password: str) -> bool:
             view = c.cluster("NODES").values()
             if sum("slave" in n["flags"] for n in view) != len(spec.redis_nodes) // 2:
                 return False  # this node's view of the replica assignment has not converged
-            if any("fail" in n["flags"] or not n["connected"] and "myself" not in n["flags"] for n in view):
+            if any("fail" in n["flags"] or (not n["connected"] and "myself" not in n["flags"]) for n in view):
                 return False
             repl = c.info("replication")
             if repl["role"] == "slave" and repl.get("master_link_status") != "up":

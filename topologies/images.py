@@ -44,7 +44,10 @@ def _copy_with_libs(binary: str, root: Path, dest: str) -> None:
     ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
     for line in ldd.splitlines():
         parts = line.split()
-        path = parts[2] if "=>" in parts and len(parts) > 2 else (parts[0] if parts and parts[0].startswith("/") else "")
+        if "=>" in parts and len(parts) > 2:
+            path = parts[2]
+        else:
+            path = parts[0] if parts and parts[0].startswith("/") else ""
         if path.startswith("/"):
             lib = root / path.lstrip("/")
             lib.parent.mkdir(parents=True, exist_ok=True)

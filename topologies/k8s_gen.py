@@ -201,7 +201,8 @@ def manifests(topology: str) -> list[dict[str, Any]]:
     if topology == "cluster":
         out.append({"apiVersion": "batch/v1", "kind": "Job",
                     "metadata": {"name": "cluster-init", "labels": labels},
-                    "spec": {"backoffLimit": 10, "activeDeadlineSeconds": 900, "template": {"metadata": {"labels": labels}, "spec": {
+                    "spec": {"backoffLimit": 10, "activeDeadlineSeconds": 900,
+                             "template": {"metadata": {"labels": labels}, "spec": {
                         "restartPolicy": "OnFailure",
                         "containers": [{"name": "cluster-init", "image": images.REDIS_IMAGE,
                                         "command": ["/scripts/cluster-init.sh"],
@@ -237,7 +238,8 @@ def runner_manifests() -> list[dict[str, Any]]:
          "metadata": {"name": name, "labels": labels},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name}]},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "redislab-results", "labels": labels},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": "redislab-results", "labels": labels},
          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "redislab-run", "labels": labels},
          "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {

@@ -6,6 +6,7 @@ ticks after boot (``/proc/<pid>/stat`` field 22, as recorded in the lab's JSON r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,7 +64,7 @@ class OwnedProcess:
 
     @classmethod
     def spawn(cls, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> "OwnedProcess":
+              cwd: Path | None = None) -> OwnedProcess:
         """Start ``argv`` in its own session (it outlives the CLI), output appended to ``log_path``."""
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -93,7 +94,7 @@ class OwnedProcess:
             return "paused"
         return "running"
 
-    def children(self) -> list["OwnedProcess"]:
+    def children(self) -> list[OwnedProcess]:
         """This process's live descendants, each named by pid + start time ([] when it is gone)."""
         proc = self._verified()
         try:
@@ -104,7 +105,7 @@ class OwnedProcess:
         return [k for k in found if k is not None and k.alive()]
 
     @classmethod
-    def of(cls, pid: int) -> "OwnedProcess | None":
+    def of(cls, pid: int) -> OwnedProcess | None:
         """The running process ``pid`` as it is now (None if there is none)."""
         ticks = start_ticks(pid)
         return None if ticks is None else cls(pid, ticks)
@@ -142,16 +143,14 @@ class OwnedProcess:
         return not self.alive()
 
     def _reap(self) -> None:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
     def to_json(self) -> list[int]:
         return [self.pid, self.start_ticks]
 
     @classmethod
-    def from_json(cls, data: list[int]) -> "OwnedProcess":
+    def from_json(cls, data: list[int]) -> OwnedProcess:
         return cls(int(data[0]), int(data[1]))
 
 

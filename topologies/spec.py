@@ -47,7 +47,7 @@ class Options:
     failover_timeout_ms: int = 10_000  # Sentinel: failover-timeout
     node_timeout_ms: int = 2000  # Cluster: cluster-node-timeout
 
-    def validate(self) -> "Options":
+    def validate(self) -> Options:
         for name, low, high in (
             ("down_after_ms", 100, 600_000),
             ("failover_timeout_ms", 1000, 3_600_000),
@@ -59,7 +59,7 @@ class Options:
         return self
 
     @classmethod
-    def from_env(cls) -> "Options":
+    def from_env(cls) -> Options:
         """Options from REDISLAB_* environment variables, lab defaults otherwise."""
         def _int(var: str, default: int) -> int:
             raw = os.environ.get(var)
@@ -110,7 +110,7 @@ class NodeSpec:
             raise UnknownNameError("client group", group, list(CLIENT_GROUPS))
         return self.port + CLIENT_GROUPS[group]
 
-    def proxies(self) -> list["ProxySpec"]:
+    def proxies(self) -> list[ProxySpec]:
         out = [ProxySpec(self.name, self.port, self.direct_port)]
         out += [ProxySpec(f"{self.name}@{g}", self.group_port(g), self.direct_port) for g in CLIENT_GROUPS]
         if self.bus_port is not None and self.direct_bus_port is not None:
@@ -187,9 +187,8 @@ def build_spec(name: str, options: Options | None = None) -> TopologySpec:
             _redis(block, 1, "primary"),
             _redis(block, 2, "replica", "redis-1"),
             _redis(block, 3, "replica", "redis-1"),
-        ) + tuple(
-            NodeSpec(f"sentinel-{i}", "sentinel", base + 10 + i, 10_000 + base + 10 + i, "sentinel")
-            for i in (1, 2, 3)
+            *(NodeSpec(f"sentinel-{i}", "sentinel", base + 10 + i, 10_000 + base + 10 + i, "sentinel")
+              for i in (1, 2, 3)),
         )
     elif name == "cluster":  # replicas are assigned by `redis-cli --cluster create`
         nodes = tuple(_redis(block, i, "primary" if i <= 3 else "replica", bus=True) for i in range(1, 7))

@@ -24,7 +24,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import redis
@@ -129,7 +129,8 @@ def load(path: str | Path) -> Target:
     try:
         raw = yaml.safe_load(p.read_text())
     except OSError as exc:
-        raise LabError(f"target file {p}: cannot read it ({exc.strerror or exc})", "give a readable YAML file") from None
+        raise LabError(f"target file {p}: cannot read it ({exc.strerror or exc})",
+                       "give a readable YAML file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -233,7 +234,8 @@ class CommandDriver:
 class DockerDriver:
     """Node control through the docker CLI, by the container names in the target file."""
 
-    VERBS = {"kill": "kill", "stop": "stop", "start": "start", "pause": "pause", "resume": "unpause"}
+    VERBS: ClassVar[dict[str, str]] = {"kill": "kill", "stop": "stop", "start": "start", "pause": "pause",
+                                       "resume": "unpause"}
 
     def __init__(self, cfg: dict[str, Any], target: Target) -> None:
         self.env = {**os.environ, **({"DOCKER_HOST": cfg["docker_host"]} if cfg.get("docker_host") else {})}
@@ -481,7 +483,8 @@ class TargetTopology(api.Topology):
     def toxiproxy(self) -> Any:
         from faults.toxiproxy_api import ToxiproxyAPI
         if self.target.toxiproxy_api is None:
-            raise LabError(f"target {self.target.name} has no Toxiproxy API", f"add toxiproxy.api to {self.target.path}")
+            raise LabError(f"target {self.target.name} has no Toxiproxy API",
+                           f"add toxiproxy.api to {self.target.path}")
         return ToxiproxyAPI(*self.target.toxiproxy_api)
 
     def toxiproxy_ready(self) -> bool:
@@ -545,7 +548,7 @@ class TargetTopology(api.Topology):
             raise LabError(f"target {self.target.name}: a partition needs Toxiproxy in front of the nodes",
                            "declare toxiproxy.api and each node's proxy")
         roles = {n.name: self.role(n.name) for n in self.target.nodes}
-        side = {m: 0 for m in a} | {m: 1 for m in b}
+        side = dict.fromkeys(a, 0) | dict.fromkeys(b, 1)
         cut: set[str] = set()
         for x in side:
             for y in self.target.all_nodes:

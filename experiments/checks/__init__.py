@@ -10,7 +10,8 @@ combines the claims' verdicts (violated > unknown > held).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..history import History
 from . import (
@@ -105,6 +106,18 @@ def run_checks(specs: Iterable[str | Mapping[str, Any]], history: History,
     return [run_check(n, history, state, p) for n, p in norm]
 
 
-__all__ = ["REGISTRY", "CheckResult", "CheckFn", "CheckParamError", "Verdict", "HELD",
-           "VIOLATED", "UNKNOWN", "UnknownCheckError", "get_check", "run_check", "run_checks",
-           "worst"]
+__all__ = [
+    "HELD",
+    "REGISTRY",
+    "UNKNOWN",
+    "VIOLATED",
+    "CheckFn",
+    "CheckParamError",
+    "CheckResult",
+    "UnknownCheckError",
+    "Verdict",
+    "get_check",
+    "run_check",
+    "run_checks",
+    "worst",
+]

@@ -10,7 +10,8 @@ is one window per cycle, from the fault's inject event to its heal event
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import History, Op
 from ..stats import dropped, summarize

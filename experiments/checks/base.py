@@ -20,8 +20,9 @@ Two kinds of result, kept apart:
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from ..fmt import pct, secs
 from ..history import History

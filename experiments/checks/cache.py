@@ -33,8 +33,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..history import History, Op
 from .base import (
@@ -63,7 +64,7 @@ class _Acks:
     revisions: list[int]
 
     @classmethod
-    def of(cls, acks: list[tuple[float, int]]) -> "_Acks":
+    def of(cls, acks: list[tuple[float, int]]) -> _Acks:
         acks.sort()
         pm: list[int] = []
         for _, r in acks:
@@ -255,8 +256,8 @@ def cache_fallback(history: History, final_state: Mapping[str, Any],
     text = (f"Up to {fmt_pct(worst_fb)} of read requests in a window were served by the database "
             f"fallback; database load peaked at {amp_txt} the level {base_name}.")
     bad = []
-    if p["max_amplification"] is not None and (worst_amp is None and any(
-            s["db_per_request"] > 0 for s in per.values()) or
+    if p["max_amplification"] is not None and ((worst_amp is None and any(
+            s["db_per_request"] > 0 for s in per.values())) or
             (worst_amp or 0) > p["max_amplification"]):
         bad.append(f"amplification above {p['max_amplification']}x")
     if p["max_fallback_ratio"] is not None and worst_fb > p["max_fallback_ratio"]:

@@ -25,7 +25,8 @@ neither do clients that never failed.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from topologies.outage import client_share
 
@@ -131,4 +132,5 @@ def failover_time(history: History, final_state: Mapping[str, Any],
     if lim is None:
         return measured("failover_time", m, text)
     slow = any(r["failover_s"] is None or r["failover_s"] > lim for r in results)
-    return judged("failover_time", slow, m, text + f" Limit: {fmt_s(lim)}.", f"a replica is promoted within {fmt_s(lim)}")
+    return judged("failover_time", slow, m, text + f" Limit: {fmt_s(lim)}.",
+                  f"a replica is promoted within {fmt_s(lim)}")

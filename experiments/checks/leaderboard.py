@@ -8,7 +8,8 @@ Ops: ``zincrby`` with args ``{"member": m, "amount": x}``. Final state:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import FAIL as OP_FAIL
 from ..history import History

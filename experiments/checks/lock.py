@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import History, Op
 from .base import UNKNOWN, CheckResult, arg, fmt_s, get_params, judged, value_field
@@ -67,7 +68,7 @@ def lock_overlap(history: History, final_state: Mapping[str, Any],
     for lock, hs in holds.items():
         hs.sort()
         n += len(hs)
-        for i, (a0, a1, ca) in enumerate(hs):
+        for i, (_a0, a1, ca) in enumerate(hs):
             for b0, b1, cb in hs[i + 1:]:
                 if b0 >= a1:
                     break

@@ -22,7 +22,8 @@ Events read: ``dataset`` {cycle, when: before|after, sizes: {node: keys}}, ``res
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import FAIL as OP_FAIL
 from ..history import History
@@ -119,7 +120,8 @@ def persistence_loss(history: History, final_state: Mapping[str, Any], params: M
                     + (f", the oldest acknowledged {fmt_s(c['oldest_lost_s'])} before the crash"
                        if c["oldest_lost_s"] is not None else "") for c in cycles)
     text = (f"Expected ({mode}): {EXPECTED_LOSS[mode]}"
-            + (f" (bound {fmt_s(p['bound_s'])})" if p["bound_s"] is not None else "") + f". The lab: {per or 'no crash'}."
+            + (f" (bound {fmt_s(p['bound_s'])})" if p["bound_s"] is not None else "")
+            + f". The lab: {per or 'no crash'}."
             + ready_text + f" Baseline write latency p50 {_ms(base['p50_ms'])}, p99 {_ms(base['p99_ms'])}. "
             + ("; ".join(problems) + ". " if problems else "") + _matches(not problems and bool(cycles)))
     if not cycles:

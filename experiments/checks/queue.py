@@ -19,8 +19,10 @@ the message; ok means it was processed and acknowledged. Final state
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import FAIL as OP_FAIL
 from ..history import History, Op
@@ -70,7 +72,7 @@ def queue_delivery(history: History, final_state: Mapping[str, Any],
     gaps: list[float] = []
     for ops in attempts.values():
         ops.sort(key=lambda o: o.start)
-        gaps += [b.start - a.end for a, b in zip(ops, ops[1:])]
+        gaps += [b.start - a.end for a, b in itertools.pairwise(ops)]
     delivery = [min(o.end for o in attempts[m] if o.ok) - produced_ok[m].end
                 for m in processed if m in produced_ok and any(o.ok for o in attempts[m])]
     redelivered = sorted({mid for mid, ops in attempts.items()

@@ -13,7 +13,8 @@ workload's own operations (``History.workload``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import Cycle, History, Op
 from ..stats import Spread, baseline_throughput, time_buckets

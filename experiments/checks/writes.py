@@ -17,12 +17,13 @@ different baseline lengths stay comparable.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..history import FAIL as OP_FAIL
 from ..history import OK as OP_OK
-from ..history import UNKNOWN as OP_UNKNOWN
 from ..history import ROLE, TOPOLOGY, History
+from ..history import UNKNOWN as OP_UNKNOWN
 from ..stats import Spread
 from .base import UNKNOWN, CheckResult, arg, fmt_pct, get_params, judged
 

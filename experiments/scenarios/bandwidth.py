@@ -30,10 +30,10 @@ import redis
 
 from experiments import faultplans
 from experiments.model import GENERIC_CHECKS, HYPOTHESIS, Experiment, Scenario, app_client
-from experiments.workload import OpResult
-from experiments.scenarios.cache import CacheScenario
 from experiments.scenarios.cache import HYPOTHESIS as CACHE_HYPOTHESIS
+from experiments.scenarios.cache import CacheScenario
 from experiments.scenarios.cache import checks as cache_checks
+from experiments.workload import OpResult
 from faults import catalog
 from topologies.api import Topology
 

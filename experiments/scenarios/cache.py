@@ -40,7 +40,8 @@ class CacheScenario(Scenario):
         self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
         self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
-            key_prefix=f"{self.ctx.topo.key_prefix}exp:{self.ctx.run_id}", ttl_ms=TTL_MS, ttl_jitter_ratio=TTL_JITTER_RATIO,
+            key_prefix=f"{self.ctx.topo.key_prefix}exp:{self.ctx.run_id}", ttl_ms=TTL_MS,
+            ttl_jitter_ratio=TTL_JITTER_RATIO,
             fallback=FallbackMode(opts.get("fallback", "database+breaker")),
             breaker_fail_max=int(opts.get("breaker_fail_max", 5)),
             breaker_reset_timeout_s=float(opts.get("breaker_reset_s", 2.0)),

@@ -64,7 +64,7 @@ class CounterScenario(Scenario):
             for i in range(0, N_KEYS, 100):
                 chunk = self.keys[i:i + 100]
                 got = await self._read_chunk(chunk)
-                values.update({k: float(v or 0) for k, v in zip(chunk, got)})
+                values.update({k: float(v or 0) for k, v in zip(chunk, got, strict=False)})
         finally:
             await self.client.aclose()
         return {"counters": values}

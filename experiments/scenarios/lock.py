@@ -36,14 +36,16 @@ Lock-expiry showcase (option ``slow_holder``): a holder *process* (this module r
 as ``python -m experiments.scenarios.lock CONFIG.json``, through
 ``experiments.children``) idles until SIGUSR1, then
 acquires lock 0, reports it holds it, "works" until it has been paused and resumed
-(SIGCONT; at most ``WORK_TIMEOUT_S``) and writes with its token. The fault plan :func:`pause_slow_holder` triggers it, waits until it holds
-the lock and SIGSTOPs it for the whole fault phase, far beyond ``TTL_MS``; the
+(SIGCONT; at most ``WORK_TIMEOUT_S``) and writes with its token. The fault plan
+:func:`pause_slow_holder` triggers it, waits until it holds the lock and SIGSTOPs it for
+the whole fault phase, far beyond ``TTL_MS``; the
 in-process clients take lock 0 over meanwhile. When resumed, the holder writes
 with its stale token: ``safe`` rejects it, ``nofence`` accepts it.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -479,7 +481,8 @@ async def holder_main(cfg: dict[str, Any]) -> None:
 
     def report(acq: Op) -> None:  # tell the fault plan: the pause may come now
         tmp = Path(cfg["acquired_file"] + ".tmp")
-        tmp.write_text(json.dumps({"outcome": acq.outcome, "error": acq.error, "token": (acq.value or {}).get("token")}))
+        token = (acq.value or {}).get("token")
+        tmp.write_text(json.dumps({"outcome": acq.outcome, "error": acq.error, "token": token}))
         tmp.rename(cfg["acquired_file"])
 
     sections = Sections(cfg["variant"], make_locks(cfg["variant"], client, [cfg["lock"]], TTL_MS), store,
@@ -492,10 +495,8 @@ async def holder_main(cfg: dict[str, Any]) -> None:
     async def until_resumed() -> None:
         """The "work": it lasts until the process was paused and resumed, as a GC or VM stall
         in the middle of a critical section would."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resumed.wait(), WORK_TIMEOUT_S)
-        except TimeoutError:
-            pass
 
     async def work(stop: asyncio.Event) -> None:
         ready(cfg)

@@ -30,7 +30,6 @@ from patterns.common import prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
 from topologies import api
 
-
 MODULE = "experiments.scenarios.queue_worker"
 
 

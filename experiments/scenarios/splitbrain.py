@@ -144,9 +144,9 @@ def _split(topo: Topology, sc: Scenario) -> catalog.Fault:
 
 
 CHECKS = ["steady_state", "errors_by_type", "send_lag", "failover_time", "lost_writes"]
-_COMMON = dict(pattern="split-brain", topology="sentinel", scenario=SplitBrainScenario, fault=_split,
-               fault_label="partition the primary + client group a from the rest",
-               hypothesis=dict(HYPOTHESIS), checks=CHECKS, concurrency=32)
+_COMMON = {"pattern": "split-brain", "topology": "sentinel", "scenario": SplitBrainScenario, "fault": _split,
+               "fault_label": "partition the primary + client group a from the rest",
+               "hypothesis": dict(HYPOTHESIS), "checks": CHECKS, "concurrency": 32}
 EXPERIMENTS = [
     Experiment(name="splitbrain-plain", summary="Jepsen 2013: primary partitioned with client group a; "
                "acknowledged writes lost after healing (no mitigation)", options={}, **_COMMON),

@@ -8,4 +8,4 @@ from redislab.testing.lab import ActiveFault, Endpoints, RedisLab
 from redislab.testing.recorder import Recorder
 from redislab.testing.session import LabSession
 
-__all__ = ["ActiveFault", "Endpoints", "LabSession", "RedisLab", "Recorder"]
+__all__ = ["ActiveFault", "Endpoints", "LabSession", "Recorder", "RedisLab"]

@@ -58,7 +58,7 @@ class Endpoints:
 class ActiveFault:
     """A fault this test injected: heal it with ``.heal()`` or by leaving its ``with`` block."""
 
-    def __init__(self, fault: catalog.Fault, heal: Callable[["ActiveFault"], None]) -> None:
+    def __init__(self, fault: catalog.Fault, heal: Callable[[ActiveFault], None]) -> None:
         self.fault = fault
         self._heal = heal
         self.healed = False
@@ -77,7 +77,7 @@ class ActiveFault:
         if not self.healed:
             self._heal(self)
 
-    def __enter__(self) -> "ActiveFault":
+    def __enter__(self) -> ActiveFault:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

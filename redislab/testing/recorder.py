@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.checks import CheckResult, run_check
-from experiments.history import FAULT_HEAL, FAULT_INJECT, FINAL_STATE, History, HistoryWriter, Op, Outcome
+from experiments.history import FAULT_HEAL, FAULT_INJECT, FINAL_STATE, History, HistoryWriter, Op, Outcome, read_history
 from experiments.history import OK as OP_OK
-from experiments.history import read_history
 from experiments.workload import OpResult, attempt, classify, classify_read
 from faults.events import Event as FaultEvent
 

@@ -46,6 +46,6 @@ def history(*items: Op | Event | list[Event]) -> History:
 def steady(name: str, t0: float, t1: float, rate: float = 10.0, outcome: str = "ok",
            latency: float = 0.001, phase: str | None = None) -> list[Op]:
     """Ops every 1/rate s in [t0, t1)."""
-    n = int(round((t1 - t0) * rate))
+    n = round((t1 - t0) * rate)
     return [op(name, {"i": i}, t0 + i / rate, t0 + i / rate + latency, outcome, phase=phase)
             for i in range(n)]

@@ -1,11 +1,10 @@
 """Registry, crash handling, verdict algebra and the generic checks."""
 
 import pytest
-
-from experiments.checks import (REGISTRY, CheckResult, UnknownCheckError, get_check,
-                                run_check, run_checks, worst)
-from experiments.checks.base import run_check as run_fn
 from exp_helpers import fault, history, op, phase, steady
+
+from experiments.checks import REGISTRY, CheckResult, UnknownCheckError, get_check, run_check, run_checks, worst
+from experiments.checks.base import run_check as run_fn
 
 
 def test_worst_verdict_order_ignores_measurements():

@@ -1,10 +1,10 @@
 """failover_time and the queue's stuck / redelivered accounting, on hand-written histories."""
 from __future__ import annotations
 
+from exp_helpers import ev, fault, history, op
+
 from experiments.checks import run_check
 from experiments.history import ROLE, TOPOLOGY
-
-from exp_helpers import ev, fault, history, op
 
 
 def _roles(*items: tuple[float, str, str]) -> list:
@@ -111,9 +111,10 @@ def _switch(t: float) -> object:
 
 
 def test_failover_time_splits_each_outage_into_redis_and_client_share() -> None:
-    # fault at 5.0, promotion at 7.0; the client's writes fail until 7.4 and are served again at 7.41 (the first ok after the last failure)
+    # fault at 5.0, promotion at 7.0; the client's writes fail until 7.4 and are served again at 7.41
+    # (the first ok after the last failure)
     ops = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 74 else "ok")
-           for t in range(0, 140)]
+           for t in range(140)]
     h = history(*ops, _switch(7.0), fault(5.0, 12.0))
     r = run_check("failover_time", h, {}, {})
     f = r.metrics["failovers"][0]
@@ -125,12 +126,12 @@ def test_failover_time_splits_each_outage_into_redis_and_client_share() -> None:
 
 def test_client_share_is_none_when_clients_recover_only_after_the_heal_or_never_failed() -> None:
     failing_until_heal = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 125 else "ok")
-                          for t in range(0, 140)]
+                          for t in range(140)]
     r = run_check("failover_time", history(*failing_until_heal, _switch(7.0), fault(5.0, 12.0)), {}, {})
     f = r.metrics["failovers"][0]
     assert f["client_s"] is None and f["served_after_heal"] and f["failover_s"] == 2.0
     assert "served again only after the heal" in r.explanation
-    never_failed = [op("get", start=t / 10) for t in range(0, 140)]
+    never_failed = [op("get", start=t / 10) for t in range(140)]
     r = run_check("failover_time", history(*never_failed, _switch(7.0), fault(5.0, 12.0)), {}, {})
     assert r.metrics["failovers"][0]["client_s"] is None and not r.metrics["failovers"][0]["clients_failed"]
     assert "Clients saw no failure." in r.explanation
@@ -138,6 +139,6 @@ def test_client_share_is_none_when_clients_recover_only_after_the_heal_or_never_
 
 def test_a_client_served_by_the_new_primary_before_the_announcement_has_no_negative_share() -> None:
     ops = [op("set", start=t / 10, end=t / 10 + 0.01, outcome="fail" if 50 <= t < 69 else "ok")
-           for t in range(0, 140)]
+           for t in range(140)]
     r = run_check("failover_time", history(*ops, _switch(7.0), fault(5.0, 12.0)), {}, {})
     assert r.metrics["failovers"][0]["client_s"] == 0.0

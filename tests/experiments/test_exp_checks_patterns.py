@@ -1,10 +1,9 @@
 """Pattern checks on small hand-written histories: one valid, one violating each."""
 
 import pytest
-
-from experiments.checks import run_check
 from exp_helpers import fault, history, op
 
+from experiments.checks import run_check
 
 # ---------------------------------------------------------------- writes (set, counter)
 
@@ -44,8 +43,9 @@ def test_lost_writes_within_the_loss_window_is_reported_beside_the_total():
     writes += [op("add", {"value": 100 + i}, 10 + i * 0.1) for i in range(10)]
     writes += [op("add", {"value": 200 + i}, 12 + i * 0.1) for i in range(5)]
     writes += [op("add", {"value": 300 + i}, 13 + i * 0.1) for i in range(10)]
-    from experiments.history import ROLE
     from exp_helpers import ev
+
+    from experiments.history import ROLE
     h = history(writes, *fault(10, 12), ev(ROLE, 12.5, node="redis-1", role="replica"))
     final = list(range(100)) + [300 + i for i in range(10)]
     r = run_check("lost_writes", h, {"set": final}, {})
@@ -218,7 +218,8 @@ def test_fencing_an_equal_fence_from_another_holder_is_a_reuse():
     assert accepted.verdict == "violated" and accepted.metrics["fence_reuses"] == 1
     assert accepted.metrics["examples"][0]["reused"] is True and "reused" in accepted.explanation
     rejected = run_check("fencing", _reused(False), {})
-    assert rejected.verdict == "held" and rejected.metrics["fence_reuses"] == 1 and "fence reused" in rejected.explanation
+    assert rejected.verdict == "held" and rejected.metrics["fence_reuses"] == 1
+    assert "fence reused" in rejected.explanation
 
 
 def test_fencing_says_whether_the_fence_source_survived_the_failover():

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import default_sigint
-
 from experiments.history import read_history
 from experiments.run_report import verdict_words
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
+from tests.procs import default_sigint
 from topologies import api
 from topologies.health import wait_until
 

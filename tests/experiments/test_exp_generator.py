@@ -1,6 +1,7 @@
 """Several generator processes (experiments.generator): the same schedule and op choices as
 one process, split by client, histories merged on the run's clock. No Redis: a no-op source."""
 import asyncio
+import json
 
 import pytest
 
@@ -32,8 +33,9 @@ def _parallel(tmp_path, workers, seen_phases):
                 children.stop_all()
 
         summary, states = asyncio.run(main())
-        per_process = {k: {r["client"] for r in map(__import__("json").loads, open(tmp_path / f"generator-{k + 1}.jsonl"))
-                           if r.get("type") == "op"} for k in range(workers)}
+        lines = {k: (tmp_path / f"generator-{k + 1}.jsonl").read_text().splitlines() for k in range(workers)}
+        per_process = {k: {r["client"] for r in map(json.loads, lines[k]) if r.get("type") == "op"}
+                       for k in range(workers)}
         children.merge_histories(lambda t: None)
     return summary, states, per_process, read_history(path)
 
@@ -73,7 +75,7 @@ def test_shares_partition_the_schedule_by_client():
 
 
 def test_worker_counts_out_of_range_are_refused():
-    with pytest.raises(LabError, match="accepted: 1..4"):
+    with pytest.raises(LabError, match=r"accepted: 1..4"):
         check_workers(5, clients=4)
     with pytest.raises(LabError):
         check_workers(0, clients=8)

@@ -3,11 +3,20 @@
 import json
 
 import pytest
-
-from experiments.history import (FAULT_HEAL, FAULT_INJECT, FINAL_STATE, STEP, WARMUP, WORKER, HistoryWriter, Op,
-                                 read_history)
-from experiments.stats import Spread, baseline_throughput, summarize, time_buckets
 from exp_helpers import fault, history, op, phase, steady
+
+from experiments.history import (
+    FAULT_HEAL,
+    FAULT_INJECT,
+    FINAL_STATE,
+    STEP,
+    WARMUP,
+    WORKER,
+    HistoryWriter,
+    Op,
+    read_history,
+)
+from experiments.stats import Spread, baseline_throughput, summarize, time_buckets
 
 
 def test_writer_reader_round_trip(tmp_path):

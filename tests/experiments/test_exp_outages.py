@@ -11,7 +11,6 @@ from faults import catalog, maintenance
 from tests.experiments.exp_helpers import ev, fault, history, op
 from topologies.errors import LabError
 
-
 OUTAGE_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected",
                  "replica_staleness", "cache_vs_database"}
 
@@ -132,9 +131,9 @@ def test_outage_faults_are_listed_with_units_and_refuse_bad_parameters() -> None
         catalog.make("restart", "all", pause_ms=-1)
     with pytest.raises(LabError, match="accepted: default, force, takeover"):
         catalog.make("failover", "redis-1", mode="now")
-    with pytest.raises(LabError, match="slots=.* is not a list of slots"):
+    with pytest.raises(LabError, match=r"slots=.* is not a list of slots"):
         maintenance.parse_slots("ten")
-    with pytest.raises(LabError, match="out of range; accepted: 0..16383"):
+    with pytest.raises(LabError, match=r"out of range; accepted: 0..16383"):
         maintenance.parse_slots("16000-17000")
     assert maintenance.parse_slots("5, 7-9,7") == [5, 7, 8, 9]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from playwright.sync_api import sync_playwright
+from test_exp_report import make_run
 
 from experiments.catalogue import Item, Outcome, write_answer
 from experiments.report import render_run
-from test_exp_report import make_run
 
 CHROMIUM = shutil.which("chromium")
 ARTEFACTS = Path(__file__).resolve().parents[2] / "results" / "test-artifacts"

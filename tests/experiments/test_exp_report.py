@@ -2,10 +2,10 @@
 
 import json
 
-from experiments.history import (BREAKER, FAULT_HEAL, FAULT_INJECT, FINAL_STATE, PHASE, ROLE,
-                                 RUN_END, HistoryWriter)
-from experiments.report import render_run, write_index
 from exp_helpers import steady
+
+from experiments.history import BREAKER, FAULT_HEAL, FAULT_INJECT, FINAL_STATE, PHASE, ROLE, RUN_END, HistoryWriter
+from experiments.report import render_run, write_index
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -101,7 +101,7 @@ def test_interrupted_run_is_marked_and_not_a_pass(tmp_path):
 def test_unknown_check_in_config_is_reported_not_crashing(tmp_path):
     run = make_run(tmp_path / "r", config={"checks": ["steady_state", "lost_writez"]})
     result = render_run(run)
-    bad = [c for c in result["checks"] if c["name"] == "lost_writez"][0]
+    bad = next(c for c in result["checks"] if c["name"] == "lost_writez")
     assert bad["verdict"] == "unknown" and "lost_writes" in bad["explanation"]
     assert result["verdict"] == "unknown"
 

@@ -42,7 +42,7 @@ def test_workers_only_for_parallel_scenarios_and_state_added_up() -> None:
     _check_workers(RunRequest("counter-kill", workers=2), counter, quick)
     with pytest.raises(LabError, match="runs in one generator process"):
         _check_workers(RunRequest("cache-primary-kill", workers=2), cache, quick)
-    with pytest.raises(LabError, match="accepted: 1..8"):
+    with pytest.raises(LabError, match=r"accepted: 1..8"):
         _check_workers(RunRequest("counter-kill", workers=9), counter, quick)
     assert RunRequest("counter-kill", workers=2).reproduce("sentinel", "local").endswith("--workers 2")
     # counters of several generator processes: summed key by key, nested error counts too

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from experiments.history import PHASE, RUN_END, RUN_START, HistoryWriter, read_history
-from experiments.workload import (OpResult, WorkloadConfig, attempt, classify, plan,
-                                  run_workload)
+from experiments.workload import OpResult, WorkloadConfig, attempt, classify, plan, run_workload
 
 
 def _run(tmp_path, op, cfg, on_phase=None):
@@ -86,7 +85,7 @@ def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path):
     async def op(client, rng):
         if not blocked:
             blocked.append(1)
-            time.sleep(0.2)  # blocks the event loop: later ops start late
+            time.sleep(0.2)  # noqa: ASYNC251 - on purpose; blocks the event loop: later ops start late
         return OpResult("get")
 
     cfg = WorkloadConfig(rate=100, duration=0.3, max_in_flight=10_000)
@@ -148,7 +147,7 @@ def test_exceptions_become_records(tmp_path):
     async def op(client, rng):
         if rng.random() < 0.5:
             raise ValueError("bug in op")
-        return await attempt("get", {"k": 1}, _raise(asyncio.TimeoutError()))
+        return await attempt("get", {"k": 1}, _raise(TimeoutError()))
 
     _, h = _run(tmp_path, op, WorkloadConfig(rate=200, duration=0.1, seed=3))
     assert {(o.op, o.outcome, o.error) for o in h.ops} == {
@@ -251,7 +250,7 @@ def test_op_rng_draws_what_random_random_draws_and_is_reused_safely():
                r.gauss(0, 1), r.sample(range(100), 5), r.getrandbits(70), r.choices("abc", k=3)]
         xs = list(range(20))
         r.shuffle(xs)
-        return out + [xs]
+        return [*out, xs]
 
     pool = RandomPool()
     for seed in (0, 7, 2**40 + 3):

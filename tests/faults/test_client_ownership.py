@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
 
 def _state(pid: int) -> str:
-    raw = open(f"/proc/{pid}/stat").read()
+    raw = Path(f"/proc/{pid}/stat").read_text()
     return raw[raw.rindex(")") + 2]
 
 

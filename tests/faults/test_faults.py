@@ -7,10 +7,9 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
-
-from tests.procs import default_sigint
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -19,6 +18,7 @@ from faults import catalog, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
+from tests.procs import default_sigint
 from topologies import api
 from topologies.health import wait_until
 
@@ -66,9 +66,8 @@ def test_latency_shows_up_as_added_latency_and_heals(single: api.Topology) -> No
 
 
 def test_down_refuses_connections_then_recovers(single: api.Topology) -> None:
-    with FaultInjector(single).active(catalog.make("down", "redis-1")):
-        with pytest.raises(redis.ConnectionError):
-            single.client(socket_connect_timeout=1).ping()
+    with FaultInjector(single).active(catalog.make("down", "redis-1")), pytest.raises(redis.ConnectionError):
+        single.client(socket_connect_timeout=1).ping()
     with single.client(socket_timeout=2) as c:
         assert c.ping()
 
@@ -97,9 +96,8 @@ def test_kill_errors_then_recovers_after_restart(single: api.Topology) -> None:
     key = f"t:{uuid.uuid4()}"
     c = single.client(socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
     c.set(key, "before-kill")
-    with FaultInjector(single).active(catalog.make("kill", "redis-1")):
-        with pytest.raises(redis.ConnectionError):
-            c.ping()
+    with FaultInjector(single).active(catalog.make("kill", "redis-1")), pytest.raises(redis.ConnectionError):
+        c.ping()
     wait_until(lambda: c.ping(), 15, "PING after restart")
     # AOF is off by default: a killed node restarts empty, and that loss is visible
     assert c.get(key) is None
@@ -132,7 +130,7 @@ def test_client_pause_stops_and_resumes_a_client_process(single: api.Topology) -
 
 
 def _proc_state(pid: int) -> str:
-    raw = open(f"/proc/{pid}/stat").read()
+    raw = Path(f"/proc/{pid}/stat").read_text()
     return raw[raw.rindex(")") + 2]
 
 
@@ -167,7 +165,7 @@ def test_sigint_in_the_middle_of_a_fault_leaves_nothing_behind(single: api.Topol
     tox = ToxiproxyAPI()
     wait_until(lambda: tox.toxics().get("redis-1"), 30, "latency toxic present")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
     _assert_clean(single)
 

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _state(pid: int) -> str:
-    raw = open(f"/proc/{pid}/stat").read()
+    raw = Path(f"/proc/{pid}/stat").read_text()
     return raw[raw.rindex(")") + 2]
 
 
@@ -127,7 +128,8 @@ def _assert_nothing_left(topo: api.Topology) -> None:
         return
     dockerd.ensure_running()  # `down` stops a daemon the lab started when only its containers were on it
     for kind in ("ps -aq", "network ls -q", "volume ls -q"):
-        out = subprocess.run(["docker", *kind.split(), "--filter", f"label=com.docker.compose.project={project_name(topo.name)}"],
+        label = f"label=com.docker.compose.project={project_name(topo.name)}"
+        out = subprocess.run(["docker", *kind.split(), "--filter", label],
                              capture_output=True, text=True).stdout
         assert out.strip() == "", f"docker {kind} still lists {out!r}"
 

@@ -71,7 +71,8 @@ def test_heal_lists_lab_objects_by_label():
     method, url, _ = api.requests[0]
     assert method == "GET"
     assert url.startswith("https://k8s.invalid/apis/chaos-mesh.org/v1alpha1/namespaces/lab/networkchaos?")
-    assert urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["labelSelector"] == ["app.kubernetes.io/managed-by=redislab"]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["labelSelector"] == ["app.kubernetes.io/managed-by=redislab"]
 
 
 def test_pause_label_patch_body():
@@ -106,7 +107,8 @@ def test_pause_needs_the_redis_container():
         pause_command(spec)
 
 
-@pytest.mark.parametrize("a, b, match", [([], ["x"], "both sides"), (["x"], ["x", "y"], "on both sides of a partition: x"),
+@pytest.mark.parametrize("a, b, match", [([], ["x"], "both sides"),
+                                         (["x"], ["x", "y"], "on both sides of a partition: x"),
                                          (["Bad_Name"], ["y"], "does not match")])
 def test_bad_partitions_are_refused(a, b, match):
     with pytest.raises(chaosmesh.ChaosSpecError, match=match):

@@ -131,7 +131,7 @@ def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab,
         assert "error" not in fault.saved, fault.saved
         assert maintenance.sentinel_primary(topo) != new  # the hook failed it over before its restart
         for name, run_id in ids.items():
-            wait_until(lambda name=name: _run_id(topo, name) != run_id, 30, f"{name} restarted")
+            wait_until(lambda name=name, run_id=run_id: _run_id(topo, name) != run_id, 30, f"{name} restarted")
     finally:
         heal_all(topo)
     topo.wait_healthy(timeout_s=60)
@@ -162,7 +162,8 @@ def test_cluster_failover_modes_and_resharding_under_writes(lab, backend: str) -
             fault = catalog.make("failover", primary, mode=mode)
             with inj.active(fault):
                 replica = fault.saved["replica"]
-                wait_until(lambda: topo.role(replica) == "primary" and topo.role(primary) == "replica", 30,
+                wait_until(lambda: topo.role(replica) == "primary" and topo.role(primary) == "replica",  # noqa: B023 - polled here
+                           30,
                            f"{replica} promoted ({mode})")
         assert topo.role(dst) == "primary"  # failed over and back
     finally:

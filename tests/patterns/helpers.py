@@ -33,7 +33,9 @@ def closed_port_client(**kwargs: Any) -> redis.asyncio.Redis:
     return redis.asyncio.Redis(host="127.0.0.1", port=closed_port(), **kwargs)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.02) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.02
+) -> None:
     """Poll ``check`` until it returns True or ``timeout_s`` passes (AssertionError)."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -33,7 +33,7 @@ async def main(cfg: dict[str, Any]) -> None:
         print(json.dumps({"acquired": lease.token, "granted": lease.granted, "remaining_s": lease.remaining_s()}),
               flush=True)
         await asyncio.sleep(cfg["work_s"])  # the work; a pause here outlasts the validity
-        with Path(cfg["resource"]).open("a") as f:
+        with Path(cfg["resource"]).open("a") as f:  # noqa: ASYNC230 - one line, on purpose unfenced
             f.write("A\n")  # no fence: nothing can refuse this write
         print(json.dumps({"wrote": True, "valid_at_write": lease.is_valid()}), flush=True)
     finally:

@@ -13,10 +13,10 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode, InvalidationFailed
-from patterns.catalogue_db import CatalogueDB
 from faults import catalog
 from faults.injector import FaultInjector
+from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode, InvalidationFailed
+from patterns.catalogue_db import CatalogueDB
 from patterns.common import prepare_client
 from tests.patterns.helpers import closed_port_client, eventually, open_client, run_healed
 
@@ -62,7 +62,7 @@ def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str
         try:
             cache = CacheAside(client, db, CacheConfig(key_prefix=prefix))
             results = await asyncio.gather(*(cache.get_product(5) for _ in range(200)))
-            assert len({r for r in results}) == 1
+            assert len(set(results)) == 1
             assert cache.counters["db_queries"] == 1 and db.queries == 1
             assert cache.counters["single_flight_joins"] == cache.counters["misses"] - 1
 

@@ -11,8 +11,15 @@ import pytest
 from faults import catalog
 from faults.injector import FaultInjector
 from patterns.common import RetryPolicy, prepare_client
-from patterns.lock import (DistributedLock, FencedResource, LockNotOwned, LockNotReplicated, LockTimeout,
-                           LockUnavailable, NaiveIncrLock)
+from patterns.lock import (
+    DistributedLock,
+    FencedResource,
+    LockNotOwned,
+    LockNotReplicated,
+    LockTimeout,
+    LockUnavailable,
+    NaiveIncrLock,
+)
 from tests.patterns.helpers import closed_port_client, eventually, no_retry_client, open_client, run_healed
 
 pytestmark = pytest.mark.integration

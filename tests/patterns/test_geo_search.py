@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from patterns.geo import EARTH_RADIUS_M, DriverSimulator, FleetIndex, GeoUnavailable, haversine_m, offset
 from faults.injector import FaultInjector
 from patterns.common import prepare_client
+from patterns.geo import EARTH_RADIUS_M, DriverSimulator, FleetIndex, GeoUnavailable, haversine_m, offset
 from tests.patterns.helpers import no_retry_client, open_client, outage_faults, run_healed
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_radius_and_box_match_brute_force(app_client_factory: Any, prefix: str) 
             positions = sim.snapshot()
             for i in range(0, len(positions), 500):
                 await index.update(positions[i:i + 500])
-            truth = dict((m, (lon, lat)) for m, lon, lat in positions)
+            truth = {m: (lon, lat) for m, lon, lat in positions}
             queries = [(2.3522, 48.8566, 1000.0), (2.30, 48.87, 2500.0), (2.38, 48.85, 600.0)]
             for clon, clat, radius in queries:
                 result = await index.search_radius(clon, clat, radius)

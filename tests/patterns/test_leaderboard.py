@@ -85,7 +85,7 @@ def test_time_windows_use_separate_expiring_keys(app_client_factory: Any, prefix
         try:
             now = time.time()  # real time: an EXPIREAT in the past would delete the key at once
             board = Leaderboard(client, f"{prefix}:game", window=Window.HOURLY, retention_s=3600, clock=lambda: now)
-            hour = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y%m%d%H")
+            hour = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d%H")
             assert board.key() == f"lb:{{{prefix}:game}}:h:{hour}"
             assert board.key(1_700_000_000) == f"lb:{{{prefix}:game}}:h:2023111422"
             await board.incr("a", 5)
@@ -140,7 +140,7 @@ def test_replica_reads_report_staleness(app_client_factory: Any, prefix: str, tm
         client = await open_client(app_client_factory)
         kw = client.connection_pool.connection_kwargs
         password = kw.get("password")
-        subprocess.run(
+        subprocess.run(  # noqa: ASYNC221 - redis-server daemonizes at once
             ["redis-server", "--port", str(REPLICA_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--daemonize", "yes", "--dir", str(tmp_path), "--logfile", str(tmp_path / "replica.log"),
              "--replicaof", kw["host"], str(kw["port"]), *(["--masterauth", password] if password else [])],
@@ -282,7 +282,7 @@ def test_replica_read_probes_the_link_for_every_read(app_client_factory: Any, pr
 async def _start_replica(client: Any, tmp_path: Path, port: int) -> Any:
     kw = client.connection_pool.connection_kwargs
     password = kw.get("password")
-    subprocess.run(
+    subprocess.run(  # noqa: ASYNC221 - redis-server daemonizes at once
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--daemonize", "yes", "--dir", str(tmp_path), "--logfile", str(tmp_path / f"replica-{port}.log"),
          "--replicaof", kw["host"], str(kw["port"]), *(["--masterauth", password] if password else [])],

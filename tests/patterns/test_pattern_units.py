@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, ReadOnlyError, ResponseError, TimeoutError as RedisTimeoutError
+from redis.exceptions import MaxConnectionsError, ReadOnlyError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from patterns.cache_aside import xfetch_should_refresh
 from patterns.common import Counters, ErrorKind, RetryPolicy, classify, is_transient, jittered_ttl_ms, tagged

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -105,7 +106,11 @@ def test_user_keys_are_hash_tagged(app_client_factory: Any, prefix: str) -> None
 
 @pytest.mark.parametrize(
     "policy, expect_allowed, source",
-    [(FailurePolicy.OPEN, 10, "fail_open"), (FailurePolicy.CLOSED, 0, "fail_closed"), (FailurePolicy.LOCAL, 3, "local")],
+    [
+        (FailurePolicy.OPEN, 10, "fail_open"),
+        (FailurePolicy.CLOSED, 0, "fail_closed"),
+        (FailurePolicy.LOCAL, 3, "local"),
+    ],
 )
 def test_failure_policies_when_redis_is_down(policy: FailurePolicy, expect_allowed: int, source: str) -> None:
     async def main() -> None:

@@ -7,6 +7,7 @@ Ports: node i (1..3) direct 27100+i, announced (proxy) 27000+i, group a 27200+i,
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -55,7 +56,8 @@ class Deployment:
 
     def start(self) -> None:
         self.toxiproxy = subprocess.Popen(["toxiproxy-server", "-host", "127.0.0.1", "-port", str(API_PORT)],
-                                          stdout=open(self.root / "toxiproxy.log", "wb"), stderr=subprocess.STDOUT)
+                                          stdout=open(self.root / "toxiproxy.log", "wb"),  # noqa: SIM115 - the child's
+                                          stderr=subprocess.STDOUT)
         _wait(lambda: requests.get(f"http://127.0.0.1:{API_PORT}/version", timeout=1).ok, "toxiproxy")
         proxies = []
         for name, direct, port in _names():
@@ -92,19 +94,15 @@ class Deployment:
     def pids(self) -> list[int]:
         out = []
         for name, _d, _p in _names():
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 out.append(int((self.root / f"{name}.pid").read_text()))
-            except (OSError, ValueError):
-                pass
         return out
 
     def stop(self) -> None:
         for pid in self.pids():
             for sig in (signal.SIGCONT, signal.SIGKILL):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
         if self.toxiproxy is not None:
             self.toxiproxy.kill()
             self.toxiproxy.wait(10)

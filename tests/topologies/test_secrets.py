@@ -41,7 +41,8 @@ def test_the_password_is_on_no_command_line_and_in_no_container_config(lab, back
             conf = be._dir(node) / ("sentinel.conf" if node.kind == "sentinel" else "auth.conf")  # type: ignore[attr-defined]
             assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     else:
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project_name(name)}"],
+        label = f"label=com.docker.compose.project={project_name(name)}"
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
                              capture_output=True, text=True, check=True).stdout.split()
         assert ids
         inspected = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout

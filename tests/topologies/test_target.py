@@ -13,11 +13,10 @@ import pytest
 import redis
 import requests
 
-from experiments import registry
+from tests.topologies import target_deployment as dep
 from topologies.errors import LabError
 from topologies.health import wait_until
 from topologies.target import TargetTopology, load
-from tests.topologies import target_deployment as dep
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 

@@ -53,7 +53,7 @@ def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab, backend: st
         sentinel = topo.sentinel()
 
         def promoted() -> str | None:
-            host, port = sentinel.discover_master("lab")
+            _host, port = sentinel.discover_master("lab")
             return next((n.name for n in topo.spec.redis_nodes if n.port == port and n.name != old), None)
 
         new = wait_until(promoted, 30, "Sentinel failover")
