@@ -107,7 +107,7 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
     go_file = run_dir / "generators.go"
     go_file.unlink(missing_ok=True)
     names = [f"generator-{k + 1}" for k in range(workers)]
-    shared = {"source": source, "source_config": source_config, "go_file": str(go_file),
+    shared: dict[str, Any] = {"source": source, "source_config": source_config, "go_file": str(go_file),
               "workload": {**config.to_json(), "max_in_flight": max(1, config.max_in_flight // workers)},
               "slots": None if concurrency is None else max(1, math.ceil(concurrency / workers))}
     specs = [(name, MODULE, {**shared, "share": [k, workers], "result_file": str(run_dir / f"{name}.result.json")})

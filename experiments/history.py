@@ -361,7 +361,7 @@ class HistoryWriter:
         self._flush_every = flush_every
         self._buf: list[str] = []
         self.failed: OSError | None = None  # the first write the disk refused; later records are dropped
-        self.on_failure: Callable[[OSError], None] | None = None  # told once, from the writing thread
+        self.on_failure: Callable[[OSError], object] | None = None  # told once, from the writing thread
         self._lock = threading.Lock()
         self._dumps = _compact_encoder()
         fresh = not append or not self.path.exists() or self.path.stat().st_size == 0

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import fmt
-from .pages import Cell, Code, Heading, Image, Page, Para, Table
+from .pages import Cell, CellLike, Code, Heading, Image, Page, Para, Table
 
 TIMELINE_FILE = "timeline.png"
 HISTORY_FILE = "history.jsonl"
@@ -186,8 +186,8 @@ def run_page(result: Mapping[str, Any], links: Mapping[str, str] | None = None) 
         page.add(Para.of(client_policy_text(result)))
     if result.get("reproduce"):
         page.add(Heading("Reproduce"), Code(result["reproduce"]))
-    files = [Cell("history.jsonl", href=HISTORY_FILE), " · ", Cell("result.json", href="result.json"), " · ",
-             Cell("config.json", href="config.json")]
+    files: list[CellLike] = [Cell("history.jsonl", href=HISTORY_FILE), " · ", Cell("result.json", href="result.json"),
+                             " · ", Cell("config.json", href="config.json")]
     for label, href in (links or {}).items():
         files += [" · ", Cell(label, href=href)]
     page.add(Heading("Files"), Para.of(*files))

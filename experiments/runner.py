@@ -186,7 +186,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{exp.name}-{topo.name}-{topo.backend.name}"
         run_dir = Path(req.out) / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
-        config = {
+        config: dict[str, Any] = {
             "run_id": run_id, "experiment": exp.name, "summary": exp.summary, "pattern": exp.pattern,
             "topology": topo.name, "backend": topo.backend.name, "profile": req.profile, "seed": req.seed,
             "workload": asdict(profile), "cycles": profile.cycles, "fault": exp.fault_label,

@@ -220,7 +220,7 @@ class Planned(NamedTuple):
     """One scheduled operation: index, intended time (s from workload start),
     client id, and the seed of its RNG."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index(); the field name is the history's
     intended: float
     client: int
     seed: int
@@ -471,13 +471,12 @@ async def generate(op: OpFn, config: WorkloadConfig, writer: HistoryWriter, offs
                 else:
                     await slots.wait()
                 try:
-                    res = await op(client, rng)
+                    got = await op(client, rng)
                 finally:
                     slots.release()
             else:
-                res = await op(client, rng)
-            if type(res) is not OpResult:
-                res = OpResult(*res)
+                got = await op(client, rng)
+            res = got if type(got) is OpResult else OpResult(*got)
         except asyncio.CancelledError:
             res = OpResult("?", None, None, UNKNOWN, "cancelled")
             summary.cancelled += 1

@@ -21,7 +21,7 @@ HTTP transport is replaced), and the NetworkChaos bodies against the CRD-derived
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client as k8s
 from kubernetes.stream import stream
@@ -79,6 +79,8 @@ class KubernetesDriver:
 
     def pause(self, pod: str) -> None:
         spec = self.core.read_namespaced_pod(pod, self.namespace).spec
+        if spec is None:
+            raise Refused(f"pause: pod {pod} has no spec")
         command = pause_command(spec)  # Refused before anything changes
         self._label_paused(pod, True)  # first: a heal after a crash here still resumes it
         self._exec(pod, command)
@@ -119,13 +121,16 @@ class KubernetesDriver:
         undone = []
         found = self.custom.list_namespaced_custom_object(chaosmesh.GROUP, chaosmesh.VERSION, self.namespace,
                                                           chaosmesh.PLURAL, label_selector=chaosmesh.LABEL_SELECTOR)
-        for item in found.get("items", []):
+        for item in cast(dict[str, Any], found).get("items", []):  # the API's JSON; typed `object` by the client
             name = item["metadata"]["name"]
             self.custom.delete_namespaced_custom_object(chaosmesh.GROUP, chaosmesh.VERSION, self.namespace,
                                                         chaosmesh.PLURAL, name)
             undone.append(f"{chaosmesh.PLURAL}/{name}")
         paused = self.core.list_namespaced_pod(self.namespace, label_selector=f"{PAUSED_LABEL}=true")
         for pod in paused.items:
-            self.resume(pod.metadata.name)
-            undone.append(f"pod/{pod.metadata.name}")
+            name = pod.metadata.name if pod.metadata is not None else None
+            if name is None:  # the API names every pod it lists; typed optional by the client
+                continue
+            self.resume(name)
+            undone.append(f"pod/{name}")
         return undone

@@ -104,8 +104,10 @@ def cluster_failover(topo: Topology, primary: str, mode: str) -> str:
 
 def wait_new_primary(topo: Topology, old: str, timeout_s: float = SWITCH_DEADLINE_S) -> str:
     """Poll until the Sentinels name another primary than ``old``; returns it."""
-    return wait_until(lambda: (p := sentinel_primary(topo)) not in (None, old) and p, timeout_s,
-                      f"Sentinel to promote a replica instead of {old}")
+    def promoted() -> str | None:
+        p = sentinel_primary(topo)
+        return p if p not in (None, old) else None
+    return wait_until(promoted, timeout_s, f"Sentinel to promote a replica instead of {old}")
 
 
 # -- restart ------------------------------------------------------------------------------------

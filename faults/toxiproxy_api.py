@@ -43,7 +43,7 @@ class _RequestsWithTimeout:
         return requests.delete(timeout=self.timeout_s, **kwargs)
 
 
-toxiproxy.api.requests = _RequestsWithTimeout(REQUEST_TIMEOUT_S)  # type: ignore[assignment]
+toxiproxy.api.requests = _RequestsWithTimeout(REQUEST_TIMEOUT_S)
 
 
 class ToxiproxyAPI:

@@ -66,7 +66,7 @@ class _Recorder(pybreaker.CircuitBreakerListener):
     def __init__(self, sink: Callable[[str, str], None]) -> None:
         self._sink = sink
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state, new_state) -> None:  # type: ignore[no-untyped-def, override]
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state, new_state) -> None:
         self._sink(old_state.name if old_state is not None else "none", new_state.name)
 
 

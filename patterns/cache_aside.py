@@ -32,6 +32,8 @@ from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, jittered_ttl_
 
 T = TypeVar("T")
 
+_INVALIDATE_FAILURES: tuple[type[BaseException], ...] = (CircuitBreakerError, *REDIS_FAILURES)
+
 COUNTERS = (
     "hits",
     "misses",
@@ -326,7 +328,7 @@ class CacheAside:
         tombstone = json.dumps({"r": revision, "t": 1})
         try:
             await self._redis(lambda: self._invalidate(keys=[key], args=[tombstone, revision, self.config.ttl_ms]))
-        except (CircuitBreakerError, *REDIS_FAILURES) as exc:
+        except _INVALIDATE_FAILURES as exc:
             if isinstance(exc, CircuitBreakerError):
                 self.counters.inc("breaker_rejections")
             self.counters.inc("invalidation_failures")

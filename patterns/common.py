@@ -40,6 +40,7 @@ from tenacity import (
     stop_before_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 T = TypeVar("T")
 
@@ -159,7 +160,7 @@ class RetryPolicy:
 
         if self.attempts <= 1:
             return await attempt()
-        stop = stop_after_attempt(self.attempts)
+        stop: stop_base = stop_after_attempt(self.attempts)
         if self.deadline_s is not None:
             stop = stop | stop_before_delay(self.deadline_s)  # never sleep past the deadline
         retrying = AsyncRetrying(

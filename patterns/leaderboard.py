@@ -30,6 +30,9 @@ from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagge
 
 T = TypeVar("T")
 
+#: what the replica-lag probe survives: Redis failures and an INFO reply without a usable offset
+_PROBE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_FAILURES, KeyError, TypeError, ValueError)
+
 COUNTERS = ("writes", "replica_reads", "replica_fallbacks")
 
 # KEYS[1] board; ARGV[1] negated delta, ARGV[2] member, ARGV[3] expireat_s (0 = none)
@@ -258,7 +261,7 @@ class Leaderboard:
         try:
             pinfo = await self.client.info("replication")
             self._primary_offset = (now, int(pinfo["master_repl_offset"]))
-        except (*REDIS_FAILURES, KeyError, TypeError, ValueError) as exc:
+        except _PROBE_FAILURES as exc:
             if isinstance(exc, REDIS_FAILURES):
                 self.counters.error(exc)
             return None

@@ -117,8 +117,11 @@ class FailurePolicy(enum.Enum):
 
 
 class Algorithm(Protocol):
-    name: str
-    script: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def script(self) -> str: ...
 
     def args(self, cost: int) -> list[Any]: ...
 

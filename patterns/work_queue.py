@@ -21,7 +21,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -468,7 +468,7 @@ def _stream_entries(reply: Any) -> list[tuple[Any, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def running(consumer: Consumer, stop_timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+async def running(consumer: Consumer, stop_timeout_s: float = 10.0) -> AsyncIterator[Consumer]:
     """``async with running(consumer):`` start, then stop gracefully on exit."""
     consumer.start()
     try:

@@ -165,7 +165,10 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         return lambda: None
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return restore
 
 
 @pytest.fixture

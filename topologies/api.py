@@ -68,15 +68,15 @@ class Backend(Protocol):
     def all_logs(self, lines: int = 8) -> str: ...
 
 
-def _remapping_sentinel(base: type, remap: Callable[[tuple[str, int]], tuple[str, int]]) -> type:
+def _remapping_sentinel(base: type[Any], remap: Callable[[tuple[str, int]], tuple[str, int]]) -> type[Any]:
     """A Sentinel class whose discovered addresses go through ``remap`` (client-group proxies)."""
     if asyncio_module.iscoroutinefunction(base.discover_master):
-        class AsyncRemapped(base):  # type: ignore[misc, valid-type]
+        class AsyncRemapped(base):
             async def discover_master(self, service_name: str) -> tuple[str, int]:
                 return remap(await super().discover_master(service_name))
         return AsyncRemapped
 
-    class Remapped(base):  # type: ignore[misc, valid-type]
+    class Remapped(base):
         def discover_master(self, service_name: str) -> tuple[str, int]:
             return remap(super().discover_master(service_name))
     return Remapped

@@ -62,7 +62,7 @@ def ensure_running(timeout_s: float = 60.0) -> bool:
 
 def owned() -> bool:
     record = StateFile(_RECORD).read()
-    return bool(record) and OwnedProcess.from_json(record["proc"]).alive()
+    return record is not None and bool(record) and OwnedProcess.from_json(record["proc"]).alive()
 
 
 def foreign_containers() -> list[str] | None:

@@ -5,6 +5,7 @@ Every wait polls with a deadline; none is a bare sleep.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -130,7 +131,7 @@ def wait_nodes_answer(spec: TopologySpec, password: str, timeout_s: float,
                       details: Callable[[], str]) -> None:
     wait_until(toxiproxy_ready, timeout_s, "Toxiproxy API", details)
     for node in spec.nodes:
-        wait_until(lambda n=node: _ping(n, password), timeout_s, node.name, details)
+        wait_until(functools.partial(_ping, node, password), timeout_s, node.name, details)
 
 
 def wait_healthy(spec: TopologySpec, password: str, timeout_s: float, details: Callable[[], str]) -> None:

@@ -72,7 +72,7 @@ def _fill_redis(root: Path) -> None:
     _copy_with_libs(binaries.find("redis-cli"), root, "/usr/local/bin/redis-cli")
     busybox = shutil.which("busybox")
     ldd = subprocess.run(["ldd", busybox], capture_output=True, text=True) if busybox else None
-    if ldd is None or "not a dynamic" not in ldd.stdout + ldd.stderr:
+    if busybox is None or ldd is None or "not a dynamic" not in ldd.stdout + ldd.stderr:
         raise LabError("busybox-static is not installed", "run `make setup` (apt-get install busybox-static)")
     (root / "bin").mkdir(exist_ok=True)
     shutil.copy2(os.path.realpath(busybox), root / "bin" / "busybox")

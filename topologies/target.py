@@ -157,7 +157,7 @@ def _build(p: Path, raw: dict[str, Any]) -> Target:
                nodes=tuple(_node(n, "redis") for n in raw["nodes"]),
                sentinels=tuple(_node(n, "sentinel") for n in raw.get("sentinels", [])),
                master_name=raw.get("master_name"), password_env=raw.get("password_env"), driver=raw.get("driver"),
-               toxiproxy_api=(parsed.hostname, parsed.port) if parsed else None,  # type: ignore[arg-type]
+               toxiproxy_api=(parsed.hostname, parsed.port) if parsed else None,
                allowed_faults=frozenset(limits.get("allowed_faults", [])), key_prefix=limits["key_prefix"],
                allow_destructive=bool(limits.get("allow_destructive", False)))
     names = [n.name for n in t.all_nodes]

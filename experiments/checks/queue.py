@@ -77,7 +77,7 @@ def queue_delivery(history: History, final_state: Mapping[str, Any],
                 for m in processed if m in produced_ok and any(o.ok for o in attempts[m])]
     redelivered = sorted({mid for mid, ops in attempts.items()
                           if any(int(arg(o.args, p["deliveries_arg"]) or 1) > 1 for o in ops)}, key=str)
-    m = {"produced_acked": len(produced_ok), "processed": len(processed),
+    m: dict[str, Any] = {"produced_acked": len(produced_ok), "processed": len(processed),
          "redelivered_messages": len(redelivered),
          "lost": len(lost), "lost_examples": lost[:10], "pending_unprocessed": len(stuck),
          "duplicates": sum(dups.values()), "duplicate_ids": len(dups),

@@ -47,7 +47,7 @@ def time_to_detect(history: History, final_state: Mapping[str, Any],
     if not cycles:
         return measured("time_to_detect", {}, "No fault was injected, so there is nothing to detect.")
     ops = history.workload
-    faults = []
+    faults: list[dict[str, Any]] = []
     for c in cycles:
         first = _detect(ops, c, p["slow_ms"])
         faults.append({"cycle": c.index, "fault": c.fault.label, "inject_t": c.start,

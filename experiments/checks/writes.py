@@ -66,12 +66,12 @@ def lost_writes(history: History, final_state: Mapping[str, Any],
     lost = acked - final
     failed_present = (by[OP_FAIL] - acked - by[OP_UNKNOWN]) & final
     unexpected = final - acked - by[OP_FAIL] - by[OP_UNKNOWN]
-    m = {"acked": len(acked), "lost": len(lost),
+    m: dict[str, Any] = {"acked": len(acked), "lost": len(lost),
          "lost_ratio": len(lost) / len(acked) if acked else 0.0,
          "unknown": len(by[OP_UNKNOWN]), "unknown_present": len(by[OP_UNKNOWN] & final),
          "failed_present": len(failed_present), "unexpected": len(unexpected),
          "final_size": len(final), "lost_examples": sorted(lost, key=str)[:10]}
-    windows = []
+    windows: list[dict[str, Any]] = []
     for i, a, b in loss_windows(history):
         acked_in = {v for v, t in ack_at.items() if a <= t < b}
         lost_in = acked_in & lost

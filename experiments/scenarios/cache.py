@@ -47,8 +47,10 @@ class CacheScenario(Scenario):
             breaker_reset_timeout_s=float(opts.get("breaker_reset_s", 2.0)),
             near_ttl_ms=int(opts.get("near_ms", 0))),
             rng=random.Random(self.ctx.seed))
-        self.cache.add_breaker_listener(
-            lambda old, new: self.ctx.writer.event("breaker", state=new, previous=old))
+
+        def on_breaker(old: str, new: str) -> None:
+            self.ctx.writer.event("breaker", state=new, previous=old)
+        self.cache.add_breaker_listener(on_breaker)
         self.prices: dict[int, int] = {}
         for pid in range(1, N_PRODUCTS + 1):
             product = await self.db.get_product(pid)

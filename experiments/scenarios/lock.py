@@ -216,7 +216,7 @@ class TokenLocks:
         return Grant(lock, lease.fence, lease)
 
     async def release(self, grant: Grant) -> bool:
-        assert grant.lease is not None
+        assert isinstance(grant.lease, Lease)  # DistributedLock hands out a Lease
         return await self.locks[grant.lock].release(grant.lease)
 
     async def fence_counters(self) -> dict[str, int] | None:

@@ -28,7 +28,7 @@ from topologies.api import Topology
 TIMEOUT_S = 0.25
 LAG_MS = 500  # below down-after-milliseconds (1000): Sentinel keeps the primary
 N_MEMBERS = 50
-KW = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "retry": Retry(NoBackoff(), 0),
+KW: dict[str, Any] = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "retry": Retry(NoBackoff(), 0),
       "max_connections": POOL_SIZE}
 
 

@@ -26,6 +26,7 @@ import random
 from typing import Any
 
 from experiments import faultplans
+from experiments.history import Outcome
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm_up
 from experiments.workload import OpResult, attempt, classify
 from faults import catalog
@@ -131,7 +132,7 @@ class NotReplicatedError(Exception):
     """WAIT returned before any replica confirmed the write."""
 
 
-def _classify(exc: BaseException) -> tuple[str, str]:
+def _classify(exc: BaseException) -> tuple[Outcome, str]:
     if isinstance(exc, NotReplicatedError):
         return "unknown", "NotReplicated"  # applied on the primary; may or may not survive
     return classify(exc)
@@ -144,8 +145,8 @@ def _split(topo: Topology, sc: Scenario) -> catalog.Fault:
 
 
 CHECKS = ["steady_state", "errors_by_type", "send_lag", "failover_time", "lost_writes"]
-_COMMON = {"pattern": "split-brain", "topology": "sentinel", "scenario": SplitBrainScenario, "fault": _split,
-               "fault_label": "partition the primary + client group a from the rest",
+_COMMON: dict[str, Any] = {"pattern": "split-brain", "topology": "sentinel", "scenario": SplitBrainScenario,
+               "fault": _split, "fault_label": "partition the primary + client group a from the rest",
                "hypothesis": dict(HYPOTHESIS), "checks": CHECKS, "concurrency": 32}
 EXPERIMENTS = [
     Experiment(name="splitbrain-plain", summary="Jepsen 2013: primary partitioned with client group a; "
