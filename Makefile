@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit bench soak compose k8s clean
+.PHONY: help setup up-single up-sentinel up-cluster down status heal faults demo test test-unit lint bench soak compose k8s clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,8 +59,14 @@ demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir, RE
 test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup ## only the tests that need no Redis
+test-unit: lint ## lint (ruff, mypy), then only the tests that need no Redis
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: setup ## ruff and mypy with the project's config (pyproject.toml); a type: ignore needs a reason on its line
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+	@bad=$$(git grep -nE '# type: ignore(\[[a-z, -]+\])?[[:space:]]*$$' -- '*.py' || true); \
+		if [[ -n "$$bad" ]]; then echo "lint: a type: ignore without a reason on the same line:"; echo "$$bad"; exit 1; fi
 
 bench: setup ## benchmarks (not tests): topology start, failover (lab vs plain client), Toxiproxy, workload engine
 	@$(PY) -m topologies.bench --backend $(BACKEND)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .workload import BenchResult, benchmark_rate
+from .workload import Arrivals, BenchResult, benchmark_rate
 
 DEFAULT_RATES = (1_000, 5_000, 10_000, 20_000, 30_000, 40_000)
 
 
 def bench(rates: tuple[float, ...] = DEFAULT_RATES, duration: float = 3.0,
-          clients: int = 16, arrivals: str = "constant") -> list[BenchResult]:
+          clients: int = 16, arrivals: Arrivals = "constant") -> list[BenchResult]:
     """One :func:`benchmark_rate` row per target rate (ops/s)."""
-    return [benchmark_rate(r, duration, clients, arrivals) for r in rates]  # type: ignore[arg-type]
+    return [benchmark_rate(r, duration, clients, arrivals) for r in rates]
 
 
 def format_table(rows: list[BenchResult]) -> str:

@@ -122,8 +122,8 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
     deadline = offset + config.total_duration + config.drain_timeout + EXIT_MARGIN_S
     try:
         while any(children.procs[n].alive() for n in names):
-            if announcer.done() and announcer.exception() is not None:
-                raise announcer.exception()  # type: ignore[misc]
+            if announcer.done() and (failure := announcer.exception()) is not None:
+                raise failure
             for name, (_, _, cfg) in zip(names, specs, strict=False):
                 child = children.procs[name]
                 if not child.alive() and not Path(cfg["result_file"]).exists():  # noqa: ASYNC240 - a stat/read of another process's small file; crashed: stop the run now

@@ -163,13 +163,14 @@ def _target(req: RunRequest, exp: Experiment) -> api.Topology:
     from topologies import target
     if req.topology:
         raise LabError("--topology and --target exclude each other", "the target file gives the kind")
-    topo = target.open_target(req.target)  # type: ignore[arg-type]
+    assert req.target is not None  # the caller asks only for a request with a target file
+    topo = target.open_target(req.target)
     ok, why = topo.runnable(exp)
     if not ok:
         raise LabError(f"{exp.name} cannot run on target {topo.target.name}: {why}",
                        f"see: redislab list --target {req.target}")
     topo.wait_healthy(timeout_s=30)
-    os.environ[target.TARGET_ENV] = str(Path(req.target).resolve())  # type: ignore[arg-type]
+    os.environ[target.TARGET_ENV] = str(Path(req.target).resolve())
     return topo
 
 
@@ -225,7 +226,7 @@ def _leave_target(topo: api.Topology) -> None:
 
     from topologies import target
     os.environ.pop(target.TARGET_ENV, None)
-    topo.delete_lab_keys()  # type: ignore[attr-defined]
+    topo.delete_lab_keys()  # type: ignore[attr-defined]  # a target topology (TargetTopology) has it; api.Topology does not
 
 
 class HistoryWriteError(LabError):

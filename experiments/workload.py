@@ -42,7 +42,7 @@ import random
 import sys
 import tempfile
 from array import array
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -515,8 +515,8 @@ async def generate(op: OpFn, config: WorkloadConfig, writer: HistoryWriter, offs
                 if burst >= 64:  # behind schedule: still let ops run
                     burst = 0
                     await asyncio.sleep(0)
-            if announcer is not None and announcer.done() and announcer.exception() is not None:
-                raise announcer.exception()  # type: ignore[misc]
+            if announcer is not None and announcer.done() and (failure := announcer.exception()) is not None:
+                raise failure
             phase = phase_of(intended)
             summary.planned += 1
             if len(tasks) >= cap:
@@ -612,7 +612,7 @@ def benchmark_rate(rate: float, duration: float = 2.0, clients: int = 16,
 GIL_SWITCH_INTERVAL_S = 0.001  # CPython's default is 0.005
 
 
-def run_loop(main: Awaitable[Any]) -> Any:
+def run_loop(main: Coroutine[Any, Any, Any]) -> Any:
     """Run ``main`` on uvloop (libuv's event loop: a fraction of asyncio's per-callback
     overhead, so the generator keeps its schedule at higher rates), or on asyncio's own
     loop where uvloop is not installed.
@@ -627,7 +627,7 @@ def run_loop(main: Awaitable[Any]) -> Any:
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
-            return asyncio.run(main)  # type: ignore[arg-type]
-        return uvloop.run(main)  # type: ignore[arg-type]
+            return asyncio.run(main)
+        return uvloop.run(main)
     finally:
         sys.setswitchinterval(previous)

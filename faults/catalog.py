@@ -280,21 +280,21 @@ class Partition(Fault):
                                "e.g. 'redis-1,@a|redis-2,redis-3,@b'")
             return a, b
         topo.spec.node(self.target)
-        members = topo.partition_members() if topo.is_target else netfilter.members(topo.spec)  # type: ignore[attr-defined]
+        members = topo.partition_members() if topo.is_target else netfilter.members(topo.spec)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
         others = [n for n in members if n != self.target]
         return [self.target], others
 
     def validate(self, topo: Topology) -> None:
         a, b = self.sides(topo)
         if topo.is_target:  # a target cuts through its declared proxies, or refuses (see topologies.target)
-            topo.partition_plan(a, b)  # type: ignore[attr-defined]
+            topo.partition_plan(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             return
         netfilter.resolve(topo.spec, a + b)
 
     def inject(self, topo: Topology) -> None:
         a, b = self.sides(topo)
         if topo.is_target:
-            self.saved["disabled"] = topo.cut(a, b)  # type: ignore[attr-defined]
+            self.saved["disabled"] = topo.cut(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             return
         rules = netfilter.partition_rules(topo.spec, netfilter.resolve(topo.spec, a),
                                           netfilter.resolve(topo.spec, b))
@@ -308,7 +308,7 @@ class Partition(Fault):
     def heal(self, topo: Topology) -> None:
         if topo.is_target:
             try:
-                topo.uncut(self.saved.get("disabled", []))  # type: ignore[attr-defined]
+                topo.uncut(self.saved.get("disabled", []))  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             except ToxiproxyGone:
                 pass  # a restarted Toxiproxy starts with every proxy enabled
             return

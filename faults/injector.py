@@ -90,6 +90,6 @@ def active_faults() -> list[dict[str, Any]]:
 def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]:
     """Restore a clean state from anything (see ``faults.heal``); returns what it did."""
     if topo is not None and topo.is_target:  # never the lab-wide sweep on a deployment the lab did not start
-        return topo.heal_all()  # type: ignore[attr-defined]
+        return topo.heal_all()  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
     from faults.heal import heal_all as _heal_all
     return _heal_all(topo, events)

@@ -145,7 +145,7 @@ def test_every_command_refuses_malformed_values_with_one_line_and_injects_nothin
 # -- the grammars, fuzzed -----------------------------------------------------------------------
 def _topo(name: str) -> api.Topology:
     """A Topology for validation only: the grammars read the spec, never the backend."""
-    return api.Topology(build_spec(name), None, "pw")  # type: ignore[arg-type]
+    return api.Topology(build_spec(name), None, "pw")  # type: ignore[arg-type]  # clients only: no backend
 
 
 TOPOS = {name: _topo(name) for name in TOPOLOGIES}

@@ -133,25 +133,25 @@ def sentinel_topo(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
 ])
 def test_primary_stands_for_the_current_primary_anywhere_a_node_name_may(
         sentinel_topo: types.SimpleNamespace, target: str, resolved: str) -> None:
-    assert targets.resolve(sentinel_topo, target) == resolved  # type: ignore[arg-type]
+    assert targets.resolve(sentinel_topo, target) == resolved  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
 
 
 def test_the_primary_is_only_looked_up_when_named(sentinel_topo: types.SimpleNamespace) -> None:
-    targets.resolve(sentinel_topo, "redis-1@b")  # type: ignore[arg-type]
+    targets.resolve(sentinel_topo, "redis-1@b")  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
     assert sentinel_topo.asked == []
-    targets.resolve(sentinel_topo, "primary", key="user:42")  # type: ignore[arg-type]
+    targets.resolve(sentinel_topo, "primary", key="user:42")  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
     assert sentinel_topo.asked == ["user:42"]
 
 
 def test_a_partition_puts_the_members_on_one_side_and_everyone_else_on_the_other(
         sentinel_topo: types.SimpleNamespace) -> None:
     topo = sentinel_topo
-    assert targets.partition_target(topo, ["primary"]) == "redis-2"  # type: ignore[arg-type]
-    left, right = targets.partition_target(topo, ["primary", "@a"]).split("|")  # type: ignore[arg-type]
+    assert targets.partition_target(topo, ["primary"]) == "redis-2"  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
+    left, right = targets.partition_target(topo, ["primary", "@a"]).split("|")  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
     assert left.split(",") == ["redis-2", "@a"]
     assert set(right.split(",")) == {"redis-1", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3", "@b", "@clients"}
-    assert targets.partition_target(topo, ["@a"]).startswith("@a|redis-1,")  # type: ignore[arg-type]
-    assert targets.partition_target(topo, ["primary|@b"]) == "redis-2|@b"  # type: ignore[arg-type]
+    assert targets.partition_target(topo, ["@a"]).startswith("@a|redis-1,")  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
+    assert targets.partition_target(topo, ["primary|@b"]) == "redis-2|@b"  # type: ignore[arg-type]  # a SimpleNamespace stand-in for the Topology
 
 
 # -- the recorder -------------------------------------------------------------------------------

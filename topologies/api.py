@@ -372,9 +372,9 @@ def _record(spec: TopologySpec, be: Backend) -> None:
 def _bring_to_health(be: Backend, timeout_s: float) -> None:
     if be.name == "local":
         from topologies.local import check_ready
-        check_ready(be, timeout_s)  # type: ignore[arg-type]
+        check_ready(be, timeout_s)  # type: ignore[arg-type]  # be.name == "local": a LocalBackend
     else:
-        health.wait_healthy(be.spec, be.password, timeout_s, be.all_logs)  # type: ignore[attr-defined]
+        health.wait_healthy(be.spec, be.password, timeout_s, be.all_logs)  # type: ignore[attr-defined]  # every backend but local has .spec/.password
 
 
 def down(all_: bool = False) -> list[str]:

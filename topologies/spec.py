@@ -159,14 +159,15 @@ class TopologySpec:
         return ports
 
 
-def _redis(block: int, i: int, role: str, replica_of: str | None = None, bus: bool = False) -> NodeSpec:
+def _redis(block: int, i: int, role: Literal["primary", "replica"], replica_of: str | None = None,
+           bus: bool = False) -> NodeSpec:
     base = 7000 + 100 * block
     return NodeSpec(
         name=f"redis-{i}",
         kind="redis",
         port=base + i,
         direct_port=10_000 + base + i,
-        initial_role=role,  # type: ignore[arg-type]
+        initial_role=role,
         replica_of=replica_of,
         bus_port=base + 10 + i if bus else None,
         direct_bus_port=10_000 + base + 10 + i if bus else None,

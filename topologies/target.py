@@ -658,7 +658,7 @@ class TargetTopology(api.Topology):
                 if proxy in disabled:
                     tp.set_enabled(proxy, True)
                     done.append(f"enabled proxy {proxy}")
-        if self.backend.driver is not None:  # type: ignore[attr-defined]
+        if self.backend.driver is not None:  # type: ignore[attr-defined]  # a target's backend (TargetBackend) has .driver
             for n in self.target.all_nodes:
                 state = self.backend.node_state(n.name)
                 if state == "paused":

@@ -53,7 +53,7 @@ class QuorumLostScenario(SplitBrainScenario):
 
 
 def _kill(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("kill", sc.primary)  # type: ignore[attr-defined]
+    return catalog.make("kill", sc.primary)  # type: ignore[attr-defined]  # this module's scenario sets .primary; fault plans are typed on Scenario
 
 
 EXPERIMENTS = [

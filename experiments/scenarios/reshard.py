@@ -27,7 +27,7 @@ class ReshardScenario(CounterScenario):
 
 
 def _move_slots(topo: Topology, sc: Scenario) -> catalog.Fault:
-    slots = sc.slots()  # type: ignore[attr-defined]
+    slots = sc.slots()  # type: ignore[attr-defined]  # this module's scenario has .slots(); fault plans are typed on Scenario
     owners, _ids = maintenance.slot_owners(topo)
     primaries = sorted(n.name for n in topo.spec.redis_nodes if topo.role(n.name) == "primary")
     first = owners[slots[0]]

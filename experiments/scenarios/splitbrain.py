@@ -139,7 +139,7 @@ def _classify(exc: BaseException) -> tuple[Outcome, str]:
 
 
 def _split(topo: Topology, sc: Scenario) -> catalog.Fault:
-    primary = sc.primary  # type: ignore[attr-defined]
+    primary = sc.primary  # type: ignore[attr-defined]  # this module's scenario sets .primary; fault plans are typed on Scenario
     others = [n.name for n in topo.spec.nodes if n.name != primary]
     return catalog.make("partition", f"{primary},@a|{','.join(others)},@b")
 

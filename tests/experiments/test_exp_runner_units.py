@@ -18,7 +18,7 @@ class _BrokenFinish(Scenario):
 
 def test_a_failed_final_read_is_reported_not_raised() -> None:
     # it used to abort the run, and with it the whole demo
-    state = asyncio.run(_final_state(_BrokenFinish(None)))  # type: ignore[arg-type]
+    state = asyncio.run(_final_state(_BrokenFinish(None)))  # type: ignore[arg-type]  # a stub scenario: no context needed
     assert state == {"final_read_error": "ConnectionError: Error 111 connecting to 127.0.0.1:7102. "
                                           "Connection refused."}
 
@@ -61,7 +61,7 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
 
     for k in range(3):
         ctx = type("Ctx", (), {"share": Share(k, 3)})()
-        sc = LockScenario(ctx)  # type: ignore[arg-type]
+        sc = LockScenario(ctx)  # type: ignore[arg-type]  # a stand-in context with the fields used
         sc.names, sc.sections = ["l0", "l1", "l2", "l3"], _Sections()
         for _ in range(4):
             asyncio.run(sc.op(0, __import__("random").Random(1)))

@@ -38,7 +38,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 def _topo() -> api.Topology:
     """A Topology object for validation only (client faults never touch the topology)."""
     spec = build_spec("single")
-    return api.Topology(spec, None, "pw")  # type: ignore[arg-type]
+    return api.Topology(spec, None, "pw")  # type: ignore[arg-type]  # clients only: no backend
 
 
 def test_an_unregistered_pid_is_refused_and_nothing_is_signalled(sleeper) -> None:

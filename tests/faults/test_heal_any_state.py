@@ -52,7 +52,7 @@ def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_la
     try:
         other.send_signal(signal.SIGSTOP)  # the test's own process, stopped by the test
         wait_until(lambda: _state(other.pid) == "T", 5, "sleep stopped")
-        ticks = OwnedProcess.of(other.pid).start_ticks  # type: ignore[union-attr]
+        ticks = OwnedProcess.of(other.pid).start_ticks  # type: ignore[union-attr]  # the process was just started: it exists
         StateFile("faults.json").write({"active": [
             {"kind": "client_pause", "target": f"pid:{other.pid}", "params": {},
              "saved": {"start_ticks": ticks - 1}},  # pid reused since: another process now
@@ -95,7 +95,7 @@ def test_heal_resumes_paused_leftovers_when_the_topology_record_is_lost(fresh_la
 
 def _kill_toxiproxy(topo: api.Topology) -> None:
     if topo.backend.name == "local":
-        proc = topo.backend.procs["toxiproxy"]  # type: ignore[attr-defined]
+        proc = topo.backend.procs["toxiproxy"]  # type: ignore[attr-defined]  # the local backend (LocalBackend)
         proc.signal(signal.SIGKILL)
         proc.wait_gone(5)
     else:

@@ -40,8 +40,8 @@ def app_client_factory(request: pytest.FixtureRequest, pattern_topology: str) ->
         kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
         return topo.client(asyncio=True, **kwargs)
 
-    factory.topology = pattern_topology  # type: ignore[attr-defined]
-    factory.topo = topo  # type: ignore[attr-defined]
+    factory.topology = pattern_topology  # type: ignore[attr-defined]  # exposed on the fixture function for the tests
+    factory.topo = topo  # type: ignore[attr-defined]  # exposed on the fixture function for the tests
     yield factory
 
 

@@ -128,7 +128,7 @@ def test_falls_back_to_sqlite_when_redis_is_down(db: CatalogueDB) -> None:
             assert cache.counters.errors["ConnectionError"] == 1
             assert await cache.update_price(1, 999)
             assert cache.counters["invalidation_failures"] == 1
-            assert (await cache.get_product(1)).price_cents == 999  # type: ignore[union-attr]
+            assert (await cache.get_product(1)).price_cents == 999  # type: ignore[union-attr]  # product 1 exists
 
             strict = CacheAside(client, db, CacheConfig(fallback=FallbackMode.NONE))
             with pytest.raises(CacheUnavailableError) as info:
@@ -179,7 +179,7 @@ def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: s
             await eventually(closed_again, 10, "breaker half-opens after 0.3 s and closes on success", interval_s=0.05)
             assert seen[0] == ("closed", "open")
             assert ("open", "half-open") in seen and seen[-1] == ("half-open", "closed")
-            assert [t.new for t in cache.breaker.transitions] == [new for _, new in seen]  # type: ignore[union-attr]
+            assert [t.new for t in cache.breaker.transitions] == [new for _, new in seen]  # type: ignore[union-attr]  # this cache has a breaker
         finally:
             await client.aclose()
 
@@ -317,7 +317,7 @@ def test_a_committed_write_whose_invalidation_failed_says_so(db: CatalogueDB) ->
                 await strict.update_price(2, 12345)
             assert isinstance(info.value, CacheUnavailableError)
             assert info.value.committed is True and info.value.revision == before.revision + 1
-            assert (await db.get_product(2)).price_cents == 12345  # type: ignore[union-attr]
+            assert (await db.get_product(2)).price_cents == 12345  # type: ignore[union-attr]  # product 2 exists
             assert await strict.update_price(99_999, 1) is None  # no such product: nothing committed
         finally:
             await client.aclose()

@@ -72,7 +72,7 @@ def test_incr_is_atomic_under_concurrency(app_client_factory: Any, prefix: str) 
             assert [e.member for e in top] == [f"p{i}" for i in range(5)]
             assert {e.rank for e in top} == {1}
             assert await board.incr("p0", -200) == -50.0
-            assert (await board.rank("p0")).position == 5  # type: ignore[union-attr]
+            assert (await board.rank("p0")).position == 5  # type: ignore[union-attr]  # p0 is on the board
         finally:
             await client.aclose()
 

@@ -36,9 +36,9 @@ def test_the_password_is_on_no_command_line_and_in_no_container_config(lab, back
     if backend == "local":
         be = topo.backend
         for node in topo.spec.nodes:
-            argv = be._argv(node, "redis-server")  # type: ignore[attr-defined]
+            argv = be._argv(node, "redis-server")  # type: ignore[attr-defined]  # the local backend (LocalBackend)
             assert secret not in " ".join(argv), f"{node.name} gets the password as an argument"
-            conf = be._dir(node) / ("sentinel.conf" if node.kind == "sentinel" else "auth.conf")  # type: ignore[attr-defined]
+            conf = be._dir(node) / ("sentinel.conf" if node.kind == "sentinel" else "auth.conf")  # type: ignore[attr-defined]  # the local backend (LocalBackend)
             assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     else:
         label = f"label=com.docker.compose.project={project_name(name)}"

@@ -82,7 +82,7 @@ def test_partition_without_both_directions_is_refused(tmp_path: Path) -> None:
     inbound cut of the primary could stop, cutting the other replica too."""
     os.environ[dep.PASSWORD_ENV] = dep.PASSWORD
     topo = TargetTopology(load(_doc(tmp_path, ["partition"])))
-    topo.role = lambda name: {"redis-1": "primary"}.get(name, "replica")  # type: ignore[method-assign]
+    topo.role = lambda name: {"redis-1": "primary"}.get(name, "replica")  # type: ignore[method-assign]  # a stub role() for this test
     with pytest.raises(LabError, match="inbound-only cut is not a partition"):
         topo.partition_plan(["redis-2"], ["redis-1", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
                                           "@a", "@b", "@clients"])
