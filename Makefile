@@ -56,7 +56,7 @@ demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir, RE
 	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND) --out $(OUT) --repeat $(REPEAT) $(if $(ONLY),--only $(ONLY)); rc=$$?; \
 	if [[ $$started == 1 ]]; then $(LAB) docker-daemon stop; fi; exit $$rc
 
-test: setup ## the test suite on both backends (starts and stops a Docker daemon if needed)
+test: lint ## lint (ruff, mypy), then the test suite on both backends (starts and stops a Docker daemon if needed)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: lint ## lint (ruff, mypy), then only the tests that need no Redis
