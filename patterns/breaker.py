@@ -66,7 +66,8 @@ class _Recorder(pybreaker.CircuitBreakerListener):
     def __init__(self, sink: Callable[[str, str], None]) -> None:
         self._sink = sink
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state, new_state) -> None:
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
+                     new_state: pybreaker.CircuitBreakerState) -> None:
         self._sink(old_state.name if old_state is not None else "none", new_state.name)
 
 
