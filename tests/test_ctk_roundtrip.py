@@ -57,4 +57,6 @@ def test_chaos_run_matches_redislab_run(lab, tmp_path: Path) -> None:
     assert failover["metrics"]["failover_s"] is not None  # the lab's run saw a failover too
     # the question the hypothesis asks, answered by both: did the topology recover after the heal?
     assert ctk_recovered is (recover["verdict"] == "held") is True, (journal["steady_states"]["after"], recover)
+    # the history probe gives a Chaos Toolkit hypothesis the lab's verdict on a recorded run
+    assert probes.history_check(str(run_dir), "time_to_recover")["status"] == recover["verdict"]
     assert active_faults() == []
