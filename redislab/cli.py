@@ -320,6 +320,26 @@ def run(experiment: str, topology: str | None, backend: str, profile: str, durat
         click.echo(json.dumps(summaries[0] if repeat == 1 else summaries, indent=2))
 
 
+@cli.command("export-ctk")
+@click.argument("experiment")
+@click.option("--out", "out_file", default=None, metavar="FILE", help="write here (default: stdout)")
+@click.option("--profile", default="quick", show_default=True, help="phase lengths: quick or full")
+@click.option("--cycles", type=int, default=None, help="fault cycles (default: the profile's)")
+def export_ctk(experiment: str, out_file: str | None, profile: str, cycles: int | None) -> None:
+    """Write EXPERIMENT as a Chaos Toolkit experiment (JSON; run it with `chaos run FILE`)."""
+    from redislab.ctk.export import experiment as ctk_experiment
+    text = json.dumps(ctk_experiment(experiment, profile, cycles), indent=2) + "\n"
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(out_file, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise LabError(f"--out {out_file}: cannot write it ({exc.strerror or exc})", "give a writable file path") from None
+    err.print(f"wrote {out_file} (run it: chaos run {shlex.quote(out_file)})", highlight=False, markup=False)
+
+
 @cli.command()
 @click.argument("run_dir", required=False)
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory (for the index)")

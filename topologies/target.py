@@ -8,8 +8,8 @@
 The file (schema: ``topologies/target.schema.json``) names the kind, every node's announced
 address (and optionally its direct address, its Toxiproxy proxy and client-group routes), the
 Sentinels and master name, the password by environment-variable name, a driver for node faults
-(``command`` templates or ``docker`` containers; ``kubernetes`` is described but not implemented
-here) and limits (allowed faults, the key prefix, ``allow_destructive``).
+(``command`` templates, ``docker`` containers or ``kubernetes`` pods, see
+``topologies.target_kubernetes``) and limits (allowed faults, the key prefix, ``allow_destructive``).
 
 What the lab promises on a target: it writes only keys under ``limits.key_prefix`` and deletes
 them afterwards (SCAN + UNLINK, never FLUSHALL); it injects only allowed faults, and kill / stop /
@@ -188,6 +188,10 @@ def _build(p: Path, raw: dict[str, Any]) -> Target:
         bare = [n.name for n in t.all_nodes if not n.container]
         if destructive and bare:
             raise _fail(p, "$.nodes", f"docker driver: nodes without `container`: {', '.join(bare)}")
+    if t.driver and t.driver["type"] == "kubernetes":
+        bare = [n.name for n in t.all_nodes if not n.pod]
+        if destructive and bare:
+            raise _fail(p, "$.nodes", f"kubernetes driver: nodes without `pod`: {', '.join(bare)}")
     network = sorted(t.allowed_faults & (PROXY_FAULTS | {"partition"}))
     if network and t.toxiproxy_api is None:
         raise _fail(p, "$.toxiproxy", f"{', '.join(network)} allowed but no Toxiproxy API is given")
@@ -262,7 +266,7 @@ class DockerDriver:
         return {"running": "running", "paused": "paused"}.get(status, "stopped")
 
 
-def _driver(target: Target) -> CommandDriver | DockerDriver | None:
+def _driver(target: Target) -> Any:
     cfg = target.driver
     if cfg is None:
         return None
@@ -270,9 +274,8 @@ def _driver(target: Target) -> CommandDriver | DockerDriver | None:
         return CommandDriver(cfg, target)
     if cfg["type"] == "docker":
         return DockerDriver(cfg, target)
-    raise LabError(f"target {target.name}: the kubernetes driver is described in the schema but not implemented "
-                   "in this version", "use the command driver with kubectl templates, e.g. "
-                   "kill: 'kubectl -n NS delete pod {node} --grace-period=0 --force'")
+    from topologies.target_kubernetes import KubernetesTargetDriver  # imports `kubernetes` only when used
+    return KubernetesTargetDriver(cfg, target)  # LabError with the reason: no package, no kubeconfig
 
 
 class TargetBackend:

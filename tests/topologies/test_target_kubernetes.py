@@ -1,0 +1,161 @@
+"""The target file's ``kubernetes`` driver (topologies.target_kubernetes): node actions become the
+requests of faults.kubernetes_driver, built by the official client with only the HTTP transport
+replaced (a recorder, as in tests/faults/test_kubernetes_driver.py); no cluster runs here."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client import rest
+
+from topologies import target
+from topologies.errors import LabError
+from topologies.target_kubernetes import KubernetesTargetDriver
+
+TARGET = """
+name: k8s-lab
+kind: sentinel
+master_name: lab
+driver: {type: kubernetes, namespace: redis}
+nodes:
+  - {name: redis-1, address: "10.0.0.1:6379", pod: sentinel-redis-1-0}
+  - {name: redis-2, address: "10.0.0.2:6380", pod: sentinel-redis-2-0}
+sentinels:
+  - {name: sentinel-1, address: "10.0.0.1:26379", pod: sentinel-sentinel-1-0}
+limits: {key_prefix: "lab:", allowed_faults: [kill, stop, pause], allow_destructive: true}
+"""
+
+
+class NotSent(Exception):
+    pass
+
+
+class RecordingClient(k8s.ApiClient):
+    """Records each request; answers with ``answers[path]`` (status, JSON body) when given, else
+    raises NotSent (nothing leaves the process)."""
+
+    def __init__(self, answers: dict[str, tuple[int, dict]] | None = None):
+        super().__init__(k8s.Configuration(host="https://k8s.invalid"))
+        self.requests: list[tuple[str, str, object]] = []
+        self.answers = answers or {}
+
+    def call_api(self, method, url, header_params=None, body=None, post_params=None, _request_timeout=None):
+        self.requests.append((method, url, body))
+        path = url.removeprefix("https://k8s.invalid").split("?")[0]
+        if (method, path) not in self.answers:
+            raise NotSent(method, url)
+        status, doc = self.answers[(method, path)]
+        raw = urllib3.HTTPResponse(body=json.dumps(doc).encode(), status=status, reason="x",
+                                   headers={"content-type": "application/json"}, preload_content=True)
+        return rest.RESTResponse(raw)
+
+
+def _target(tmp_path, text=TARGET):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(text))
+    return target.load(path)
+
+
+def _driver(tmp_path, answers=None):
+    api = RecordingClient(answers)
+    return KubernetesTargetDriver(_target(tmp_path).driver, _target(tmp_path), client=api, start_timeout_s=0), api
+
+
+POD = "/api/v1/namespaces/redis/pods/sentinel-redis-1-0"
+
+
+def _pod(phase="Running", ready=True, labels=None, deleting=False):
+    meta = {"name": "sentinel-redis-1-0", "labels": labels or {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-29T00:00:00Z"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "status": {"phase": phase, "containerStatuses": [
+                {"name": "redis", "ready": ready, "restartCount": 0, "image": "r", "imageID": ""}]}}
+
+
+def test_kill_deletes_the_nodes_pod_at_once(tmp_path):
+    d, api = _driver(tmp_path)
+    with pytest.raises(NotSent):
+        d.run("kill", "redis-1")
+    assert api.requests == [("DELETE", "https://k8s.invalid" + POD, {"gracePeriodSeconds": 0})]
+
+
+def test_stop_is_a_graceful_delete_and_pause_reads_the_pod_first(tmp_path):
+    d, api = _driver(tmp_path)
+    with pytest.raises(NotSent):
+        d.run("stop", "sentinel-1")
+    assert api.requests[0] == ("DELETE", "https://k8s.invalid/api/v1/namespaces/redis/pods/sentinel-sentinel-1-0", {})
+    with pytest.raises(NotSent):
+        d.run("pause", "redis-2")
+    assert api.requests[1][:2] == ("GET", "https://k8s.invalid/api/v1/namespaces/redis/pods/sentinel-redis-2-0")
+
+
+def test_pause_refused_by_the_pod_is_one_line(tmp_path):
+    pod = {**_pod(), "spec": {"containers": [{"name": "redis"}], "shareProcessNamespace": False}}
+    d, api = _driver(tmp_path, {("GET", POD): (200, pod)})
+    with pytest.raises(LabError, match="pause pod redis/sentinel-redis-1-0 refused: pause needs shareProcessNamespace"):
+        d.run("pause", "redis-1")
+    assert [m for m, _, _ in api.requests] == ["GET"]  # nothing changed
+
+
+@pytest.mark.parametrize("answer, state", [
+    ((200, _pod()), "running"),
+    ((200, _pod(labels={"redislab.io/paused": "true"})), "paused"),
+    ((200, _pod(phase="Pending", ready=False)), "stopped"),
+    ((200, _pod(ready=False)), "stopped"),
+    ((200, _pod(deleting=True)), "stopped"),
+    ((404, {"kind": "Status", "code": 404}), "stopped"),
+])
+def test_state_from_the_pod(tmp_path, answer, state):
+    d, api = _driver(tmp_path, {("GET", POD): answer})
+    assert d.state("redis-1") == state
+    assert api.requests[0][:2] == ("GET", "https://k8s.invalid" + POD)
+
+
+def test_start_waits_for_the_controller_and_says_so(tmp_path):
+    d, _ = _driver(tmp_path, {("GET", POD): (404, {"kind": "Status", "code": 404})})
+    with pytest.raises(LabError, match="cannot recreate a pod, its controller"):
+        d.run("start", "redis-1")
+    d, _ = _driver(tmp_path, {("GET", POD): (200, _pod())})
+    d.run("start", "redis-1")  # running: nothing to wait for
+
+
+def test_api_errors_are_one_line(tmp_path):
+    d, _ = _driver(tmp_path, {("DELETE", POD): (403, {"kind": "Status", "code": 403})})
+    with pytest.raises(LabError, match="kubernetes kill pod redis/sentinel-redis-1-0 failed: 403"):
+        d.run("kill", "redis-1")
+
+
+def test_target_without_kubeconfig_is_refused_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(LabError, match="kubernetes driver has no usable kubeconfig"):
+        target.TargetTopology(_target(tmp_path))
+
+
+def test_target_without_the_package_is_refused_with_the_reason(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes -> ImportError
+    monkeypatch.delitem(sys.modules, "faults.kubernetes_driver", raising=False)
+    with pytest.raises(LabError, match="needs the `kubernetes` package"):
+        target.TargetTopology(_target(tmp_path))
+
+
+def test_destructive_faults_need_a_pod_per_node(tmp_path):
+    with pytest.raises(LabError, match="kubernetes driver: nodes without `pod`: sentinel-1"):
+        _target(tmp_path, TARGET.replace(", pod: sentinel-sentinel-1-0", ""))
+
+
+def test_target_backend_drives_the_pod(tmp_path, monkeypatch):
+    """The whole path: TargetBackend (limits) -> the adapter -> the DELETE request."""
+    import topologies.target_kubernetes as tk
+    api = RecordingClient()
+    monkeypatch.setattr(tk, "api_client", lambda cfg, tg: api)  # no kubeconfig here: hand the recorder in
+    topo = target.TargetTopology(_target(tmp_path))
+    with pytest.raises(NotSent):
+        topo.backend.kill("redis-2")
+    assert api.requests == [("DELETE", "https://k8s.invalid/api/v1/namespaces/redis/pods/sentinel-redis-2-0",
+                             {"gracePeriodSeconds": 0})]
