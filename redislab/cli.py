@@ -336,7 +336,8 @@ def export_ctk(experiment: str, out_file: str | None, profile: str, cycles: int 
         with open(out_file, "w") as f:
             f.write(text)
     except OSError as exc:
-        raise LabError(f"--out {out_file}: cannot write it ({exc.strerror or exc})", "give a writable file path") from None
+        raise LabError(f"--out {out_file}: cannot write it ({exc.strerror or exc})",
+                       "give a writable file path") from None
     err.print(f"wrote {out_file} (run it: chaos run {shlex.quote(out_file)})", highlight=False, markup=False)
 
 

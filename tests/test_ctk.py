@@ -39,7 +39,7 @@ def test_method_is_fault_cycles_with_phase_pauses_and_a_healing_rollback():
 
 
 def test_fault_plan_that_cannot_be_expressed_is_refused():
-    with pytest.raises(LabError, match="splitbrain-plain: its fault plan .* cannot be written"):
+    with pytest.raises(LabError, match=r"splitbrain-plain: its fault plan .* cannot be written"):
         export.experiment("splitbrain-plain")
     with pytest.raises(LabError, match="cycles 0 is out of range"):
         export.experiment("cache-aside-kill", cycles=0)

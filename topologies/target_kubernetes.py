@@ -69,6 +69,7 @@ class KubernetesTargetDriver:
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
+
         from faults.kubernetes_driver import Refused
         try:
             return fn(*args)
@@ -109,6 +110,7 @@ class KubernetesTargetDriver:
         """``running`` (phase Running, every container ready), ``paused`` (labelled by the lab's
         pause), else ``stopped`` (deleted, terminating, pending, not ready)."""
         from kubernetes.client.exceptions import ApiException
+
         from faults.kubernetes_driver import PAUSED_LABEL
         pod = self._pod(name)
         try:
@@ -117,9 +119,10 @@ class KubernetesTargetDriver:
             if exc.status == 404:
                 return "stopped"
             raise LabError(f"kubernetes read pod {self.namespace}/{pod} failed: {exc.status} {exc.reason}") from None
-        if (obj.metadata.labels or {}).get(PAUSED_LABEL) == "true":
+        meta = obj.metadata
+        if meta is not None and (meta.labels or {}).get(PAUSED_LABEL) == "true":
             return "paused"
         statuses = (obj.status.container_statuses or []) if obj.status else []
-        running = (obj.metadata.deletion_timestamp is None and obj.status is not None
+        running = (meta is not None and meta.deletion_timestamp is None and obj.status is not None
                    and obj.status.phase == "Running" and bool(statuses) and all(s.ready for s in statuses))
         return "running" if running else "stopped"

@@ -13,7 +13,7 @@ from faults.injector import FaultInjector, active_faults
 from faults.injector import heal_all as _heal_all
 from redislab.ctk.lab import PRIMARY, resolve, topology
 
-__all__ = ["inject_fault", "heal", "heal_all"]
+__all__ = ["heal", "heal_all", "inject_fault"]
 
 
 def inject_fault(kind: str, target: str = PRIMARY, params: dict[str, Any] | None = None,

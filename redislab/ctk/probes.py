@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from redislab.ctk.lab import PRIMARY, resolve, topology
 from topologies.errors import LabError
 from topologies.health import wait_until
-from redislab.ctk.lab import PRIMARY, resolve, topology
 
-__all__ = ["node_role", "failover_state", "primary_present", "topology_healthy", "history_check"]
+__all__ = ["failover_state", "history_check", "node_role", "primary_present", "topology_healthy"]
 
 
 def node_role(node: str, target_file: str | None = None) -> str:
