@@ -10,7 +10,7 @@ given a namespace and pod names and does nothing else on its own.
   ignores SIGSTOP sent from its own namespace, so this works only in pods with
   ``shareProcessNamespace: true`` (the lab's manifests set it). Otherwise ``Refused`` says why.
   A paused pod is labelled ``redislab.io/paused=true`` so a later heal finds it.
-- ``partition(side_a, side_b)``: a Chaos Mesh NetworkChaos (``faults.chaosmesh``), both directions.
+- ``partition(side_a, side_b)``: a Chaos Mesh NetworkChaos (``topologies.chaosmesh``), both directions.
 - ``heal()``: deletes every NetworkChaos labelled as created by the lab and resumes every pod
   labelled paused, in the namespace, whoever created them in which run.
 
@@ -26,7 +26,7 @@ from typing import Any, cast
 from kubernetes import client as k8s
 from kubernetes.stream import stream
 
-from faults import chaosmesh
+from topologies import chaosmesh
 
 PAUSED_LABEL = "redislab.io/paused"
 CONTAINER = "redis"  # the Redis container of the lab's pods (the other one is "toxiproxy")

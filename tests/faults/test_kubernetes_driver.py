@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 from kubernetes import client as k8s
 
-from faults import chaosmesh
+from topologies import chaosmesh
 from faults.kubernetes_driver import KubernetesDriver, Refused, pause_command
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from faults import chaosmesh
+from topologies import chaosmesh
 from faults.kubernetes_driver import pause_command
 from topologies import k8s_gen
 from topologies.spec import build_spec
