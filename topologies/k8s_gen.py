@@ -29,8 +29,7 @@ from typing import Any
 
 import yaml
 
-from topologies import chaosmesh
-from topologies import config, images
+from topologies import chaosmesh, config, images
 from topologies.compose_gen import AUTH_CONF, SECRET
 from topologies.spec import TOXIPROXY_API_PORT, NodeSpec, TopologySpec, build_spec
 

@@ -9,8 +9,8 @@ import urllib.parse
 import pytest
 from kubernetes import client as k8s
 
-from topologies import chaosmesh
 from faults.kubernetes_driver import KubernetesDriver, Refused, pause_command
+from topologies import chaosmesh
 
 
 class NotSent(Exception):

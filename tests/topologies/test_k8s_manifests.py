@@ -10,9 +10,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from topologies import chaosmesh
 from faults.kubernetes_driver import pause_command
-from topologies import k8s_gen
+from topologies import chaosmesh, k8s_gen
 from topologies.spec import build_spec
 
 K8S_VERSION = "1.29"  # the oldest Kubernetes the manifests are checked against; also the newest below
