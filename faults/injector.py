@@ -45,13 +45,14 @@ class FaultInjector:
         self.topo.check_fault(fault.kind)
         fault.validate(self.topo)
         _save([*_active_records(), fault.record()])
+        began = time.monotonic()  # the fault's window opens here: it may bite before inject returns
         try:
             fault.inject(self.topo)
         except BaseException:
             self.heal(fault, record_event=False)
             raise
         _save([r for r in _active_records() if not _same(r, fault)] + [fault.record()])  # with saved state
-        self.events.record("inject", fault.kind, fault.target, fault.values)
+        self.events.record("inject", fault.kind, fault.target, fault.values, at_mono=began)
 
     def heal(self, fault: catalog.Fault, record_event: bool = True) -> None:
         try:
