@@ -15,15 +15,13 @@ to the primary Sentinel names and acknowledging, or 15 s).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any
 
 from experiments import faultplans
 from experiments.checks.outages import DATASET
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
-from experiments.scenarios.persistence import dataset_sizes
-from experiments.workload import OpResult, attempt
+from experiments.scenarios.persistence import SetWritesScenario, dataset_sizes
 from faults import catalog, maintenance
 from topologies.api import Topology
 
@@ -62,7 +60,7 @@ def wait_settled(topo: Topology, timeout_s: float = SETTLE_S) -> bool:
     return False
 
 
-class EmptyPrimaryScenario(Scenario):
+class EmptyPrimaryScenario(SetWritesScenario):
     async def setup(self) -> None:
         self.key = f"empty:{self.ctx.run_id}:set"
         self.cycle = 0
@@ -73,19 +71,6 @@ class EmptyPrimaryScenario(Scenario):
         await pipe.execute()
         await asyncio.to_thread(wait_settled, self.ctx.topo)
         self.seq = 0
-
-    def fault_key(self) -> str:
-        return self.key
-
-    async def op(self, client_id: int, rng: random.Random) -> OpResult:
-        self.seq += 1
-        element = f"{client_id}-{self.seq}"
-        return await attempt("add", {"value": element}, self.client.sadd(self.key, element))
-
-    async def before_fault(self, cycle: int) -> None:
-        self.cycle = cycle
-        sizes = await asyncio.to_thread(dataset_sizes, self.ctx.topo)
-        self.ctx.writer.event(DATASET, cycle=cycle, when="before", sizes=sizes)
 
     async def after_heal(self) -> None:
         ok = await asyncio.to_thread(wait_settled, self.ctx.topo)

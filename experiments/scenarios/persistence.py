@@ -51,7 +51,30 @@ def dataset_sizes(topo: Topology) -> dict[str, int | None]:
     return out
 
 
-class PersistenceScenario(Scenario):
+class SetWritesScenario(Scenario):
+    """Adds unique elements to one set (``self.key``, set by ``setup``) and records every data
+    node's dataset size before each fault (``dataset`` events)."""
+
+    key: str
+    client: Any
+    seq = 0
+    cycle = 0
+
+    def fault_key(self) -> str:
+        return self.key
+
+    async def op(self, client_id: int, rng: random.Random) -> OpResult:
+        self.seq += 1
+        element = f"{client_id}-{self.seq}"
+        return await attempt("add", {"value": element}, self.client.sadd(self.key, element))
+
+    async def before_fault(self, cycle: int) -> None:
+        self.cycle = cycle
+        sizes = await asyncio.to_thread(dataset_sizes, self.ctx.topo)
+        self.ctx.writer.event(DATASET, cycle=cycle, when="before", sizes=sizes)
+
+
+class PersistenceScenario(SetWritesScenario):
     async def setup(self) -> None:
         self.mode = str(self.ctx.options["persistence"])
         self.node = self.ctx.topo.spec.redis_nodes[0].name
@@ -79,19 +102,6 @@ class PersistenceScenario(Scenario):
                 before = c.lastsave()
                 c.bgsave()
                 wait_until(lambda: c.lastsave() != before, 60, "the seed snapshot")
-
-    def fault_key(self) -> str:
-        return self.key
-
-    async def op(self, client_id: int, rng: random.Random) -> OpResult:
-        self.seq += 1
-        element = f"{client_id}-{self.seq}"
-        return await attempt("add", {"value": element}, self.client.sadd(self.key, element))
-
-    async def before_fault(self, cycle: int) -> None:
-        self.cycle = cycle
-        sizes = await asyncio.to_thread(dataset_sizes, self.ctx.topo)
-        self.ctx.writer.event(DATASET, cycle=cycle, when="before", sizes=sizes)
 
     async def after_heal(self) -> None:
         topo = self.ctx.topo
