@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -43,6 +44,16 @@ class Effects:
     def end(self, job: Job) -> None:
         self.running[job.job_id] -= 1
 
+    def handler(self, who: str) -> Callable[[Job], Awaitable[None]]:
+        """A handler that does nothing but its effect, as ``who``."""
+
+        async def handle(job: Job) -> None:
+            self.begin(job)
+            self.apply(job, who)
+            self.end(job)
+
+        return handle
+
 
 async def _drained(queue: WorkQueue, expected: set[str], effects: Effects) -> bool:
     s = await queue.stats()
@@ -76,10 +87,7 @@ def test_killed_between_effect_and_ack_is_redelivered_and_the_store_dedupes(app_
                 finally:
                     effects.end(job)  # a crash ends the run too
 
-            async def handler_b(job: Job) -> None:
-                effects.begin(job)
-                effects.apply(job, "b")
-                effects.end(job)
+            handler_b = effects.handler("b")
 
             a = Consumer(queue, "a", handler_a, batch=10, block_ms=100, claim_idle_ms=300)
             task_a = a.start()
@@ -248,12 +256,7 @@ def test_a_consumer_started_during_an_outage_waits_and_then_works(app_client_fac
             queue = WorkQueue(client, f"{prefix}:jobs")
             effects = Effects()
 
-            async def handler(job: Job) -> None:
-                effects.begin(job)
-                effects.apply(job, "c")
-                effects.end(job)
-
-            consumer = Consumer(queue, "c", handler, block_ms=100, error_backoff_s=(0.02, 0.2))
+            consumer = Consumer(queue, "c", effects.handler("c"), block_ms=100, error_backoff_s=(0.02, 0.2))
             for f in outage:
                 injector.inject(f)
             task = consumer.start()
@@ -282,12 +285,7 @@ def test_a_lost_consumer_group_is_recreated(app_client_factory: Any, prefix: str
             queue = WorkQueue(client, f"{prefix}:jobs")
             effects = Effects()
 
-            async def handler(job: Job) -> None:
-                effects.begin(job)
-                effects.apply(job, "c")
-                effects.end(job)
-
-            consumer = Consumer(queue, "c", handler, block_ms=100, error_backoff_s=(0.02, 0.2))
+            consumer = Consumer(queue, "c", effects.handler("c"), block_ms=100, error_backoff_s=(0.02, 0.2))
             consumer.start()
             try:
                 await queue.enqueue({"n": 1}, job_id="before")
