@@ -41,7 +41,13 @@ _PLACEHOLDERS: dict[str, Any] = {
     "node_timeout_ms": f"${{REDISLAB_NODE_TIMEOUT_MS:-{_DEFAULTS.node_timeout_ms}}}",
 }
 _PLACEHOLDER_OPTIONS = Options(**_PLACEHOLDERS)
-HEALTH = {"interval": "1s", "timeout": "3s", "retries": 60}
+# No Docker healthchecks: with ``interval: 1s`` their seven `runc exec` (sh + redis-cli) per
+# second kept a quarter of a 2-core machine busy in bursts all run long, and the load
+# generator fell behind during Sentinel runs (Docker Engine 20.10 has no start_interval).
+# Start order is kept by the containers themselves (``_wait_for``); the lab waits for
+# readiness with its own probes (topologies.health.wait_healthy).
+WAIT_STEP_S = 0.1  # s between readiness probes inside a container
+WAIT_LIMIT_S = 120  # s before a container gives up waiting and exits 1 (`up` then shows its log)
 
 
 def project_name(topology: str) -> str:
@@ -60,14 +66,18 @@ def _list(items: list[str]) -> str:
     return "[" + ", ".join(_q(i) for i in items) + "]"
 
 
-def _health(cmd: list[str]) -> list[str]:
-    return ["    healthcheck:", f"      test: {_list(cmd)}",
-            *[f"      {k}: {v}" for k, v in HEALTH.items()]]
-
-
-def _ping(port: int) -> list[str]:
-    # the password goes to redis-cli through its environment (REDISCLI_AUTH), never an argument
-    return ["CMD-SHELL", f'REDISCLI_AUTH="{READ_SECRET}" redis-cli -p {port} ping | grep -q PONG']
+def _wait_for(ports: list[int], what: str) -> list[str]:
+    """Shell lines that return once every port answers PING (the password in ``$$P``, passed
+    to redis-cli through its environment, never an argument), or exit 1 after WAIT_LIMIT_S."""
+    tries = int(WAIT_LIMIT_S / WAIT_STEP_S)
+    return [f"for port in {' '.join(str(p) for p in ports)}; do",
+            "  n=0",
+            '  until REDISCLI_AUTH="$$P" redis-cli -p $$port ping 2>/dev/null | grep -q PONG; do',
+            f"    n=$$((n + 1)); if [ $$n -ge {tries} ]; then",
+            f'      echo "{what}: 127.0.0.1:$$port did not answer PING in {WAIT_LIMIT_S} s" >&2; exit 1; fi',
+            f"    sleep {WAIT_STEP_S}",
+            "  done",
+            "done"]
 
 
 def _service_head(spec: TopologySpec, name: str) -> list[str]:
@@ -86,25 +96,34 @@ def _redis_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
     script = ["umask 077", f'P="{READ_SECRET}"',
               f"printf 'requirepass \"%s\"\\nmasterauth \"%s\"\\n' \"$$P\" \"$$P\" > {AUTH_CONF}",
               "exec " + " ".join(shlex.quote(a) for a in ["redis-server", AUTH_CONF, *args])]
-    return [*_service_head(spec, node.name), *_script(script), *_health(_ping(node.direct_port))]
+    return [*_service_head(spec, node.name), *_script(script)]
 
 
 def _sentinel_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
     conf = config.sentinel_conf(node, spec, "$${P}", bind="0.0.0.0", data_dir="/data", logfile="")
-    script = ["umask 077", f'P="{READ_SECRET}"', "cat > /data/sentinel.conf <<EOF", *conf.splitlines(), "EOF",
+    primary = next(n for n in spec.redis_nodes if n.initial_role == "primary")
+    # First start only: the primary answers through its proxied (announced) port, so Toxiproxy's
+    # proxies and the primary are up. A restarted Sentinel (a fault) must not wait for a primary
+    # that may be the node the fault killed: the container's own file system remembers the start.
+    started = "/tmp/redislab-started"
+    script = ["umask 077", f'P="{READ_SECRET}"',
+              f"if [ ! -e {started} ]; then", *[f"  {line}" for line in _wait_for([primary.port], node.name)],
+              f"  : > {started}", "fi",
+              "cat > /data/sentinel.conf <<EOF", *conf.splitlines(), "EOF",
               "exec redis-server /data/sentinel.conf --sentinel"]
-    return [*_service_head(spec, node.name), *_script(script), *_health(_ping(node.direct_port))]
+    return [*_service_head(spec, node.name), *_script(script)]
 
 
 def _cluster_init(spec: TopologySpec) -> list[str]:
     first = spec.redis_nodes[0]
     create = " ".join(["redis-cli", *config.cluster_create_args(spec)])
-    script = (f'export REDISCLI_AUTH="{READ_SECRET}"; '
+    script = [f'P="{READ_SECRET}"', *_wait_for([n.port for n in spec.redis_nodes], "cluster-init"),
+              'export REDISCLI_AUTH="$$P"',
               f"redis-cli -p {first.port} cluster info | grep -q cluster_slots_assigned:0 "
-              f"&& {create} || echo cluster already formed")
-    deps = [f"      {n.name}:\n        condition: service_healthy" for n in spec.redis_nodes]
+              f"&& {create} || echo cluster already formed"]
+    deps = [f"      {n.name}:\n        condition: service_started" for n in spec.redis_nodes]
     return ["  cluster-init:", "    <<: *node", f"    container_name: {container_name(spec.name, 'cluster-init')}",
-            "    depends_on:", *deps, '    entrypoint: ["sh", "-c"]', f"    command: [{_q(script)}]"]
+            "    depends_on:", *deps, *_script(script)]
 
 
 def render(topology: str) -> tuple[str, str]:
@@ -134,7 +153,7 @@ def render(topology: str) -> tuple[str, str]:
         "  network_mode: service:toxiproxy",
         "  depends_on:",
         "    toxiproxy:",
-        "      condition: service_healthy",
+        "      condition: service_started",
         "  secrets:",
         f"    - {SECRET}",
         '  restart: "no"',
@@ -150,7 +169,6 @@ def render(topology: str) -> tuple[str, str]:
         f"      - ./{tox_file}:/config/toxiproxy.json:ro",
         "    ports:",
         *[f'      - "{HOST}:{p}:{p}"' for p in published],
-        *_health(["CMD", "/toxiproxy-cli", "-h", f"http://{HOST}:{TOXIPROXY_API_PORT}", "list"]),
     ]
     for node in spec.nodes:
         lines += [""] + (_redis_service(spec, node) if node.kind == "redis" else _sentinel_service(spec, node))
