@@ -131,7 +131,7 @@ CLAIM_LABELS = {  # short names of the claims, for one-line answers
     "counter": "no increment lost", "leaderboard_increments": "no increment lost",
     "cache_stale_reads": "staleness bound", "cache_read_your_writes": "read-your-writes",
     "lock_overlap": "one holder at a time", "fencing": "fencing", "rate_limit": "no over-admission",
-    "false_rejections": "no false rejection", "queue_delivery": "no message lost", "geo_results": "fresh answers",
+    "false_rejections": "no false rejection", "queue_delivery": "no message lost", "proximity_results": "fresh answers",
     "persistence_loss": "loss as published", "dataset_after_restart": "dataset as published",
     "expectation": "as published", "failover_expected": "failover as published",
     "replica_staleness": "replica staleness bound", "cache_vs_database": "cache helps as predicted",

@@ -76,11 +76,11 @@ SHOWCASES: tuple[Showcase, ...] = (
               ("hot key, no relief", "hotkey-plain", "cluster"),
               ("hot key, near cache", "hotkey-near-cache", "cluster"),
               ("hot key, its node's link saturated", "hotkey-bandwidth", "cluster")), "availability_during"),
-    Showcase("ratelimit-failover", "Rate limiting under failover", "The primary dies: over-admission "
+    Showcase("rate-limiter-failover", "Rate limiting under failover", "The primary dies: over-admission "
              "or false rejections?",
-             (("fail open", "ratelimit-failover-open", "sentinel"), ("fail closed", "ratelimit-failover-closed",
+             (("fail open", "rate-limiter-failover-open", "sentinel"), ("fail closed", "rate-limiter-failover-closed",
                                                                        "sentinel"),
-              ("local fallback", "ratelimit-failover-local", "sentinel"))),
+              ("local fallback", "rate-limiter-failover-local", "sentinel"))),
     Showcase("memory", "Memory limits", "maxmemory squeezed under the cache: LRU eviction or noeviction?",
              (("allkeys-lru", "memory-allkeys-lru", "single"), ("noeviction", "memory-noeviction", "single")),
              "availability_during"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from experiments.model import FaultPlan, Scenario
-from faults import catalog
-from faults.catalog import Fault
+from faults import kinds
+from faults.kinds import Fault
 from topologies.api import Topology
 
 LATENCY_MS = 300  # above the scenarios' client timeouts (250 ms): a slow primary looks like a dead one
@@ -28,15 +28,15 @@ def primary_of(topo: Topology, key: str = "lab:probe") -> str:
 
 
 def kill_primary(topo: Topology, sc: Scenario) -> Fault:
-    return catalog.make("kill", primary_of(topo, sc.fault_key()))
+    return kinds.make("kill", primary_of(topo, sc.fault_key()))
 
 
 def latency_primary(topo: Topology, sc: Scenario) -> Fault:
-    return catalog.make("latency", primary_of(topo, sc.fault_key()), latency_ms=LATENCY_MS, direction="both")
+    return kinds.make("latency", primary_of(topo, sc.fault_key()), latency_ms=LATENCY_MS, direction="both")
 
 
 def partition_primary(topo: Topology, sc: Scenario) -> Fault:
-    return catalog.make("partition", primary_of(topo, sc.fault_key()))
+    return kinds.make("partition", primary_of(topo, sc.fault_key()))
 
 
 FAULT_PLANS: dict[str, tuple[FaultPlan, str]] = {

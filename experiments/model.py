@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from experiments.children import Children
 from experiments.history import HistoryWriter, PhaseWindow
 from experiments.workload import OpResult, Share
-from faults.catalog import Fault
+from faults.kinds import Fault
 from patterns.common import prepare_client
 from topologies.api import Topology
 from topologies.clients import ClientPolicy

@@ -13,14 +13,14 @@ from experiments.scenarios import (
     cache,
     counter,
     emptyprimary,
-    geo,
     leaderboard,
     lock,
     maintenance,
     persistence,
+    proximity,
     queue,
     quorum,
-    ratelimit,
+    rate_limiter,
     replicalag,
     reshard,
     splitbrain,
@@ -28,7 +28,7 @@ from experiments.scenarios import (
 )
 from topologies.errors import UnknownNameError
 
-SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, ratelimit, geo, counter, lock, leaderboard)
+SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, rate_limiter, proximity, counter, lock, leaderboard)
 SHOWCASE_MODULES: tuple[ModuleType, ...] = (  # named experiments only, no matrix row
     splitbrain, persistence, emptyprimary, maintenance, stalled, bandwidth, quorum, replicalag, reshard)
 

@@ -33,9 +33,9 @@ from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
-from faults.catalog import Fault
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
+from faults.kinds import Fault
 from topologies import api
 from topologies.errors import LabError, UnknownNameError
 from topologies.spec import Options

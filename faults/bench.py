@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from faults import catalog
+from faults import kinds
 from faults.injector import FaultInjector
 from topologies import api
 
@@ -58,7 +58,7 @@ def run(backend: str, pings: int) -> dict[str, object]:
         inj = FaultInjector(topo)
         delays = []
         for _ in range(10):
-            fault = catalog.make("latency", "redis-1", latency_ms=100)
+            fault = kinds.make("latency", "redis-1", latency_ms=100)
             inj.inject(fault)
             returned = time.perf_counter()
             while True:
@@ -73,7 +73,7 @@ def run(backend: str, pings: int) -> dict[str, object]:
         base = statistics.median(p) / 1000
         accuracy = {}
         for latency_ms in (10, 50, 200):
-            with inj.active(catalog.make("latency", "redis-1", latency_ms=latency_ms)):
+            with inj.active(kinds.make("latency", "redis-1", latency_ms=latency_ms)):
                 measured = statistics.median(_pings(proxied, 20)) / 1000
             accuracy[str(latency_ms)] = round(measured - base - latency_ms, 2)
         result["latency_error_ms_by_injected_ms"] = accuracy

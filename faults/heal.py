@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from faults import catalog, netfilter, ownership
+from faults import kinds, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import _active_records, _save
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
@@ -87,11 +87,11 @@ def _live(topo: Topology | None, rep: _Report) -> Topology | None:
     return None
 
 
-def _parse(records: list[dict[str, Any]]) -> tuple[list[catalog.Fault], int]:
+def _parse(records: list[dict[str, Any]]) -> tuple[list[kinds.Fault], int]:
     faults, unreadable = [], 0
     for record in records:
         try:
-            faults.append(catalog.from_record(record))
+            faults.append(kinds.from_record(record))
         except (LabError, KeyError, TypeError, ValueError, AttributeError):
             unreadable += 1
     return faults, unreadable
@@ -134,12 +134,12 @@ def _reset_toxiproxy(live: Topology | None, rep: _Report) -> None:
 
 
 # -- partitions -----------------------------------------------------------------------------
-def _namespaces(faults: list[catalog.Fault]) -> dict[int | None, str]:
+def _namespaces(faults: list[kinds.Fault]) -> dict[int | None, str]:
     """Every network namespace that may hold the lab's chain: pid inside it (None: this machine's)."""
     from topologies import docker
     found: dict[int | None, str] = {None: "this machine"}
     for fault in faults:
-        netns = fault.saved.get("netns") if isinstance(fault, catalog.Partition) else None
+        netns = fault.saved.get("netns") if isinstance(fault, kinds.Partition) else None
         if netns:
             proc = OwnedProcess.from_json(netns)
             if proc.alive():
@@ -152,7 +152,7 @@ def _namespaces(faults: list[catalog.Fault]) -> dict[int | None, str]:
     return found
 
 
-def _remove_partitions(faults: list[catalog.Fault], rep: _Report) -> None:
+def _remove_partitions(faults: list[kinds.Fault], rep: _Report) -> None:
     if os.geteuid() != 0 or shutil.which("iptables") is None:
         return  # without root the lab cannot have added rules
     for pid, where in _namespaces(faults).items():
@@ -181,12 +181,12 @@ def _resume_nodes(topo: Topology, rep: _Report) -> None:
         _step(rep, f"restore {node.name}", fix)
 
 
-def _heal_own(fault: catalog.Fault, live: Topology | None, rep: _Report, log: EventLog) -> None:
+def _heal_own(fault: kinds.Fault, live: Topology | None, rep: _Report, log: EventLog) -> None:
     """Faults the sweep does not cover: client processes (pid + start time checked) and memory."""
-    if isinstance(fault, catalog.ClientKill):
+    if isinstance(fault, kinds.ClientKill):
         rep.done.append(f"cleared the record of {fault!r} (a killed process stays dead)")
         return
-    if isinstance(fault, catalog.ClientPause):
+    if isinstance(fault, kinds.ClientPause):
         if fault.process() is None:
             rep.done.append(f"cleared the record of {fault!r}: that process is gone")
             return

@@ -1,7 +1,7 @@
 """Injecting and healing faults: recorded while active, healed in ``finally``, healable from anywhere.
 
     injector = FaultInjector(topo, EventLog(sink=history.append))
-    with injector.active(catalog.make("latency", "redis-1", latency_ms=200)):
+    with injector.active(kinds.make("latency", "redis-1", latency_ms=200)):
         ...                                   # healed on exit, exception or Ctrl-C
 
 Each active fault is written to ``<lab home>/faults.json`` *before* it is injected,
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from faults import catalog
+from faults import kinds
 from faults.events import EventLog
 from topologies.api import Topology
 from topologies.home import StateFile
@@ -41,7 +41,7 @@ class FaultInjector:
         self.topo = topo
         self.events = events or EventLog()
 
-    def inject(self, fault: catalog.Fault) -> None:
+    def inject(self, fault: kinds.Fault) -> None:
         self.topo.check_fault(fault.kind)
         fault.validate(self.topo)
         _save([*_active_records(), fault.record()])
@@ -54,7 +54,7 @@ class FaultInjector:
         _save([r for r in _active_records() if not _same(r, fault)] + [fault.record()])  # with saved state
         self.events.record("inject", fault.kind, fault.target, fault.values, at_mono=began)
 
-    def heal(self, fault: catalog.Fault, record_event: bool = True) -> None:
+    def heal(self, fault: kinds.Fault, record_event: bool = True) -> None:
         try:
             fault.heal(self.topo)
         finally:
@@ -63,7 +63,7 @@ class FaultInjector:
             self.events.record("heal", fault.kind, fault.target, fault.values)
 
     @contextmanager
-    def active(self, fault: catalog.Fault) -> Iterator[catalog.Fault]:
+    def active(self, fault: kinds.Fault) -> Iterator[kinds.Fault]:
         """Inject on entry, heal on exit: also on exceptions, Ctrl-C and SIGTERM (when the
         process turns SIGTERM into an exception, as the CLI does)."""
         self.inject(fault)
@@ -72,7 +72,7 @@ class FaultInjector:
         finally:
             self.heal(fault)
 
-    def hold(self, fault: catalog.Fault, duration_s: float) -> None:
+    def hold(self, fault: kinds.Fault, duration_s: float) -> None:
         """Inject, keep for ``duration_s`` seconds, heal."""
         with self.active(fault):
             deadline = time.monotonic() + duration_s
@@ -80,7 +80,7 @@ class FaultInjector:
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _same(record: dict[str, Any], fault: catalog.Fault) -> bool:
+def _same(record: dict[str, Any], fault: kinds.Fault) -> bool:
     return record["kind"] == fault.kind and record["target"] == fault.target
 
 

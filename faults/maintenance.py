@@ -1,7 +1,7 @@
 """Planned maintenance as faults: a manual failover, a graceful (or crash) restart of one node
 or a rolling restart of all of them, and Cluster slot migration (resharding).
 
-The pieces the catalog's ``Failover``, ``Restart`` and ``Reshard`` classes are built from.
+The pieces the fault kinds' ``Failover``, ``Restart`` and ``Reshard`` classes are built from.
 Every wait polls with a deadline; every call to a node goes to its *direct* port (a toxic on
 its proxy must not stall the operator's own commands), except MIGRATE, which a node sends
 to its peer's announced (proxied) address like every other route in the lab.

@@ -18,7 +18,7 @@ REGISTRY: dict[str, str] = {
     "redlock": "patterns.redlock",
     "leaderboard": "patterns.leaderboard",
     "rate_limiter": "patterns.rate_limiter",
-    "geo": "patterns.geo",
+    "proximity": "patterns.proximity",
     "work_queue": "patterns.work_queue",
 }
 

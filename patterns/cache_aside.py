@@ -1,4 +1,4 @@
-"""Cache-aside over the SQLite catalogue, with stampede protection and fallback.
+"""Cache-aside over the SQLite products database, with stampede protection and fallback.
 
 Read: near cache (optional, tiny TTL) -> Redis GET -> on miss, one database
 query per key per process (single flight) -> fill with TTL + jitter.
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from patterns.breaker import AsyncBreaker, CircuitBreakerError, StateListener
-from patterns.catalogue_db import CatalogueDB, Product
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, jittered_ttl_ms
+from patterns.products_db import Product, ProductsDB
 
 T = TypeVar("T")
 
@@ -165,7 +165,7 @@ class CacheAside:
     def __init__(
         self,
         client: Any,
-        db: CatalogueDB,
+        db: ProductsDB,
         config: CacheConfig = CacheConfig(),
         retry: RetryPolicy = RetryPolicy.none(),
         rng: random.Random | None = None,

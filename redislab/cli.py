@@ -156,7 +156,7 @@ def docker_daemon(action: str) -> None:
 @cli.command("faults")
 def faults_list() -> None:
     """List the faults, their targets and parameters (with units)."""
-    from faults.catalog import FAULTS
+    from faults.kinds import FAULTS
     click.echo("usage: redislab fault TYPE --target T [name=value ...] [--duration S]\n")
     for kind, cls in FAULTS.items():
         click.echo(f"{kind}: {cls.summary}")
@@ -179,7 +179,7 @@ def faults_list() -> None:
 @click.argument("params", nargs=-1, metavar="[name=value ...]")
 def fault(kind: str, target: str, duration_s: float | None, vouch_pid: bool, params: tuple[str, ...]) -> None:
     """Inject a fault; with --duration hold it and heal (Ctrl-C heals early)."""
-    from faults import catalog
+    from faults import kinds
     from faults.injector import FaultInjector
     values: dict[str, str] = {}
     for item in params:
@@ -191,9 +191,9 @@ def fault(kind: str, target: str, duration_s: float | None, vouch_pid: bool, par
         values[name] = value
     if duration_s is not None and not 0 < duration_s <= 86_400:
         raise LabError(f"--duration {duration_s:g} is out of range; accepted: 0 < S <= 86400 seconds")
-    f = catalog.make(kind, target, **values)
+    f = kinds.make(kind, target, **values)
     if vouch_pid:
-        if not isinstance(f, catalog.ClientPause):
+        if not isinstance(f, kinds.ClientPause):
             raise LabError(f"--i-own-this-pid applies to client_pause and client_kill, not {kind}")
         f.vouched = True
     injector = FaultInjector(_require_topology())

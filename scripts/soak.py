@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from faults import catalog, ownership
+from faults import kinds, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
@@ -39,18 +39,18 @@ LAB_COMMANDS = {"redis-server", "redis-sentinel", "toxiproxy-server", "toxiproxy
 CLIENT = [sys.executable, "-c", "import time\nwhile True:\n    time.sleep(0.05)"]
 
 
-def fault_plan(client_pid: int) -> list[catalog.Fault]:
+def fault_plan(client_pid: int) -> list[kinds.Fault]:
     """Every fault in the catalogue, on redis-1 (or the soak's client process)."""
     params: dict[str, dict[str, Any]] = {
         "latency": {"latency_ms": 10}, "bandwidth": {"rate": 100}, "slow_close": {"delay": 10},
         "limit_data": {"bytes": 10_000}, "memory": {"maxmemory_mb": 64},
     }
     plan = []
-    for kind in catalog.FAULTS:
+    for kind in kinds.FAULTS:
         if kind == "partition" and os.geteuid() != 0:
             continue  # needs root (iptables)
         target = f"pid:{client_pid}" if kind.startswith("client_") else "redis-1"
-        plan.append(catalog.make(kind, target, **params.get(kind, {})))
+        plan.append(kinds.make(kind, target, **params.get(kind, {})))
     return plan
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faults import catalog, netfilter
+from faults import kinds, netfilter
 from faults.injector import active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
 from topologies import api
@@ -170,7 +170,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 def test_partition_grammar_parses_or_refuses_with_a_lab_error(topology: str, spec: str) -> None:
     topo = TOPOS[topology]
     try:
-        fault = catalog.make("partition", spec)
+        fault = kinds.make("partition", spec)
         fault.validate(topo)
     except LabError as exc:
         assert "\n" not in exc.line()  # one line: the input is quoted with repr
@@ -183,23 +183,23 @@ def test_partition_grammar_parses_or_refuses_with_a_lab_error(topology: str, spe
 
 
 @FUZZ
-@given(topology=st.sampled_from(TOPOLOGIES), kind=st.sampled_from(sorted(catalog.FAULTS)), target=target)
+@given(topology=st.sampled_from(TOPOLOGIES), kind=st.sampled_from(sorted(kinds.FAULTS)), target=target)
 def test_fault_targets_parse_or_refuse_with_a_lab_error_and_signal_nothing(topology: str, kind: str,
                                                                            target: str) -> None:
     topo = TOPOS[topology]
     try:
-        fault = catalog.make(kind, target, **_valid_params(kind))
+        fault = kinds.make(kind, target, **_valid_params(kind))
         fault.validate(topo)
     except LabError as exc:
         assert "\n" not in exc.line()
         return
-    if isinstance(fault, catalog.ClientPause):
+    if isinstance(fault, kinds.ClientPause):
         pytest.fail(f"{kind} accepted {target!r}: no client is registered in this test")
-    elif isinstance(fault, catalog.ProxyFault):
+    elif isinstance(fault, kinds.ProxyFault):
         assert target in [p.name for p in topo.spec.proxies()]
-    elif isinstance(fault, catalog.Restart):  # one node, a list of them, or all
+    elif isinstance(fault, kinds.Restart):  # one node, a list of them, or all
         assert fault.nodes(topo) and set(fault.nodes(topo)) <= {n.name for n in topo.spec.redis_nodes}
-    elif not isinstance(fault, catalog.Partition):
+    elif not isinstance(fault, kinds.Partition):
         assert target in [n.name for n in topo.spec.nodes]
 
 
@@ -209,13 +209,13 @@ value_text = st.one_of(st.text(max_size=12), st.sampled_from(BAD_NUMBERS),
 
 
 @FUZZ
-@given(kind=st.sampled_from(sorted(catalog.FAULTS)), data=st.data())
+@given(kind=st.sampled_from(sorted(kinds.FAULTS)), data=st.data())
 def test_fault_parameters_are_finite_and_in_range_or_refused(kind: str, data: st.DataObject) -> None:
-    names = [p.name for p in catalog.FAULTS[kind].params]
+    names = [p.name for p in kinds.FAULTS[kind].params]
     key = st.one_of(st.sampled_from(names), st.text(max_size=12)) if names else st.text(max_size=12)
     params = data.draw(st.dictionaries(key, value_text, max_size=4))
     try:
-        fault = catalog.make(kind, "redis-1", **params)
+        fault = kinds.make(kind, "redis-1", **params)
     except LabError:
         return
     for p in fault.params:
@@ -229,4 +229,4 @@ def test_fault_parameters_are_finite_and_in_range_or_refused(kind: str, data: st
 def _valid_params(kind: str) -> dict[str, str]:
     """The required parameters of ``kind`` with valid values (so the target is what is fuzzed)."""
     return {p.name: str(p.low if p.low is not None else p.choices[0] if p.choices else "0")
-            for p in catalog.FAULTS[kind].params if p.default is None}
+            for p in kinds.FAULTS[kind].params if p.default is None}

@@ -2,7 +2,7 @@
 
 Stale reads are judged against the **database's commit order**, not the order
 writes were launched in: each product row carries a revision that the database
-increments in the transaction that changes it (``patterns.catalogue_db``).
+increments in the transaction that changes it (``patterns.products_db``).
 
 Writes: op ``write`` with args ``{"key": k}`` and value ``{"revision": r,
 "invalidated": bool}`` (the revision the database committed; whether the

@@ -34,7 +34,7 @@ from experiments.scenarios.cache import HYPOTHESIS as CACHE_HYPOTHESIS
 from experiments.scenarios.cache import CacheScenario
 from experiments.scenarios.cache import checks as cache_checks
 from experiments.workload import OpResult
-from faults import catalog
+from faults import kinds
 from topologies.api import Topology
 
 N_VALUES = 20
@@ -111,8 +111,8 @@ class BigValueScenario(Scenario):
         return {"database_ms": self.database_ms}
 
 
-def _thin_link(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("bandwidth", faultplans.primary_of(topo, sc.fault_key()), rate=RATE_KB_S,
+def _thin_link(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("bandwidth", faultplans.primary_of(topo, sc.fault_key()), rate=RATE_KB_S,
                         direction="downstream")
 
 
@@ -131,8 +131,8 @@ def _experiment(key: str) -> Experiment:
 HOTKEY_RATE_KB_S = 2  # product values are ~100 bytes: 2 KB/s per connection puts ~50 ms on each read
 
 
-def _hot_node_thin(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("bandwidth", faultplans.primary_of(topo, sc.fault_key()), rate=HOTKEY_RATE_KB_S,
+def _hot_node_thin(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("bandwidth", faultplans.primary_of(topo, sc.fault_key()), rate=HOTKEY_RATE_KB_S,
                         direction="downstream")
 
 

@@ -21,9 +21,9 @@ from experiments.model import (
     app_client,
 )
 from experiments.workload import OpResult, attempt
-from faults import catalog
+from faults import kinds
 from patterns.cache_aside import CacheAside, CacheConfig, FallbackMode, InvalidationFailed
-from patterns.catalogue_db import CatalogueDB
+from patterns.products_db import ProductsDB
 
 N_PRODUCTS = 1000
 WRITE_RATIO = 0.1
@@ -37,7 +37,7 @@ class CacheScenario(Scenario):
 
     async def setup(self) -> None:
         opts = self.ctx.options
-        self.db = CatalogueDB.create(self.ctx.run_dir / "catalogue.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
+        self.db = ProductsDB.create(self.ctx.run_dir / "products.sqlite", n_products=N_PRODUCTS, seed=self.ctx.seed)
         self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.cache = CacheAside(self.client, self.db, CacheConfig(
             key_prefix=f"{self.ctx.topo.key_prefix}exp:{self.ctx.run_id}", ttl_ms=TTL_MS,
@@ -122,7 +122,7 @@ def _squeeze(policy: str) -> Any:
         node = faultplans.primary_of(topo, sc.fault_key())
         with topo.node_client(node, direct=True) as c:
             used = int(c.info("memory")["used_memory"])
-        return catalog.make("memory", node, maxmemory_mb=max(1.0, round(used * 0.8 / 1048576, 3)), policy=policy)
+        return kinds.make("memory", node, maxmemory_mb=max(1.0, round(used * 0.8 / 1048576, 3)), policy=policy)
     return plan
 
 

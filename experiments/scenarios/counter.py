@@ -11,9 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
 from experiments import faultplans
+from experiments.final_read import settled_read
 from experiments.model import (
     GENERIC_CHECKS,
     HYPOTHESIS,
@@ -23,11 +22,9 @@ from experiments.model import (
     app_client,
 )
 from experiments.workload import OpResult, attempt
-from patterns.common import is_transient
 
 N_KEYS = 1000
 TIMEOUT_S = 0.25
-FINAL_READ_TIMEOUT_S = 30.0  # keep retrying the final read this long
 
 
 class CounterScenario(Scenario):
@@ -49,14 +46,9 @@ class CounterScenario(Scenario):
         return await attempt("read", {"key": key}, self.client.get(key), read=True)
 
     async def _read_chunk(self, chunk: list[str]) -> list[Any]:
-        """One chunk of the final read, retried until ``FINAL_READ_TIMEOUT_S`` (a failover may still settle)."""
+        """One chunk of the final read (retried while a failover may still settle)."""
         read = self.client.mget_nonatomic if hasattr(self.client, "mget_nonatomic") else self.client.mget
-        async for attempt_ in AsyncRetrying(retry=retry_if_exception(is_transient), reraise=True,
-                                            stop=stop_after_delay(FINAL_READ_TIMEOUT_S),
-                                            wait=wait_random_exponential(multiplier=0.05, max=0.5)):
-            with attempt_:
-                return list(await read(chunk))
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+        return list(await settled_read(lambda: read(chunk)))
 
     async def finish(self) -> dict[str, Any]:
         values: dict[str, float] = {}

@@ -20,9 +20,10 @@ from typing import Any
 
 from experiments import faultplans
 from experiments.checks.outages import DATASET
+from experiments.final_read import settled_read
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
 from experiments.scenarios.persistence import SetWritesScenario, dataset_sizes
-from faults import catalog, maintenance
+from faults import kinds, maintenance
 from topologies.api import Topology
 
 TIMEOUT_S = 0.25
@@ -80,15 +81,15 @@ class EmptyPrimaryScenario(SetWritesScenario):
     async def finish(self) -> dict[str, Any]:
         try:
             await asyncio.to_thread(wait_settled, self.ctx.topo)
-            members = await self.client.smembers(self.key)
+            members = await settled_read(lambda: self.client.smembers(self.key))
             return {"set": sorted(m.decode() if isinstance(m, bytes) else m for m in members)}
         finally:
             await self.client.aclose()
 
 
 def _restart(down_ms: int) -> Any:
-    def plan(topo: Topology, sc: Scenario) -> catalog.Fault:
-        return catalog.make("restart", faultplans.primary_of(topo, sc.fault_key()), how="kill", down_ms=down_ms)
+    def plan(topo: Topology, sc: Scenario) -> kinds.Fault:
+        return kinds.make("restart", faultplans.primary_of(topo, sc.fault_key()), how="kill", down_ms=down_ms)
     return plan
 
 

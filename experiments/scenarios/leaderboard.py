@@ -15,12 +15,11 @@ evidence, not a bug.
 """
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from typing import Any
 
 from experiments import faultplans
+from experiments.final_read import settled_read
 from experiments.model import (
     GENERIC_CHECKS,
     HYPOTHESIS,
@@ -40,7 +39,6 @@ MAX_AMOUNT = 10  # each increment adds 1..MAX_AMOUNT points
 INCR_RATIO = 0.8
 TOP_N = 10
 CLIENT_TIMEOUT_S = 0.25  # socket timeout
-FINAL_READ_TIMEOUT_S = 30.0  # keep trying the final read this long (a failover may still be settling)
 
 
 class LeaderboardScenario(Scenario):
@@ -71,19 +69,15 @@ class LeaderboardScenario(Scenario):
         return res._replace(value={"rank": e.rank, "score": e.score} if e is not None else None)
 
     async def _final_scores(self) -> tuple[dict[str, float] | None, list[str]]:
-        """Every member's score, retried until ``FINAL_READ_TIMEOUT_S``; the errors met on the way."""
+        """Every member's score (retried while a failover may still settle); the errors met on the way."""
         errors: list[str] = []
-        deadline = time.monotonic() + FINAL_READ_TIMEOUT_S
-        while True:
-            try:
-                entries = await self.board.page(1, N_MEMBERS * 10)
-                return {e.member: e.score for e in entries}, errors
-            except LeaderboardUnavailable as exc:
-                cause = exc.__cause__ if exc.__cause__ is not None else exc
-                errors.append(type(cause).__name__)
-                if time.monotonic() >= deadline:
-                    return None, errors
-                await asyncio.sleep(0.5)
+        try:
+            entries = await settled_read(lambda: self.board.page(1, N_MEMBERS * 10), errors=errors,
+                                         retry_on=lambda exc: isinstance(exc, LeaderboardUnavailable))
+        except LeaderboardUnavailable as exc:
+            errors.append(type(exc.__cause__ if exc.__cause__ is not None else exc).__name__)
+            return None, errors
+        return {e.member: e.score for e in entries}, errors
 
     async def worker_finish(self) -> dict[str, Any]:
         counters = self.board.counters.snapshot()

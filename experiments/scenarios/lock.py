@@ -79,8 +79,8 @@ from experiments.model import (
     app_client,
 )
 from experiments.workload import OpResult, attempt, classify, run_loop
-from faults import catalog
-from faults.catalog import Fault
+from faults import kinds
+from faults.kinds import Fault
 from patterns import redlock
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, prepare_client, tagged
 from patterns.lock import (
@@ -461,7 +461,7 @@ def pause_slow_holder(topo: Topology, sc: Scenario) -> Fault:
     """The lock-expiry fault: SIGSTOP the slow holder while it holds lock 0."""
     if not isinstance(sc, LockScenario):
         raise LabError(f"pause_slow_holder needs the lock scenario, not {type(sc).__name__}")
-    return catalog.make("client_pause", f"pid:{sc.arm_slow_holder()}")
+    return kinds.make("client_pause", f"pid:{sc.arm_slow_holder()}")
 
 
 # -- the slow holder process -----------------------------------------------------------------

@@ -23,22 +23,22 @@ from experiments.scenarios.counter import CHECKS as COUNTER_CHECKS
 from experiments.scenarios.counter import CounterScenario
 from experiments.scenarios.splitbrain import CHECKS as SPLIT_CHECKS
 from experiments.scenarios.splitbrain import SplitBrainScenario
-from faults import catalog
+from faults import kinds
 from topologies.api import Topology
 
 ROLLING_PAUSE_MS = 1000
 
 
-def _sentinel_failover(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("failover", sc.primary)  # type: ignore[attr-defined]  # group a's primary: Sentinel's now
+def _sentinel_failover(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("failover", sc.primary)  # type: ignore[attr-defined]  # group a's primary: Sentinel's now
 
 
-def _rolling_restart(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("restart", "all", pause_ms=ROLLING_PAUSE_MS, hook="failover")
+def _rolling_restart(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("restart", "all", pause_ms=ROLLING_PAUSE_MS, hook="failover")
 
 
-def _cluster_failover(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("failover", faultplans.primary_of(topo, sc.fault_key()), mode="default")
+def _cluster_failover(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("failover", faultplans.primary_of(topo, sc.fault_key()), mode="default")
 
 
 VARIANTS = {  # key: (options, what is published about it, the lost_writes verdict that matches it)

@@ -20,6 +20,7 @@ from typing import Any
 
 from experiments import faultplans
 from experiments.checks.outages import DATASET, RESTART_READY
+from experiments.final_read import settled_read
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
 from experiments.workload import OpResult, attempt
 from faults import maintenance
@@ -113,15 +114,7 @@ class PersistenceScenario(SetWritesScenario):
 
     async def finish(self) -> dict[str, Any]:
         try:
-            members = None
-            for _ in range(60):
-                try:
-                    members = await self.client.smembers(self.key)
-                    break
-                except Exception:  # noqa: BLE001 - the node may still be loading: retried
-                    await asyncio.sleep(0.5)
-            if members is None:
-                return {"final_read_error": "the node did not answer SMEMBERS for 30 s"}
+            members = await settled_read(lambda: self.client.smembers(self.key))  # the node may still be loading
             return {"set": sorted(m.decode() if isinstance(m, bytes) else m for m in members)}
         finally:
             await self.client.aclose()

@@ -19,7 +19,7 @@ from experiments.model import SERVED_THROUGH, Experiment, PatternLoad, Scenario,
 from experiments.scenarios import queue_worker
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
-from faults import catalog
+from faults import kinds
 from patterns.work_queue import WorkQueue
 
 CONSUMERS = 2
@@ -125,7 +125,7 @@ EXPERIMENTS = [
                 "is any acknowledged message lost, how many redeliveries, how long?",
         pattern="work-queue", topology="single", topologies=("sentinel", "cluster"),
         scenario=QueueScenario,
-        fault=lambda topo, sc: catalog.make("client_kill", f"pid:{sc.fault_target_pid()}"),
+        fault=lambda topo, sc: kinds.make("client_kill", f"pid:{sc.fault_target_pid()}"),
         fault_label="SIGKILL a consumer process",
         hypothesis=dict(SERVED_THROUGH),  # producers never depend on consumers: served through the fault
         checks=["steady_state", "errors_by_type", "send_lag", *CHECKS],

@@ -16,7 +16,7 @@ import asyncio
 from experiments.model import HYPOTHESIS, Experiment, Scenario
 from experiments.scenarios.splitbrain import CHECKS as SPLIT_CHECKS
 from experiments.scenarios.splitbrain import SplitBrainScenario
-from faults import catalog, maintenance
+from faults import kinds, maintenance
 from faults.injector import FaultInjector
 from topologies.api import Topology
 
@@ -27,12 +27,12 @@ class QuorumLostScenario(SplitBrainScenario):
     async def setup(self) -> None:
         await super().setup()
         self.injector = FaultInjector(self.ctx.topo)
-        self.paused: list[catalog.Fault] = []
+        self.paused: list[kinds.Fault] = []
 
     async def before_fault(self, cycle: int) -> None:
         await super().before_fault(cycle)
         for name in PAUSED:
-            fault = catalog.make("pause", name)
+            fault = kinds.make("pause", name)
             await asyncio.to_thread(self.injector.inject, fault)
             self.paused.append(fault)
         self.ctx.writer.event("topology", source="lab", event="quorum-lost", detail=f"paused {', '.join(PAUSED)}")
@@ -52,8 +52,8 @@ class QuorumLostScenario(SplitBrainScenario):
         return await super().finish()
 
 
-def _kill(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("kill", sc.primary)  # type: ignore[attr-defined]  # this module's scenario sets .primary; fault plans are typed on Scenario
+def _kill(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("kill", sc.primary)  # type: ignore[attr-defined]  # this module's scenario sets .primary; fault plans are typed on Scenario
 
 
 EXPERIMENTS = [

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from experiments import faultplans
 from experiments.model import GENERIC_CHECKS, HYPOTHESIS, POOL_SIZE, Experiment, Scenario, warm_up
 from experiments.workload import OpResult, attempt
-from faults import catalog
+from faults import kinds
 from patterns.common import RetryPolicy
 from patterns.leaderboard import Leaderboard
 from topologies.api import Topology
@@ -69,8 +69,8 @@ class ReplicaLagScenario(Scenario):
             await self.replica.aclose()
 
 
-def _slow_replication(topo: Topology, sc: Scenario) -> catalog.Fault:
-    return catalog.make("latency", faultplans.primary_of(topo, sc.fault_key()), latency_ms=LAG_MS,
+def _slow_replication(topo: Topology, sc: Scenario) -> kinds.Fault:
+    return kinds.make("latency", faultplans.primary_of(topo, sc.fault_key()), latency_ms=LAG_MS,
                         direction="downstream")
 
 

@@ -11,7 +11,7 @@ from redis.crc import key_slot
 from experiments.model import GENERIC_CHECKS, HYPOTHESIS, Experiment, Scenario
 from experiments.scenarios.counter import CHECKS as COUNTER_CHECKS
 from experiments.scenarios.counter import N_KEYS, CounterScenario
-from faults import catalog, maintenance
+from faults import kinds, maintenance
 from topologies.api import Topology
 
 TAGS = 8
@@ -26,13 +26,13 @@ class ReshardScenario(CounterScenario):
         return sorted({key_slot(k.encode()) for k in self.keys})
 
 
-def _move_slots(topo: Topology, sc: Scenario) -> catalog.Fault:
+def _move_slots(topo: Topology, sc: Scenario) -> kinds.Fault:
     slots = sc.slots()  # type: ignore[attr-defined]  # this module's scenario has .slots(); fault plans are typed on Scenario
     owners, _ids = maintenance.slot_owners(topo)
     primaries = sorted(n.name for n in topo.spec.redis_nodes if topo.role(n.name) == "primary")
     first = owners[slots[0]]
     dst = primaries[(primaries.index(first) + 1) % len(primaries)] if first in primaries else primaries[0]
-    return catalog.make("reshard", dst, slots=",".join(map(str, slots)), batch=10, pause_ms=50)
+    return kinds.make("reshard", dst, slots=",".join(map(str, slots)), batch=10, pause_ms=50)
 
 
 EXPERIMENTS = [

@@ -26,10 +26,11 @@ import random
 from typing import Any
 
 from experiments import faultplans
+from experiments.final_read import settled_read
 from experiments.history import Outcome
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm_up
 from experiments.workload import OpResult, attempt, classify
-from faults import catalog
+from faults import kinds
 from topologies.api import Topology
 from topologies.health import wait_until
 
@@ -102,7 +103,7 @@ class SplitBrainScenario(Scenario):
             # the converged state: the old primary demoted (its data replaced by the new primary's)
             await asyncio.to_thread(wait_until, lambda: topo.role(self.primary) == "replica" or
                                     topo.primary() == self.primary, 40, f"{self.primary} demoted or still primary")
-            members = await self.client_b.smembers(self.key)
+            members = await settled_read(lambda: self.client_b.smembers(self.key))
             final = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
         finally:
             for node, (to_write, lag) in self.saved.items():
@@ -138,10 +139,10 @@ def _classify(exc: BaseException) -> tuple[Outcome, str]:
     return classify(exc)
 
 
-def _split(topo: Topology, sc: Scenario) -> catalog.Fault:
+def _split(topo: Topology, sc: Scenario) -> kinds.Fault:
     primary = sc.primary  # type: ignore[attr-defined]  # this module's scenario sets .primary; fault plans are typed on Scenario
     others = [n.name for n in topo.spec.nodes if n.name != primary]
-    return catalog.make("partition", f"{primary},@a|{','.join(others)},@b")
+    return kinds.make("partition", f"{primary},@a|{','.join(others)},@b")
 
 
 CHECKS = ["steady_state", "errors_by_type", "send_lag", "failover_time", "lost_writes"]

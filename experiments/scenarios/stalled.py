@@ -23,7 +23,7 @@ from experiments.model import GENERIC_CHECKS, Experiment, Scenario
 from experiments.scenarios.cache import CHECKS as CACHE_CHECKS
 from experiments.scenarios.cache import HYPOTHESIS as CACHE_HYPOTHESIS
 from experiments.scenarios.cache import CacheScenario
-from faults import catalog
+from faults import kinds
 from topologies.api import Topology
 
 BUSY_MS = 500
@@ -37,11 +37,11 @@ def _phase_ms(sc: Scenario) -> int:
 
 
 def _stall(how: str) -> Any:
-    def plan(topo: Topology, sc: Scenario) -> catalog.Fault:
+    def plan(topo: Topology, sc: Scenario) -> kinds.Fault:
         node = faultplans.primary_of(topo, sc.fault_key())
         if how == "lua":
-            return catalog.make("slow_command", node, how="lua", duration_ms=LUA_MAX_MS, busy_ms=BUSY_MS)
-        return catalog.make("slow_command", node, how=how, duration_ms=_phase_ms(sc))
+            return kinds.make("slow_command", node, how="lua", duration_ms=LUA_MAX_MS, busy_ms=BUSY_MS)
+        return kinds.make("slow_command", node, how=how, duration_ms=_phase_ms(sc))
     return plan
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faults import catalog
+from faults import kinds
 from faults.injector import FaultInjector, active_faults
 from faults.injector import heal_all as _heal_all
 from redislab.ctk.lab import PRIMARY, resolve, topology
@@ -23,7 +23,7 @@ def inject_fault(kind: str, target: str = PRIMARY, params: dict[str, Any] | None
     the primary owning ``key``'s slot) with ``params`` (units as listed). Returns what was
     injected: ``{"kind", "target", "params"}``. The fault stays active until healed."""
     topo = topology(target_file)
-    fault = catalog.make(kind, resolve(topo, target, key), **(params or {}))
+    fault = kinds.make(kind, resolve(topo, target, key), **(params or {}))
     FaultInjector(topo).inject(fault)
     return {"kind": fault.kind, "target": fault.target, "params": fault.values}
 
@@ -36,7 +36,7 @@ def heal(kind: str | None = None, target: str | None = None, target_file: str | 
     healed = []
     for record in active_faults():
         if (kind is None or record["kind"] == kind) and (target is None or record["target"] == target):
-            injector.heal(catalog.from_record(record))
+            injector.heal(kinds.from_record(record))
             healed.append(f"{record['kind']}:{record['target']}")
     return healed
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from faults import catalog
+from faults import kinds
 from faults.events import Event as FaultEvent
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults
@@ -58,7 +58,7 @@ class Endpoints:
 class ActiveFault:
     """A fault this test injected: heal it with ``.heal()`` or by leaving its ``with`` block."""
 
-    def __init__(self, fault: catalog.Fault, heal: Callable[[ActiveFault], None]) -> None:
+    def __init__(self, fault: kinds.Fault, heal: Callable[[ActiveFault], None]) -> None:
         self.fault = fault
         self._heal = heal
         self.healed = False
@@ -170,7 +170,7 @@ class RedisLab:
         """Inject fault ``kind`` (see ``redislab faults``) on ``target``: a node, a link
         (``NODE@a``, ``NODE-bus``), a partition (``'a,b|c,d'``), with ``primary`` standing for
         the current primary (on the Cluster: the owner of ``key``'s slot)."""
-        fault = catalog.make(kind, targets.resolve(self.topology, target, key), **params)
+        fault = kinds.make(kind, targets.resolve(self.topology, target, key), **params)
         handle = ActiveFault(fault, self._heal_one)
         self._faults.append(handle)  # before injecting: a half-injected fault is healed at teardown
         try:

@@ -307,7 +307,7 @@ def test_queue_duplicates_and_redelivery_delay():
     assert run_check("queue_delivery", dup, {}, {"allow_duplicates": False}).verdict == "violated"
 
 
-# ---------------------------------------------------------------- geo
+# ---------------------------------------------------------------- proximity
 
 def _geo(result, removed=False):
     h = [op("geoadd", {"member": "a", "lon": 0.0, "lat": 0.0}, 0),
@@ -320,17 +320,17 @@ def _geo(result, removed=False):
 
 
 def test_geo_valid_and_unknown_write_is_ambiguous():
-    r = run_check("geo_results", _geo(["a"]), {})
+    r = run_check("proximity_results", _geo(["a"]), {})
     assert r.verdict == "held", r.explanation
     assert r.metrics["ambiguous_skipped"] == 1  # c may or may not be there
 
 
 def test_geo_missing_result():
-    r = run_check("geo_results", _geo([]), {})
+    r = run_check("proximity_results", _geo([]), {})
     assert r.verdict == "violated" and r.metrics["missing"] == 1
 
 
 def test_geo_stale_results():
-    assert run_check("geo_results", _geo(["a", "b"]), {}).metrics["stale"] == 1   # out of range
-    r = run_check("geo_results", _geo([["a", 0.0]], removed=True), {})            # removed
+    assert run_check("proximity_results", _geo(["a", "b"]), {}).metrics["stale"] == 1   # out of range
+    r = run_check("proximity_results", _geo([["a", 0.0]], removed=True), {})            # removed
     assert r.verdict == "violated" and r.metrics["stale"] == 1

@@ -7,7 +7,7 @@ import pytest
 from experiments import answer, catalogue, registry
 from experiments.checks import REGISTRY, run_check
 from experiments.history import ROLE, TOPOLOGY
-from faults import catalog, maintenance
+from faults import kinds, maintenance
 from tests.experiments.exp_helpers import ev, fault, history, op
 from topologies.errors import LabError
 
@@ -123,14 +123,14 @@ def test_cache_vs_database_judges_the_prediction_from_the_links_rate() -> None:
 # -- faults: parameters, without Redis ----------------------------------------------------------------
 def test_outage_faults_are_listed_with_units_and_refuse_bad_parameters() -> None:
     for kind in ("failover", "restart", "slow_command", "reshard"):
-        assert kind in catalog.FAULTS
-    assert {p.name: p.unit for p in catalog.FAULTS["slow_command"].params}["duration_ms"] == "ms"
+        assert kind in kinds.FAULTS
+    assert {p.name: p.unit for p in kinds.FAULTS["slow_command"].params}["duration_ms"] == "ms"
     with pytest.raises(LabError, match="accepted: lua, debug_sleep, keys"):
-        catalog.make("slow_command", "redis-1", how="fork-bomb")
+        kinds.make("slow_command", "redis-1", how="fork-bomb")
     with pytest.raises(LabError, match="out of range"):
-        catalog.make("restart", "all", pause_ms=-1)
+        kinds.make("restart", "all", pause_ms=-1)
     with pytest.raises(LabError, match="accepted: default, force, takeover"):
-        catalog.make("failover", "redis-1", mode="now")
+        kinds.make("failover", "redis-1", mode="now")
     with pytest.raises(LabError, match=r"slots=.* is not a list of slots"):
         maintenance.parse_slots("ten")
     with pytest.raises(LabError, match=r"out of range; accepted: 0..16383"):
@@ -139,9 +139,9 @@ def test_outage_faults_are_listed_with_units_and_refuse_bad_parameters() -> None
 
 
 def test_record_round_trip_keeps_what_heal_needs() -> None:
-    f = catalog.make("slow_command", "redis-1", how="lua", busy_ms=300)
+    f = kinds.make("slow_command", "redis-1", how="lua", busy_ms=300)
     f.saved["lua-time-limit"] = "5000"
-    back = catalog.from_record(f.record())
+    back = kinds.from_record(f.record())
     assert back.values == f.values and back.saved == {"lua-time-limit": "5000"} and not back.swept
 
 

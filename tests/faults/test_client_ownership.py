@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from faults import catalog, ownership
+from faults import kinds, ownership
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
 from topologies.errors import LabError
@@ -44,14 +44,14 @@ def _topo() -> api.Topology:
 def test_an_unregistered_pid_is_refused_and_nothing_is_signalled(sleeper) -> None:
     for kind in ("client_pause", "client_kill"):
         with pytest.raises(LabError, match=f"process {sleeper.pid} .*is not a client the lab started"):
-            catalog.make(kind, f"pid:{sleeper.pid}").validate(_topo())
+            kinds.make(kind, f"pid:{sleeper.pid}").validate(_topo())
     assert _state(sleeper.pid) in ("S", "R") and sleeper.poll() is None
 
 
 def test_pid_1_and_the_injector_itself_are_refused_even_when_vouched_for() -> None:
     import os
     for pid, fragment in ((1, "refuses pid 1"), (os.getpid(), "process that injects it")):
-        f = catalog.make("client_pause", f"pid:{pid}")
+        f = kinds.make("client_pause", f"pid:{pid}")
         f.vouched = True
         with pytest.raises(LabError, match=fragment):
             f.validate(_topo())
@@ -61,13 +61,13 @@ def test_pid_1_and_the_injector_itself_are_refused_even_when_vouched_for() -> No
                                     "1234", "pid: 12", "pid:١٢", ""])
 def test_malformed_pid_targets_are_one_clear_error(target: str) -> None:
     with pytest.raises(LabError, match="accepted: pid:N"):
-        catalog.make("client_pause", target).validate(_topo())
+        kinds.make("client_pause", target).validate(_topo())
 
 
 def test_a_registered_client_is_accepted_and_forgotten_when_its_pid_is_reused(sleeper) -> None:
     ownership.register_client(sleeper.pid, "test-client")
     assert ownership.registered(sleeper.pid) is not None
-    catalog.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
+    kinds.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
     # the same pid with another start time is another process: never trusted
     path = lab_home() / "clients.json"
     data = json.loads(path.read_text())
@@ -77,17 +77,17 @@ def test_a_registered_client_is_accepted_and_forgotten_when_its_pid_is_reused(sl
     path.write_text(json.dumps(data))
     assert ownership.registered(sleeper.pid) is None
     with pytest.raises(LabError, match="not a client the lab started"):
-        catalog.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
+        kinds.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
 
 
 def test_heal_signals_only_the_process_it_paused(sleeper) -> None:
     """A record whose pid now belongs to another process (start time differs) is not signalled."""
     ownership.register_client(sleeper.pid, "test-client")
-    f = catalog.make("client_pause", f"pid:{sleeper.pid}")
+    f = kinds.make("client_pause", f"pid:{sleeper.pid}")
     f.validate(_topo())
     f.inject(_topo())
     wait_until(lambda: _state(sleeper.pid) == "T", 5, "client stopped")
-    stale = catalog.from_record({**f.record(), "saved": {"start_ticks": f.saved["start_ticks"] + 1}})
+    stale = kinds.from_record({**f.record(), "saved": {"start_ticks": f.saved["start_ticks"] + 1}})
     stale.heal(None)
     assert _state(sleeper.pid) == "T"  # not ours any more: left alone
     f.heal(None)
@@ -118,6 +118,6 @@ def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab, sle
 def test_the_injector_pauses_a_registered_client(lab, sleeper) -> None:
     topo = lab("single", "local")
     ownership.register_client(sleeper.pid, "test-client")
-    with FaultInjector(topo).active(catalog.make("client_pause", f"pid:{sleeper.pid}")):
+    with FaultInjector(topo).active(kinds.make("client_pause", f"pid:{sleeper.pid}")):
         wait_until(lambda: _state(sleeper.pid) == "T", 5, "client stopped")
     wait_until(lambda: _state(sleeper.pid) in ("S", "R"), 5, "client resumed")

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from faults.catalog import Fault
 from faults.events import EventLog
 from faults.injector import FaultInjector
+from faults.kinds import Fault
 
 SLOW_S = 0.2  # how long the fake injection takes
 

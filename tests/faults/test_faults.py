@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from faults import catalog, netfilter, ownership
+from faults import kinds, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
@@ -56,7 +56,7 @@ def test_latency_shows_up_as_added_latency_and_heals(single: api.Topology) -> No
     inj = FaultInjector(single, events)
     with single.client(socket_timeout=5) as c:
         before = _ping_ms(c)
-        with inj.active(catalog.make("latency", "redis-1", latency_ms=200)):
+        with inj.active(kinds.make("latency", "redis-1", latency_ms=200)):
             during = _ping_ms(c, 5)
         after = _ping_ms(c)
     assert during >= before + 150  # generous margin: injected 200 ms
@@ -66,7 +66,7 @@ def test_latency_shows_up_as_added_latency_and_heals(single: api.Topology) -> No
 
 
 def test_down_refuses_connections_then_recovers(single: api.Topology) -> None:
-    with FaultInjector(single).active(catalog.make("down", "redis-1")), pytest.raises(redis.ConnectionError):
+    with FaultInjector(single).active(kinds.make("down", "redis-1")), pytest.raises(redis.ConnectionError):
         single.client(socket_connect_timeout=1).ping()
     with single.client(socket_timeout=2) as c:
         assert c.ping()
@@ -75,7 +75,7 @@ def test_down_refuses_connections_then_recovers(single: api.Topology) -> None:
 def test_timeout_stalls_a_request_until_the_client_timeout(single: api.Topology) -> None:
     with single.client(socket_timeout=0.5) as c:
         c.ping()
-        with FaultInjector(single).active(catalog.make("timeout", "redis-1")):
+        with FaultInjector(single).active(kinds.make("timeout", "redis-1")):
             started = time.monotonic()
             with pytest.raises(redis.TimeoutError):
                 c.execute_command("PING")
@@ -85,7 +85,7 @@ def test_timeout_stalls_a_request_until_the_client_timeout(single: api.Topology)
 def test_pause_stalls_then_resumes(single: api.Topology) -> None:
     inj = FaultInjector(single)
     with single.client(socket_timeout=0.5) as c:
-        with inj.active(catalog.make("pause", "redis-1")):
+        with inj.active(kinds.make("pause", "redis-1")):
             assert single.backend.node_state("redis-1") == "paused"
             with pytest.raises(redis.TimeoutError):
                 c.execute_command("PING")
@@ -96,7 +96,7 @@ def test_kill_errors_then_recovers_after_restart(single: api.Topology) -> None:
     key = f"t:{uuid.uuid4()}"
     c = single.client(socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
     c.set(key, "before-kill")
-    with FaultInjector(single).active(catalog.make("kill", "redis-1")), pytest.raises(redis.ConnectionError):
+    with FaultInjector(single).active(kinds.make("kill", "redis-1")), pytest.raises(redis.ConnectionError):
         c.ping()
     wait_until(lambda: c.ping(), 15, "PING after restart")
     # AOF is off by default: a killed node restarts empty, and that loss is visible
@@ -107,7 +107,7 @@ def test_kill_errors_then_recovers_after_restart(single: api.Topology) -> None:
 def test_memory_pressure_refuses_writes_with_noeviction_and_restores(single: api.Topology) -> None:
     with single.node_client("redis-1", direct=True, decode_responses=True) as c:
         before = (c.config_get("maxmemory")["maxmemory"], c.config_get("maxmemory-policy")["maxmemory-policy"])
-        with FaultInjector(single).active(catalog.make("memory", "redis-1", maxmemory_mb=1, policy="noeviction")):
+        with FaultInjector(single).active(kinds.make("memory", "redis-1", maxmemory_mb=1, policy="noeviction")):
             with pytest.raises(redis.exceptions.OutOfMemoryError):
                 for i in range(2000):
                     c.set(f"fill:{i}", "x" * 1024)
@@ -120,7 +120,7 @@ def test_client_pause_stops_and_resumes_a_client_process(single: api.Topology) -
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     ownership.register_client(child.pid, "test-client")  # the lab signals only its registered clients
     try:
-        fault = catalog.make("client_pause", f"pid:{child.pid}")
+        fault = kinds.make("client_pause", f"pid:{child.pid}")
         with FaultInjector(single).active(fault):
             wait_until(lambda: _proc_state(child.pid) == "T", 5, "client stopped")
         wait_until(lambda: _proc_state(child.pid) in ("S", "R"), 5, "client resumed")
@@ -182,7 +182,7 @@ def test_sentinel_split_brain_old_primary_acks_minority_writes_then_is_demoted(l
     key = f"jepsen:{uuid.uuid4()}"
     inj = FaultInjector(topo)
     try:
-        with inj.active(catalog.make("partition", sides)):
+        with inj.active(kinds.make("partition", sides)):
             new_port = wait_until(lambda: (p := sentinel_b.discover_master("lab")[1]) != topo.spec.node(old).port + 2000
                                   and p, 30, "majority side promotes a replica")
             assert client_a.set(key, "acknowledged-by-old-primary") is True  # minority primary still acks
@@ -213,7 +213,7 @@ def test_cluster_isolating_a_primary_promotes_its_replica(lab, backend: str) -> 
     replica, primary = next((ids[i["node_id"]], ids[i["master_id"]]) for i in nodes.values()
                             if "slave" in i["flags"])
     try:
-        with FaultInjector(topo).active(catalog.make("partition", primary)):
+        with FaultInjector(topo).active(kinds.make("partition", primary)):
             with topo.node_client(primary, socket_timeout=0.5, socket_connect_timeout=0.5,
                                   retry=Retry(NoBackoff(), 0)) as client:
                 with pytest.raises((redis.TimeoutError, redis.ConnectionError)):

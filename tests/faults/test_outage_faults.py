@@ -12,7 +12,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from faults import catalog, maintenance, stall
+from faults import kinds, maintenance, stall
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
 from topologies.errors import LabError
@@ -43,7 +43,7 @@ def single(lab, backend: str):
 def test_slow_command_lua_gets_busy_replies_until_script_kill(single: api.Topology) -> None:
     with _client(single, 3.0) as c:
         limit = c.config_get("lua-time-limit")["lua-time-limit"]
-        fault = catalog.make("slow_command", "redis-1", how="lua", duration_ms=60_000, busy_ms=200)
+        fault = kinds.make("slow_command", "redis-1", how="lua", duration_ms=60_000, busy_ms=200)
         with FaultInjector(single).active(fault):
             busy = wait_until(lambda: _busy(c), 10, "BUSY replies")
             assert "BUSY" in busy
@@ -61,7 +61,7 @@ def _busy(c: redis.Redis) -> str | None:
 
 def test_slow_command_debug_sleep_blocks_every_client_until_it_ends(single: api.Topology) -> None:
     with _client(single, 0.3) as c:
-        with FaultInjector(single).active(catalog.make("slow_command", "redis-1", how="debug_sleep",
+        with FaultInjector(single).active(kinds.make("slow_command", "redis-1", how="debug_sleep",
                                                        duration_ms=2000)):
             wait_until(lambda: _times_out(c), 5, "a PING that times out")
         assert c.ping() is True
@@ -77,7 +77,7 @@ def _times_out(c: redis.Redis) -> bool:
 
 def test_slow_command_keys_scans_a_keyspace_of_its_own_and_drops_it(single: api.Topology) -> None:
     with _client(single, 5.0, db=stall.SCRATCH_DB) as scratch:
-        fault = catalog.make("slow_command", "redis-1", how="keys", duration_ms=3000, keys=100_000)
+        fault = kinds.make("slow_command", "redis-1", how="keys", duration_ms=3000, keys=100_000)
         with FaultInjector(single).active(fault):
             wait_until(lambda: fault._stall.calls > 0, 10, "KEYS calls")
             assert scratch.dbsize() >= 100_000
@@ -100,7 +100,7 @@ def test_redislab_heal_kills_a_script_left_running_by_a_process_that_exited(sing
 
 def test_restart_stops_and_starts_the_node_with_a_new_process(single: api.Topology) -> None:
     before = _run_id(single, "redis-1")
-    fault = catalog.make("restart", "redis-1", down_ms=500)
+    fault = kinds.make("restart", "redis-1", down_ms=500)
     with FaultInjector(single).active(fault):
         wait_until(lambda: single.backend.node_state("redis-1") == "stopped", 10, "redis-1 stopped")
     assert single.backend.node_state("redis-1") == "running"
@@ -110,7 +110,7 @@ def test_restart_stops_and_starts_the_node_with_a_new_process(single: api.Topolo
 
 def test_failover_is_refused_on_a_single_node(single: api.Topology) -> None:
     with pytest.raises(LabError, match="not a Sentinel or Cluster primary"):
-        FaultInjector(single).inject(catalog.make("failover", "redis-1"))
+        FaultInjector(single).inject(kinds.make("failover", "redis-1"))
     assert active_faults() == []
 
 
@@ -120,11 +120,11 @@ def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab,
     try:
         old = maintenance.sentinel_primary(topo)
         assert old is not None
-        with inj.active(catalog.make("failover", old)):
+        with inj.active(kinds.make("failover", old)):
             new = maintenance.wait_new_primary(topo, old)
         wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted")
         ids = {n.name: _run_id(topo, n.name) for n in topo.spec.redis_nodes}
-        fault = catalog.make("restart", "all", pause_ms=500, hook="failover")
+        fault = kinds.make("restart", "all", pause_ms=500, hook="failover")
         with inj.active(fault):
             pass  # heal waits for the round to end
         assert fault.saved["order"][-1] == new  # the primary last
@@ -149,7 +149,7 @@ def test_cluster_failover_modes_and_resharding_under_writes(lab, backend: str) -
         owners, _ids = maintenance.slot_owners(topo)
         dst = next(n for n in ("redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6")
                    if topo.role(n) == "primary" and n != owners[slot])
-        with inj.active(catalog.make("reshard", dst, slots=str(slot), batch=4, pause_ms=50)):
+        with inj.active(kinds.make("reshard", dst, slots=str(slot), batch=4, pause_ms=50)):
             for _ in range(100):
                 rc.incr(f"{tag}:0")  # MOVED / ASK followed by the client
         assert maintenance.open_slots(topo) == []
@@ -159,7 +159,7 @@ def test_cluster_failover_modes_and_resharding_under_writes(lab, backend: str) -
         replica = None
         for mode in ("default", "takeover"):
             primary = dst if replica is None else replica
-            fault = catalog.make("failover", primary, mode=mode)
+            fault = kinds.make("failover", primary, mode=mode)
             with inj.active(fault):
                 replica = fault.saved["replica"]
                 wait_until(lambda: topo.role(replica) == "primary" and topo.role(primary) == "replica",  # noqa: B023 - polled here

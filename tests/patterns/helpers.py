@@ -54,9 +54,9 @@ async def open_client(factory: Callable[..., Any], **kwargs: Any) -> Any:
 def outage_faults(topo: Any) -> list[Any]:
     """Toxiproxy ``down`` on every Redis node's client proxy: connections refused and
     existing ones dropped, as in an outage (or the moment of a failover) seen by a client."""
-    from faults import catalog
+    from faults import kinds
 
-    return [catalog.make("down", n.name) for n in topo.spec.redis_nodes]
+    return [kinds.make("down", n.name) for n in topo.spec.redis_nodes]
 
 
 def no_retry_client(factory: Callable[..., Any], **kwargs: Any) -> Any:

@@ -13,11 +13,11 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from faults import catalog
+from faults import kinds
 from faults.injector import FaultInjector
 from patterns.cache_aside import CacheAside, CacheConfig, CacheUnavailableError, FallbackMode, InvalidationFailed
-from patterns.catalogue_db import CatalogueDB
 from patterns.common import prepare_client
+from patterns.products_db import ProductsDB
 from tests.patterns.helpers import closed_port_client, eventually, open_client, run_healed
 
 pytestmark = pytest.mark.integration
@@ -25,12 +25,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def db(tmp_path: Path) -> Any:
-    catalogue = CatalogueDB.create(tmp_path / "catalogue.sqlite", n_products=200, seed=1)
-    yield catalogue
-    catalogue.close()
+    products = ProductsDB.create(tmp_path / "products.sqlite", n_products=200, seed=1)
+    yield products
+    products.close()
 
 
-def test_read_through_hit_miss_and_negative_caching(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+def test_read_through_hit_miss_and_negative_caching(app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     async def main() -> None:
         client = await open_client(app_client_factory)
         try:
@@ -55,7 +55,7 @@ def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str
     # A slow database (100 ms a query) makes the stampede certain without single
     # flight: every concurrent miss arrives while the first load is still running,
     # whatever order the client sends the GETs in.
-    db = CatalogueDB.create(tmp_path / "slow.sqlite", n_products=10, seed=1, latency_ms=100)
+    db = ProductsDB.create(tmp_path / "slow.sqlite", n_products=10, seed=1, latency_ms=100)
 
     async def main() -> None:
         client = await open_client(app_client_factory)
@@ -78,7 +78,7 @@ def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str
         db.close()
 
 
-def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     async def main() -> None:
         client = await open_client(app_client_factory)
         try:
@@ -98,7 +98,7 @@ def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix
     asyncio.run(main())
 
 
-def test_xfetch_refreshes_early(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+def test_xfetch_refreshes_early(app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     async def main() -> None:
         client = await open_client(app_client_factory)
         try:
@@ -117,7 +117,7 @@ def test_xfetch_refreshes_early(app_client_factory: Any, prefix: str, db: Catalo
     asyncio.run(main())
 
 
-def test_falls_back_to_sqlite_when_redis_is_down(db: CatalogueDB) -> None:
+def test_falls_back_to_sqlite_when_redis_is_down(db: ProductsDB) -> None:
     async def main() -> None:
         client = closed_port_client()
         try:
@@ -141,9 +141,9 @@ def test_falls_back_to_sqlite_when_redis_is_down(db: CatalogueDB) -> None:
     asyncio.run(main())
 
 
-def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     topo = app_client_factory.topo
-    outage = [catalog.make("down", n.name) for n in topo.spec.redis_nodes]  # Toxiproxy: refused + dropped
+    outage = [kinds.make("down", n.name) for n in topo.spec.redis_nodes]  # Toxiproxy: refused + dropped
     injector = FaultInjector(topo)
 
     async def main() -> None:
@@ -186,8 +186,8 @@ def test_breaker_opens_skips_redis_and_closes(app_client_factory: Any, prefix: s
     run_healed(topo, main())
 
 
-class GatedDB(CatalogueDB):
-    """The real SQLite catalogue, with a gate a test closes to hold reads *after* they
+class GatedDB(ProductsDB):
+    """The real SQLite products database, with a gate a test closes to hold reads *after* they
     read their row and before they return: the slow database query of a race."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -206,10 +206,10 @@ class GatedDB(CatalogueDB):
 
 @pytest.fixture
 def gated_db(tmp_path: Path) -> Any:
-    CatalogueDB.create(tmp_path / "gated.sqlite", n_products=20, seed=1).close()
-    catalogue = GatedDB(tmp_path / "gated.sqlite")
-    yield catalogue
-    catalogue.close()
+    ProductsDB.create(tmp_path / "gated.sqlite", n_products=20, seed=1).close()
+    products = GatedDB(tmp_path / "gated.sqlite")
+    yield products
+    products.close()
 
 
 def test_reads_after_a_write_see_it_despite_a_load_started_before(app_client_factory: Any, prefix: str,
@@ -245,13 +245,13 @@ def test_reads_after_a_write_see_it_despite_a_load_started_before(app_client_fac
 
 
 def test_a_read_in_flight_during_the_invalidation_does_not_refill_the_near_cache(
-        app_client_factory: Any, prefix: str, db: CatalogueDB) -> None:
+        app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     """Replies from Redis delayed 300 ms (a latency toxic, server -> client): a read
     whose GET ran before the DEL gets its old value back while update_price is still
     waiting for the DEL's reply. Once update_price returns, no read may see the old price."""
     topo = app_client_factory.topo
     injector = FaultInjector(topo)
-    slow = [catalog.make("latency", n.name, latency_ms=300, direction="downstream") for n in topo.spec.redis_nodes]
+    slow = [kinds.make("latency", n.name, latency_ms=300, direction="downstream") for n in topo.spec.redis_nodes]
 
     async def main() -> None:
         client = await prepare_client(app_client_factory())
@@ -306,7 +306,7 @@ def test_a_stale_fill_from_another_process_cannot_outlive_a_write(app_client_fac
     asyncio.run(main())
 
 
-def test_a_committed_write_whose_invalidation_failed_says_so(db: CatalogueDB) -> None:
+def test_a_committed_write_whose_invalidation_failed_says_so(db: ProductsDB) -> None:
     async def main() -> None:
         client = closed_port_client()
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from faults import catalog
+from faults import kinds
 from faults.injector import FaultInjector
 from patterns.common import RetryPolicy, prepare_client
 from patterns.lock import (
@@ -221,7 +221,7 @@ def test_acquire_keeps_its_deadline_when_redis_is_slow(app_client_factory: Any, 
     up at its deadline instead of starting another 250 ms attempt after it."""
     topo = app_client_factory.topo
     injector = FaultInjector(topo)
-    slow = [catalog.make("latency", n.name, latency_ms=250, direction="downstream") for n in topo.spec.redis_nodes]
+    slow = [kinds.make("latency", n.name, latency_ms=250, direction="downstream") for n in topo.spec.redis_nodes]
 
     async def main() -> None:
         client = await prepare_client(no_retry_client(app_client_factory))
@@ -251,7 +251,7 @@ def test_an_acquire_whose_reply_was_lost_gets_its_own_lock(app_client_factory: A
     The retry, with the same token, finds its own lock instead of waiting out the TTL."""
     topo = app_client_factory.topo
     injector = FaultInjector(topo)
-    slow = [catalog.make("latency", n.name, latency_ms=600, direction="downstream") for n in topo.spec.redis_nodes]
+    slow = [kinds.make("latency", n.name, latency_ms=600, direction="downstream") for n in topo.spec.redis_nodes]
 
     async def main() -> None:
         client = await prepare_client(no_retry_client(app_client_factory, socket_timeout=0.3))

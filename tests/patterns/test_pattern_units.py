@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from patterns.cache_aside import xfetch_should_refresh
 from patterns.common import Counters, ErrorKind, RetryPolicy, classify, is_transient, jittered_ttl_ms, tagged
-from patterns.geo import haversine_m, offset
+from patterns.proximity import haversine_m, offset
 from patterns.rate_limiter import LocalTokenBucket, swc_estimate, swc_retry_after_ms
 
 
@@ -258,12 +258,12 @@ def test_half_open_breaker_lets_one_trial_call_through_and_rejects_the_rest() ->
     asyncio.run(main())
 
 
-def test_catalogue_revisions_follow_commit_order(tmp_path: Any) -> None:
+def test_product_revisions_follow_commit_order(tmp_path: Any) -> None:
     """Concurrent price updates on a thread pool: each commit gets the next revision,
     and the row's final price is the one written with the highest revision."""
-    from patterns.catalogue_db import CatalogueDB
+    from patterns.products_db import ProductsDB
 
-    db = CatalogueDB.create(tmp_path / "c.sqlite", n_products=3, seed=1, workers=4)
+    db = ProductsDB.create(tmp_path / "c.sqlite", n_products=3, seed=1, workers=4)
 
     async def main() -> None:
         start = await db.get_product(2)

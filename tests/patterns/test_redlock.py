@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from faults import catalog, ownership
+from faults import kinds, ownership
 from faults.injector import FaultInjector, heal_all
 from patterns.lock import LockTimeout, LockUnavailable
 from patterns.redlock import Redlock, aclose_all
@@ -49,14 +49,14 @@ def test_majority_acquire_survives_two_dead_nodes_but_not_three(redlock_topo: ap
             assert await lock.release(lease) == 5
 
             for node in ("redis-1", "redis-2"):
-                await asyncio.to_thread(injector.inject, catalog.make("kill", node))
+                await asyncio.to_thread(injector.inject, kinds.make("kill", node))
             lease = await lock.acquire(timeout_s=2)
             assert lease.granted == 3  # a majority of 5
             with pytest.raises(LockTimeout):  # still mutually exclusive on the 3 survivors
                 await rival.acquire(timeout_s=0.5)
             assert await lock.release(lease) == 3
 
-            await asyncio.to_thread(injector.inject, catalog.make("kill", "redis-3"))
+            await asyncio.to_thread(injector.inject, kinds.make("kill", "redis-3"))
             with pytest.raises(LockUnavailable, match="3 of 5 nodes failed"):
                 await lock.acquire(timeout_s=1)
             assert await lock.holders() == [None] * 5  # the minority grants were released
@@ -86,7 +86,7 @@ def test_a_holder_paused_past_its_validity_lets_a_second_client_in(redlock_topo:
         acquired = json.loads(holder.stdout.readline())
         assert acquired["granted"] == 5
         ownership.register_client(holder.pid, "redlock-holder")  # the lab signals only its registered clients
-        pause = catalog.make("client_pause", f"pid:{holder.pid}")
+        pause = kinds.make("client_pause", f"pid:{holder.pid}")
         injector.inject(pause)  # A stops in the middle of its work, holding the lock
 
         async def second_client() -> None:

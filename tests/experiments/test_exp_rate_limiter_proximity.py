@@ -1,6 +1,6 @@
 """Rate limiter and proximity search, short, through a Sentinel primary kill: the
 checks' metrics say what each failure policy costs (over-admission or false
-rejections), and degraded geo answers are recorded apart from fresh ones."""
+rejections), and degraded proximity answers are recorded apart from fresh ones."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import pytest
 from experiments import registry
 from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
-from experiments.scenarios import geo
+from experiments.scenarios import proximity
 from topologies.api import Topology
 from topologies.health import wait_until
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 # The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.
 BACKEND = "local"
 DURATION_S = 14  # one cycle: warm-up ~1.2 s, baseline ~2.3 s, fault ~4.7 s, recovery ~5.8 s
-GEO_KILL = registry.matrix_experiment(geo.LOAD, "kill")
+GEO_KILL = registry.matrix_experiment(proximity.LOAD, "kill")
 
 
 def _sentinel(lab: Any, backend: str) -> Topology:
@@ -51,7 +51,7 @@ def _requests(history: History, source: str, allowed: bool) -> list[Any]:
 
 def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab, tmp_path) -> None:
     _sentinel(lab, BACKEND)
-    result, history = _run(tmp_path, "ratelimit-failover-closed", BACKEND)
+    result, history = _run(tmp_path, "rate-limiter-failover-closed", BACKEND)
     (rl,) = _checks(result, "rate_limit")
     (fr,) = _checks(result, "false_rejections")
     m = rl["metrics"]
@@ -68,7 +68,7 @@ def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab
 
 def test_fail_open_over_admits_while_redis_is_unreachable(lab, tmp_path) -> None:
     _sentinel(lab, BACKEND)
-    result, history = _run(tmp_path, "ratelimit-failover-open", BACKEND)
+    result, history = _run(tmp_path, "rate-limiter-failover-open", BACKEND)
     (rl,) = _checks(result, "rate_limit")
     m = rl["metrics"]
     opened = _requests(history, "fail_open", True)
@@ -83,7 +83,7 @@ def test_geo_search_through_a_primary_kill_judges_fresh_answers_and_records_degr
         lab, tmp_path) -> None:
     _sentinel(lab, BACKEND)
     result, history = _run(tmp_path, GEO_KILL.name, BACKEND)
-    fresh, degraded = _checks(result, "geo_results")
+    fresh, degraded = _checks(result, "proximity_results")
     assert fresh["verdict"] in ("held", "violated"), fresh
     assert fresh["metrics"]["searches"] > 0
     assert {"missing", "stale", "ambiguous_skipped"} <= set(fresh["metrics"])
@@ -92,4 +92,4 @@ def test_geo_search_through_a_primary_kill_judges_fresh_answers_and_records_degr
     assert degraded["verdict"] is None and degraded["metrics"]["searches"] == len(answers)  # a measurement
     adds = [o for o in history.ops if o.op == "geoadd"]
     assert any(o.ok for o in adds) and any(not o.ok for o in adds)  # updates failed during the outage
-    assert history.final_state()["geo_counters"]["stale_answers"] == len(answers)
+    assert history.final_state()["proximity_counters"]["stale_answers"] == len(answers)

@@ -41,10 +41,10 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def geo_results(history: History, final_state: Mapping[str, Any],
+def proximity_results(history: History, final_state: Mapping[str, Any],
                 params: Mapping[str, Any]) -> CheckResult:
     """Count missing and stale members across ok searches."""
-    p = get_params("geo_results", params, DEFAULTS)
+    p = get_params("proximity_results", params, DEFAULTS)
     writes: dict[str, list[Op]] = defaultdict(list)
     for o in history.ops:
         if o.op in (p["add_op"], p["remove_op"]) and o.outcome != OP_FAIL:
@@ -82,13 +82,13 @@ def geo_results(history: History, final_state: Mapping[str, Any],
                 if p["max_missing"] or p["max_stale"] else ""))
     if not searches:
         if measure_only:
-            return measured("geo_results", m, "No such searches.")
-        return CheckResult("geo_results", UNKNOWN, m, "No successful geo searches to judge.", claim)
+            return measured("proximity_results", m, "No such searches.")
+        return CheckResult("proximity_results", UNKNOWN, m, "No successful geo searches to judge.", claim)
     prefix = f"{p['label']}: " if p["label"] else ""
     text = (f"{prefix}Across {len(searches)} searches, {len(missing)} expected members were missing "
             f"and {len(stale)} results were stale (removed or out of range); "
             f"{ambiguous} member checks were ambiguous and skipped.")
     if measure_only:
-        return measured("geo_results", m, text)
+        return measured("proximity_results", m, text)
     bad = len(missing) > (p["max_missing"] or 0) or len(stale) > (p["max_stale"] or 0)
-    return judged("geo_results", bad, m, text, claim)
+    return judged("proximity_results", bad, m, text, claim)

@@ -10,7 +10,7 @@ import pytest
 
 from faults.injector import FaultInjector
 from patterns.common import prepare_client
-from patterns.geo import EARTH_RADIUS_M, DriverSimulator, FleetIndex, GeoUnavailable, haversine_m, offset
+from patterns.proximity import EARTH_RADIUS_M, DriverSimulator, FleetIndex, GeoUnavailable, haversine_m, offset
 from tests.patterns.helpers import no_retry_client, open_client, outage_faults, run_healed
 
 pytestmark = pytest.mark.integration

@@ -126,7 +126,7 @@ _SHOWCASE = {
 }
 EXPERIMENTS = [
     Experiment(
-        name=f"ratelimit-failover-{suffix}",
+        name=f"rate-limiter-failover-{suffix}",
         summary=f"fixed-window rate limiter ({policy}) while the Sentinel primary is killed: {question}",
         pattern="rate-limiter", topology="sentinel", topologies=("single", "cluster"),
         scenario=RateLimitScenario, fault=faultplans.kill_primary, fault_label="kill the primary",

@@ -2,7 +2,7 @@
 around Paris report positions (updated in place), some go off duty (removed),
 and riders search a radius around a fixed set of pickup points.
 
-Ops and records (the ``geo_results`` check's vocabulary):
+Ops and records (the ``proximity_results`` check's vocabulary):
 
 * ``geoadd`` ``{"member", "lon", "lat"}``: one driver moved and reported.
 * ``georem`` ``{"member"}``: a driver went off duty (removed from both keys);
@@ -11,7 +11,7 @@ Ops and records (the ``geo_results`` check's vocabulary):
 * ``geosearch_degraded``, same args: Redis failed and the pattern answered with
   the last good result for that query (stale by design); value = its members.
   Kept apart so the check judges fresh answers only; a second, report-only
-  ``geo_results`` (``search_op="geosearch_degraded"``) measures how far off
+  ``proximity_results`` (``search_op="geosearch_degraded"``) measures how far off
   the degraded answers were.
 
 A search Redis failed for with no earlier answer raises ``GeoUnavailable``; it
@@ -24,9 +24,10 @@ import math
 import random
 from typing import Any
 
+from experiments.final_read import settled_read
 from experiments.model import PatternLoad, Scenario, app_client
 from experiments.workload import OpResult, attempt
-from patterns.geo import (
+from patterns.proximity import (
     DriverSimulator,
     FleetIndex,
     SearchResult,
@@ -49,7 +50,7 @@ return n
 """
 
 
-class GeoScenario(Scenario):
+class ProximityScenario(Scenario):
     async def setup(self) -> None:
         self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.index = FleetIndex(self.client, f"exp-{self.ctx.run_id}")
@@ -98,18 +99,18 @@ class GeoScenario(Scenario):
     async def finish(self) -> dict[str, Any]:
         counters = self.index.counters.snapshot()
         try:
-            members = int(await self.client.zcard(self.index.pos_key))
+            members = int(await settled_read(lambda: self.client.zcard(self.index.pos_key)))
         except Exception as e:  # noqa: BLE001 - recorded in the final state, not swallowed
             members = None
             counters["final_read_error"] = type(e).__name__
         await self.client.aclose()
-        return {"geo_counters": counters, "members_at_end": members}
+        return {"proximity_counters": counters, "members_at_end": members}
 
 
 CHECKS: list[Any] = [
-    {"name": "geo_results", "params": {"label": "fresh answers"}},
-    {"name": "geo_results", "params": {"search_op": "geosearch_degraded", "label": "degraded answers (measured, "
+    {"name": "proximity_results", "params": {"label": "fresh answers"}},
+    {"name": "proximity_results", "params": {"search_op": "geosearch_degraded", "label": "degraded answers (measured, "
                                        "not judged)", "max_missing": None, "max_stale": None}},
 ]
-LOAD = PatternLoad(pattern="proximity", scenario=GeoScenario, checks=CHECKS)
+LOAD = PatternLoad(pattern="proximity", scenario=ProximityScenario, checks=CHECKS)
 EXPERIMENTS: list[Any] = []

@@ -1,4 +1,4 @@
-"""A seeded SQLite products catalogue: the "source of truth" behind the cache.
+"""A seeded SQLite products database: the "source of truth" behind the cache.
 
 sqlite3 is blocking, so every query runs on a small thread pool (one
 connection per worker thread, WAL mode so readers do not block the writer).
@@ -58,7 +58,7 @@ _ADJECTIVES = ["red", "blue", "steel", "oak", "tiny", "large", "smart", "quiet",
 _NOUNS = ["kettle", "lamp", "chair", "drill", "mug", "desk", "fan", "router", "bike", "tent"]
 
 
-class CatalogueDB:
+class ProductsDB:
     """Async facade over a SQLite file. Use ``create`` to build and seed one."""
 
     def __init__(self, path: str | Path, *, workers: int = 4, latency_ms: float = 0.0) -> None:
@@ -68,10 +68,10 @@ class CatalogueDB:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalogue-db")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="products-db")
 
     @classmethod
-    def create(cls, path: str | Path, *, n_products: int = 1000, seed: int = 42, **kwargs: Any) -> CatalogueDB:
+    def create(cls, path: str | Path, *, n_products: int = 1000, seed: int = 42, **kwargs: Any) -> ProductsDB:
         """Create (or replace) the database at ``path`` with ``n_products`` seeded rows."""
         rng = random.Random(seed)
         Path(path).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The faults: each one a class with its parameters (with units and bounds), inject and heal.
+"""The fault kinds: each one a class with its parameters (with units and bounds), inject and heal.
 
 Adding a fault = one class here plus one line in ``FAULTS``. An unknown name is an
 error listing the known ones. Every fault is undone by its ``heal``; ``heal_all``
