@@ -2,7 +2,6 @@
 from the running topology (the *current* primary, not the one at start)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from experiments.model import FaultPlan, Scenario
 from faults import kinds
@@ -44,4 +43,3 @@ FAULT_PLANS: dict[str, tuple[FaultPlan, str]] = {
     "latency": (latency_primary, f"add {LATENCY_MS} ms latency to the primary"),
     "partition": (partition_primary, "isolate the primary (two-way partition)"),
 }
-FaultPlanFn = Callable[[Topology, Scenario], Fault]
