@@ -2,7 +2,6 @@
 from the running topology (the *current* primary, not the one at start)."""
 from __future__ import annotations
 
-
 from experiments.model import FaultPlan, Scenario
 from faults import kinds
 from faults.kinds import Fault
