@@ -50,10 +50,11 @@ PROFILE ?= full
 OUT ?= results
 ONLY ?=
 REPEAT ?= 1
-demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir, REPEAT=n): results/index.md + .html
+WORKERS ?= 1
+demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir, REPEAT=n, WORKERS=n): results/index.md + .html
 	@started=0; if [[ "$(BACKEND)" != local ]] && command -v dockerd >/dev/null && [[ $$(id -u) -eq 0 ]] \
 		&& ! docker info >/dev/null 2>&1; then $(LAB) docker-daemon start && started=1; fi; \
-	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND) --out $(OUT) --repeat $(REPEAT) $(if $(ONLY),--only $(ONLY)); rc=$$?; \
+	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND) --out $(OUT) --repeat $(REPEAT) --workers $(WORKERS) $(if $(ONLY),--only $(ONLY)); rc=$$?; \
 	if [[ $$started == 1 ]]; then $(LAB) docker-daemon stop; fi; exit $$rc
 
 test: lint ## lint (ruff, mypy), then the test suite on both backends (starts and stops a Docker daemon if needed)

@@ -180,9 +180,10 @@ class Outcome:
 
 def run_catalogue(profile: str, backend: str, out: str, console: Console | None = None,
                   only: Callable[[Item], bool] = lambda i: True, repeat: int = 1,
-                  command: str = "") -> tuple[list[Outcome], Path]:
+                  command: str = "", workers: int = 1) -> tuple[list[Outcome], Path]:
     """Run the catalogue; returns every outcome and the path of ``index.md``. A run that fails
-    to start is recorded as an error and the others go on."""
+    to start is recorded as an error and the others go on. ``workers``: generator processes
+    for the rows whose scenario runs in several (``Scenario.parallel``); the others run in one."""
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
     console = console or Console(stderr=True)
@@ -208,7 +209,7 @@ def run_catalogue(profile: str, backend: str, out: str, console: Console | None 
                     for seed in range(1, repeat + 1):
                         progress.update(task, description=f"{item.experiment} on {item.topology}"
                                         + (f" (run {seed}/{repeat})" if repeat > 1 else ""))
-                        _run_one(outcome, profile, backend, out, seed)
+                        _run_one(outcome, profile, backend, out, seed, workers)
                         progress.advance(task)
                     done[key] = outcome
                 outcomes.append(Outcome(item, done[key].run_dirs, done[key].results, done[key].error))
@@ -218,17 +219,19 @@ def run_catalogue(profile: str, backend: str, out: str, console: Console | None 
     return outcomes, index
 
 
-def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int) -> None:
+def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int, workers: int = 1) -> None:
     item = outcome.item
     current = api.current()
-    own = registry.get(item.experiment).topology_options is not None  # the run starts its own topology
+    exp = registry.get(item.experiment)
+    own = exp.topology_options is not None  # the run starts its own topology
     if current is not None and (current.name != item.topology or own):
         api.down()
     try:
         if api.current() is None and not own:
             api.up(item.topology, backend=backend)
         run_dir = run_experiment(RunRequest(item.experiment, topology=item.topology, backend=backend,
-                                            profile=profile, out=out, progress=False, seed=seed))
+                                            profile=profile, out=out, progress=False, seed=seed,
+                                            workers=workers if exp.scenario.parallel else 1))
         outcome.run_dirs.append(run_dir)
         outcome.results.append(json.loads((run_dir / RESULT_FILE).read_text()))
     except LabError as exc:

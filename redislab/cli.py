@@ -367,12 +367,14 @@ def report(run_dir: str | None, out_dir: str) -> None:
 
 @cli.command()
 @click.option("--profile", default="quick", show_default=True,
-              help="quick (~40 short runs) or full (~80 runs, every topology)")
+              help="quick (55 short runs) or full (~110 runs, every topology)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))
 @click.option("--out", "out_dir", default="results", show_default=True, help="results directory")
 @click.option("--only", default=None, help="comma-separated patterns or showcases to run (default: all)")
 @click.option("--repeat", type=int, default=1, show_default=True, help="runs per row (seeds 1..N), pooled")
-def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int) -> None:
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="generator processes for the rows whose scenario runs in several (the others use one)")
+def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int, workers: int) -> None:
     """Run the catalogue: every pattern through kill / latency / partition, and the showcases."""
     from pathlib import Path
 
@@ -392,11 +394,15 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
     api.resolve_backend(backend)  # an unknown backend fails here, before anything starts
+    from experiments.generator import MAX_WORKERS
+    if not 1 <= workers <= MAX_WORKERS:
+        raise LabError(f"--workers {workers} is out of range; accepted: 1..{MAX_WORKERS}",
+                       "e.g. --workers 2 on a 2-core machine")
     _require_writable_dir(out_dir)
     command = "redislab demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "redislab demo"
     with runlock.hold(f"redislab demo --profile {profile}"):
         outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,
-                                        only=lambda i: sections is None or i.section in sections)
+                                        only=lambda i: sections is None or i.section in sections, workers=workers)
     verdicts = [o.results[-1]["verdict"] if o.results else "error" for o in outcomes]
     out.print(f"{len(outcomes)} rows: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
                                                    ("held", "violated", "unknown", "error") if verdicts.count(v)))

@@ -83,7 +83,7 @@ def _cases(out: Path) -> list[list[str]]:
                   ["run", "cache-primary-kill", "--cycles", value, *o],
                   ["run", "cache-primary-kill", "--repeat", value, *o],
                   ["run", "counter-kill", "--workers", value, *o],
-                  ["demo", "--repeat", value, *o]]
+                  ["demo", "--repeat", value, *o], ["demo", "--workers", value, *o]]
         if value not in ("-1", "0", "99999999999999999999999"):
             cases.append(["run", "cache-primary-kill", "--seed", value, *o])
     for spec in BAD_PARTITIONS:
