@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faults import netfilter, ownership
-from faults.toxiproxy_api import ToxiproxyGone
+from faults.toxiproxy_api import ToxiproxyGone, ToxiproxyHung
 from topologies.api import Topology
 from topologies.errors import LabError, UnknownNameError
 from topologies.processes import OwnedProcess
@@ -223,6 +223,11 @@ class Toxic(ProxyFault):
                 api.remove_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}")
         except ToxiproxyGone:
             pass  # Toxiproxy died, and the toxic with it: nothing left to undo
+        except ToxiproxyHung:
+            # its API hangs (Shopify/toxiproxy issue 558: a removal can wedge the proxy): the toxic
+            # cannot be removed, so the lab's own Toxiproxy is restarted, toxics and all; the
+            # observer sees it go (a ``lab`` event) and the run's verdict becomes undecided
+            topo.restart_proxy()
 
 
 def _toxic(kind: str, toxic_type: str, summary: str, *params: Param, default_direction: str = "both") -> type[Toxic]:

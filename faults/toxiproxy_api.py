@@ -27,6 +27,11 @@ class ToxiproxyGone(LabError):
     toxic and disabled proxy went with it. (A server that is slow to answer is a plain LabError.)"""
 
 
+class ToxiproxyHung(LabError):
+    """The Toxiproxy API accepted the connection but did not answer in time (a wedged or
+    stopped server: see ``Topology.restart_proxy``)."""
+
+
 class _RequestsWithTimeout:
     """Stands in for the ``requests`` module inside toxiproxy.api: same calls, with a timeout."""
 
@@ -59,9 +64,12 @@ class ToxiproxyAPI:
             return fn(*args, **kwargs)
         except requests.ConnectionError as exc:
             if isinstance(exc, requests.ConnectTimeout):
-                raise LabError(f"Toxiproxy API did not answer ({what}): ConnectTimeout",
-                               "is a topology up? `redislab status`") from exc
+                raise ToxiproxyHung(f"Toxiproxy API did not answer ({what}): ConnectTimeout",
+                                    "is a topology up? `redislab status`") from exc
             raise ToxiproxyGone(f"Toxiproxy is not running: nothing listens on its API ({what})",
+                                "is a topology up? `redislab status`") from exc
+        except requests.Timeout as exc:
+            raise ToxiproxyHung(f"Toxiproxy API did not answer ({what}): {type(exc).__name__}",
                                 "is a topology up? `redislab status`") from exc
         except requests.RequestException as exc:
             raise LabError(f"Toxiproxy API did not answer ({what}): {type(exc).__name__}",

@@ -15,6 +15,7 @@ from topologies import docker_sdk, dockerd, images
 from topologies.compose_gen import COMPOSE_DIR, container_name, project_name
 from topologies.docker_sdk import calling
 from topologies.errors import ContainerNotFound, DockerError, LabError
+from topologies.health import wait_until
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES, TopologySpec
 
 COMPOSE_TIMEOUT_S = 180  # a compose up/down that takes longer is stuck
@@ -89,6 +90,15 @@ class DockerBackend:
 
     def available(self) -> bool:
         return dockerd.daemon_answers()
+
+    def kill_proxy(self) -> None:
+        """SIGKILL the lab's own Toxiproxy container (also when paused or hung)."""
+        state = self.node_state("toxiproxy")
+        if state == "paused":
+            self._call("unpause", "toxiproxy")
+        if state != "stopped":
+            self._call("kill", "toxiproxy", signal="SIGKILL")
+            wait_until(lambda: self.node_state("toxiproxy") == "stopped", 10, "the Toxiproxy container to stop")
 
     def start_proxy(self) -> str:
         """Start the Toxiproxy container again after it died. Nodes still running lost their network

@@ -71,6 +71,14 @@ class LocalBackend:
         """Local processes need no daemon."""
         return True
 
+    def kill_proxy(self) -> None:
+        """SIGKILL the lab's own Toxiproxy (also when stopped or hung)."""
+        proc = self.procs.get(TOXIPROXY)
+        if proc is not None and proc.alive():
+            proc.signal(signal.SIGCONT)
+            proc.signal(signal.SIGKILL)
+            proc.wait_gone(5.0)
+
     def start_proxy(self) -> str:
         """Start Toxiproxy again after it died (every proxy enabled, no toxics). Returns what it did."""
         if self.node_state(TOXIPROXY) != "stopped":

@@ -315,6 +315,10 @@ class TargetBackend:
     def start_proxy(self) -> str:
         return ""
 
+    def kill_proxy(self) -> None:
+        raise LabError(f"target {self.target.name}: its Toxiproxy API does not answer, and the lab never "
+                       "restarts a Toxiproxy it did not start", "restart it yourself, then `redislab heal --target`")
+
     def _act(self, fault: str, action: str, name: str) -> None:
         t = self.target
         if fault not in t.allowed_faults:

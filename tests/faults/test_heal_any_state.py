@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from faults import netfilter
+from faults import kinds, netfilter
 from faults.injector import active_faults
-from faults.toxiproxy_api import ToxiproxyAPI
+from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyHung
 from topologies import api, dockerd
 from topologies.compose_gen import container_name, project_name
 from topologies.health import wait_until
@@ -119,6 +119,23 @@ def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab, backend: st
     down = lab_cli("down")
     assert down.returncode == 0, down.stderr
     _assert_nothing_left(topo)
+
+
+def test_a_toxic_whose_removal_hangs_is_healed_by_restarting_the_labs_toxiproxy(fresh_lab, backend: str) -> None:
+    """Toxiproxy's API can hang removing a toxic (Shopify/toxiproxy issue 558); a stopped Toxiproxy
+    hangs the same way (the kernel accepts, nobody answers). The heal must still leave no toxic."""
+    topo = fresh_lab("single", backend)
+    fault = kinds.make("latency", "redis-1", latency_ms=300)
+    fault.inject(topo)
+    if backend == "local":
+        topo.backend.procs["toxiproxy"].signal(signal.SIGSTOP)  # type: ignore[attr-defined]  # a LocalBackend
+    else:
+        topo.backend.pause("toxiproxy")
+    with pytest.raises(ToxiproxyHung):
+        ToxiproxyAPI().toxics()
+    fault.heal(topo)
+    wait_until(lambda: _serves(topo), 30, "the topology serves again after the heal")
+    assert not any(ToxiproxyAPI().toxics().values())
 
 
 def _assert_nothing_left(topo: api.Topology) -> None:
