@@ -30,7 +30,7 @@ from experiments.pages import html, markdown
 from experiments.report import RESULT_FILE, TIMELINE_FILE, write_index
 from experiments.runner import RunRequest, run_experiment
 from topologies import api
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import TOPOLOGIES
 
 PROFILES = ("quick", "full")

@@ -47,7 +47,7 @@ from experiments.workload import (
     generate,
     run_loop,
 )
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 MODULE = "experiments.generator"
 MAX_WORKERS = 8

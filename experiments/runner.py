@@ -37,7 +37,7 @@ from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.kinds import Fault
 from topologies import api
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import Options
 
 

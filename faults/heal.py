@@ -33,7 +33,7 @@ from faults.events import EventLog
 from faults.injector import _active_records, _save
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
 from topologies.api import Topology
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.processes import OwnedProcess
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from faults import netfilter, ownership
 from faults.toxiproxy_api import ToxiproxyGone
 from topologies.api import Topology
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.processes import OwnedProcess
 
 DIRECTIONS = ("downstream", "upstream", "both")  # downstream: server -> client; upstream: client -> server

@@ -19,8 +19,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from topologies.api import Topology
-from topologies.errors import LabError
-from topologies.health import wait_until
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies.spec import HOST, MASTER_NAME
 
 OP_TIMEOUT_S = 5.0  # socket timeout of the operator's own commands

@@ -16,7 +16,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import HOST, TOXIPROXY_API_PORT
 
 REQUEST_TIMEOUT_S = 5.0  # every Toxiproxy API call gives up after this

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from topologies import api, dockerd, runlock
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.home import password
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES
 

@@ -187,7 +187,7 @@ def redis_lab(request: pytest.FixtureRequest, redis_lab_session: LabSession, red
     """A healthy topology, its clients and faults; every fault this test injected is healed
     at teardown (also when the test failed or was interrupted)."""
     from redislab.testing import RedisLab
-    from topologies.errors import LabError
+    from labcommon.errors import LabError
 
     try:
         topo = redis_lab_session.topology(redis_lab_target.topology, redis_lab_target.backend)

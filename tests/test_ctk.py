@@ -14,7 +14,7 @@ from chaoslib.hypothesis import within_tolerance
 from experiments.history import FAULT_HEAL, FAULT_INJECT, HistoryWriter, Op
 from experiments.registry import EXPERIMENTS
 from redislab.ctk import export, probes
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 
 def test_every_exportable_experiment_passes_chaoslib_validation():

@@ -21,7 +21,7 @@ from faults import kinds, netfilter
 from faults.injector import active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
 from topologies import api
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.spec import TOPOLOGIES, build_spec
 
 BAD_NUMBERS = ["-1", "0", "nan", "NaN", "inf", "-inf", "1e400", "99999999999999999999999", "abc", "", "1,5",

@@ -21,7 +21,7 @@ from faults.injector import active_faults
 from redislab import pytest_plugin
 from redislab.testing import LabSession, Recorder, RedisLab, targets
 from topologies import api
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES, build_spec
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from topologies import api, runlock
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 from topologies.home import StateFile
 from topologies.processes import OwnedProcess
 

@@ -25,7 +25,7 @@ import redis.sentinel
 
 from topologies import health
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.home import StateFile
 from topologies.home import password as lab_password
 from topologies.spec import (

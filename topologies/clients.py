@@ -29,7 +29,7 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 
 @dataclass(frozen=True)

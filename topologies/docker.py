@@ -14,7 +14,7 @@ from typing import Any
 from topologies import docker_sdk, dockerd, images
 from topologies.compose_gen import COMPOSE_DIR, container_name, project_name
 from topologies.docker_sdk import calling
-from topologies.errors import ContainerNotFound, DockerError, LabError
+from labcommon.errors import ContainerNotFound, DockerError, LabError
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES, TopologySpec
 
 COMPOSE_TIMEOUT_S = 180  # a compose up/down that takes longer is stuck

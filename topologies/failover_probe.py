@@ -45,9 +45,10 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.poll import wait_until
 from topologies import api, health
 from topologies.clients import DEFAULT_POLICY
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.outage import client_share
 from topologies.spec import HOST, MASTER_NAME
 
@@ -308,9 +309,9 @@ def sentinel_settled(topo: api.Topology) -> bool:
 
 def wait_settled(topo: api.Topology, timeout_s: float = 60.0) -> None:
     if topo.name == "sentinel":
-        health.wait_until(lambda: sentinel_settled(topo), timeout_s, "Sentinel settled", topo.backend.all_logs)
+        wait_until(lambda: sentinel_settled(topo), timeout_s, "Sentinel settled", topo.backend.all_logs)
     elif topo.name == "cluster":
-        health.wait_until(lambda: health.cluster_ok(topo.spec, topo.password), timeout_s, "cluster settled",
+        wait_until(lambda: health.cluster_ok(topo.spec, topo.password), timeout_s, "cluster settled",
                           topo.backend.all_logs)
 
 

@@ -24,7 +24,7 @@ def lab_home() -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from topologies.errors import LabError
+        from labcommon.errors import LabError
         raise LabError(f"the lab home {home} cannot be created ({exc.strerror or exc})",
                        "set REDISLAB_HOME to a directory you can write to") from None
     return home

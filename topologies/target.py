@@ -36,8 +36,9 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.poll import wait_until
 from topologies import api, health
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import NodeSpec, Options, TopologySpec
 
 SCHEMA_PATH = Path(__file__).with_name("target.schema.json")
@@ -480,7 +481,7 @@ class TargetTopology(api.Topology):
                 with self._probe(n.name) as c:
                     c.ping()
             return True
-        health.wait_until(all_answer, timeout_s, f"target {self.target.name}: every node answering PING")
+        wait_until(all_answer, timeout_s, f"target {self.target.name}: every node answering PING")
 
     # -- network ------------------------------------------------------------------------------
     def toxiproxy(self) -> Any:

@@ -92,7 +92,7 @@ from patterns.lock import (
 )
 from topologies import api
 from topologies.api import Topology
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 
 VARIANTS = ("safe", "nofence", "naive", "redlock")
 UNFENCED = ("naive", "redlock")  # variants without a fencing token: the resource cannot refuse a stale write

@@ -25,7 +25,7 @@ from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
 from experiments.workload import OpResult, attempt
 from faults import maintenance
 from topologies.api import Topology
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 TIMEOUT_S = 0.25
 SEED_HASHES = 200  # the seeded dataset: 200 hashes x 1000 fields x 64 bytes (~15 MB to load)

@@ -39,7 +39,7 @@ from patterns.rate_limiter import (
     LocalTokenBucket,
     RateLimiter,
 )
-from topologies.errors import UnknownNameError
+from labcommon.errors import UnknownNameError
 
 USERS = 10
 LIMIT = 10  # requests admitted per user and window

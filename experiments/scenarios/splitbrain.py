@@ -32,7 +32,7 @@ from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm
 from experiments.workload import OpResult, attempt, classify
 from faults import kinds
 from topologies.api import Topology
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 SET_KEY = "{splitbrain}:set"
 TIMEOUT_S = 0.5

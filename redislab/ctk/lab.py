@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from topologies import api
 from topologies.api import Topology
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 PRIMARY = "primary"  # a fault target resolved when the action runs: the node serving writes *now*
 

@@ -10,7 +10,7 @@ import pytest
 from experiments import registry
 from experiments.catalogue import SHOWCASES, Item, Outcome, plan, verify, write_answer
 from experiments.faultplans import FAULT_PLANS
-from topologies.errors import UnknownNameError
+from labcommon.errors import UnknownNameError
 
 
 def test_quick_plan_crosses_every_pattern_with_every_fault_and_runs_every_quick_showcase() -> None:

@@ -16,7 +16,7 @@ from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 DURATION_S = 24  # warm-up ~1.1 s, baseline ~2.3 s, then 2 cycles of fault ~4.6 s + recovery ~5.7 s

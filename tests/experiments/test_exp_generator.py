@@ -9,7 +9,7 @@ from experiments.children import Children
 from experiments.generator import check_workers, run_in_processes
 from experiments.history import PHASE, RUN_END, RUN_START, HistoryWriter, read_history
 from experiments.workload import Share, WorkloadConfig, plan, run_workload
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 PHASES = (("warmup", 0.2), ("baseline", 0.3), ("fault", 0.3), ("recovery", 0.3))
 

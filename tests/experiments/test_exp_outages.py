@@ -9,7 +9,7 @@ from experiments.checks import REGISTRY, run_check
 from experiments.history import ROLE, TOPOLOGY
 from faults import kinds, maintenance
 from tests.experiments.exp_helpers import ev, fault, history, op
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 OUTAGE_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected",
                  "replica_staleness", "cache_vs_database"}

@@ -14,7 +14,7 @@ from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
 from experiments.scenarios import proximity
 from topologies.api import Topology
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 # The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.

@@ -14,7 +14,7 @@ from experiments.history import read_history
 from faults.injector import active_faults
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

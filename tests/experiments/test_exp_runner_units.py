@@ -8,7 +8,7 @@ import pytest
 
 from experiments.model import PROFILES, Scenario
 from experiments.runner import RunRequest, _final_state, _profile
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 
 class _BrokenFinish(Scenario):

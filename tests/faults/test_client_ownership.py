@@ -12,8 +12,8 @@ import pytest
 from faults import kinds, ownership
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
-from topologies.errors import LabError
-from topologies.health import wait_until
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies.home import lab_home
 from topologies.spec import build_spec
 

@@ -20,7 +20,7 @@ from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

@@ -14,7 +14,7 @@ from faults.injector import active_faults
 from faults.toxiproxy_api import ToxiproxyAPI
 from topologies import api, dockerd
 from topologies.compose_gen import container_name, project_name
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess
 

@@ -15,8 +15,8 @@ from redis.retry import Retry
 from faults import kinds, maintenance, stall
 from faults.injector import FaultInjector, active_faults, heal_all
 from topologies import api
-from topologies.errors import LabError
-from topologies.health import wait_until
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

@@ -12,7 +12,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
 from topologies.api import Topology
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.spec import build_spec
 
 

@@ -10,7 +10,7 @@ import requests
 
 from topologies import docker as docker_backend
 from topologies.docker_sdk import calling
-from topologies.errors import ContainerNotFound, DockerError, LabError
+from labcommon.errors import ContainerNotFound, DockerError, LabError
 
 
 def test_a_missing_container_is_container_not_found_with_the_daemons_words() -> None:

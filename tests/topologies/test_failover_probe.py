@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from topologies import failover_probe
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
 

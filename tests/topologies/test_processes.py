@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from topologies import ports
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 from topologies.processes import OwnedProcess, start_ticks
 
 

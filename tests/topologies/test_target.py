@@ -14,8 +14,8 @@ import redis
 import requests
 
 from tests.topologies import target_deployment as dep
-from topologies.errors import LabError
-from topologies.health import wait_until
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies.target import TargetTopology, load
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 from kubernetes.client import rest
 
 from topologies import target
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.target_kubernetes import KubernetesTargetDriver
 
 TARGET = """

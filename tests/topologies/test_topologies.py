@@ -10,7 +10,7 @@ from redis.cluster import RedisCluster
 
 from topologies import api
 from topologies.compose_gen import project_name
-from topologies.health import wait_until
+from labcommon.poll import wait_until
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES
 
