@@ -53,7 +53,7 @@ class RunRequest:
     out: str = "results"
     progress: bool = True
     cycles: int | None = None  # fault cycles (default: the profile's)
-    target: str | None = None  # a target file: run on that existing deployment (topologies.target)
+    target: str | None = None  # a target file: run on that existing deployment (targets.target)
     workers: int = 1  # generator processes, each running a share of the clients (experiments.generator)
 
     def reproduce(self, topology: str, backend: str) -> str:
@@ -160,7 +160,7 @@ def _target(req: RunRequest, exp: Experiment) -> api.Topology:
     (the observer) open the same target through REDISLAB_TARGET."""
     import os
 
-    from topologies import target
+    from targets import target
     if req.topology:
         raise LabError("--topology and --target exclude each other", "the target file gives the kind")
     assert req.target is not None  # the caller asks only for a request with a target file
@@ -224,7 +224,7 @@ def _leave_target(topo: api.Topology) -> None:
     """Delete the run's keys (everything under the target's key prefix) and forget the target."""
     import os
 
-    from topologies import target
+    from targets import target
     os.environ.pop(target.TARGET_ENV, None)
     topo.delete_lab_keys()  # type: ignore[attr-defined]  # a target topology (TargetTopology) has it; api.Topology does not
 

@@ -286,7 +286,7 @@ class Partition(Fault):
 
     def validate(self, topo: Topology) -> None:
         a, b = self.sides(topo)
-        if topo.is_target:  # a target cuts through its declared proxies, or refuses (see topologies.target)
+        if topo.is_target:  # a target cuts through its declared proxies, or refuses (see targets.target)
             topo.partition_plan(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             return
         netfilter.resolve(topo.spec, a + b)

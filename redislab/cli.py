@@ -242,14 +242,14 @@ def list_experiments(target_file: str | None) -> None:
 
 @cli.group()
 def target() -> None:
-    """Existing deployments described in a target file (schema: topologies/target.schema.json)."""
+    """Existing deployments described in a target file (schema: targets/target.schema.json)."""
 
 
 @target.command("check")
 @click.argument("file")
 def target_check(file: str) -> None:
     """Validate a target file: schema and consistency; one line per problem found first."""
-    from topologies.target import load
+    from targets.target import load
     t = load(file)
     note = ""
     if t.password_env:
@@ -261,7 +261,7 @@ def target_check(file: str) -> None:
 
 
 def _open_target(path: str, need_password: bool = True) -> Any:
-    from topologies.target import TargetTopology, load
+    from targets.target import TargetTopology, load
     t = load(path)
     if not need_password and t.password_env:
         import dataclasses

@@ -116,7 +116,7 @@ class NodeStatus:
 class Topology:
     """A running topology: its spec, the backend that runs it, clients and node control."""
 
-    is_target = False  # an existing deployment (topologies.target), not one the lab started
+    is_target = False  # an existing deployment (targets.target), not one the lab started
     master_name = MASTER_NAME  # what the Sentinels monitor the primary under
     key_prefix = ""  # every key an experiment writes starts with this (targets confine the lab to one)
 
@@ -274,7 +274,7 @@ class Topology:
             _record(self.spec, self.backend)
         return done
 
-    # -- network hooks (overridden by topologies.target.TargetTopology) ---------------------
+    # -- network hooks (overridden by targets.target.TargetTopology) ---------------------
     def toxiproxy(self) -> Any:
         """The Toxiproxy API in front of this topology's nodes."""
         from faults.toxiproxy_api import ToxiproxyAPI
@@ -304,7 +304,7 @@ class Topology:
 # -- lifecycle ----------------------------------------------------------------------
 def current() -> Topology | None:
     """The topology recorded as up (None if none, or if everything it owned is gone)."""
-    from topologies.target import current_from_env
+    from targets.target import current_from_env
     target = current_from_env()
     if target is not None:
         return target

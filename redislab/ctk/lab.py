@@ -11,7 +11,7 @@ PRIMARY = "primary"  # a fault target resolved when the action runs: the node se
 def topology(target_file: str | None = None) -> Topology:
     """The target file's deployment when given, else the topology the lab has up (LabError: none)."""
     if target_file:
-        from topologies import target
+        from targets import target
         return target.open_target(target_file)
     topo = api.current()
     if topo is None:

@@ -5,11 +5,11 @@
     topo = TargetTopology(target)           # clients, roles, node control through the driver
     ok, why = topo.runnable(experiment)
 
-The file (schema: ``topologies/target.schema.json``) names the kind, every node's announced
+The file (schema: ``targets/target.schema.json``) names the kind, every node's announced
 address (and optionally its direct address, its Toxiproxy proxy and client-group routes), the
 Sentinels and master name, the password by environment-variable name, a driver for node faults
 (``command`` templates, ``docker`` containers or ``kubernetes`` pods, see
-``topologies.target_kubernetes``) and limits (allowed faults, the key prefix, ``allow_destructive``).
+``targets.target_kubernetes``) and limits (allowed faults, the key prefix, ``allow_destructive``).
 
 What the lab promises on a target: it writes only keys under ``limits.key_prefix`` and deletes
 them afterwards (SCAN + UNLINK, never FLUSHALL); it injects only allowed faults, and kill / stop /
@@ -275,7 +275,7 @@ def _driver(target: Target) -> Any:
         return CommandDriver(cfg, target)
     if cfg["type"] == "docker":
         return DockerDriver(cfg, target)
-    from topologies.target_kubernetes import KubernetesTargetDriver  # imports `kubernetes` only when used
+    from targets.target_kubernetes import KubernetesTargetDriver  # imports `kubernetes` only when used
     return KubernetesTargetDriver(cfg, target)  # LabError with the reason: no package, no kubeconfig
 
 

@@ -1,4 +1,4 @@
-"""The target file's ``kubernetes`` driver (topologies.target_kubernetes): node actions become the
+"""The target file's ``kubernetes`` driver (targets.target_kubernetes): node actions become the
 requests of faults.kubernetes_driver, built by the official client with only the HTTP transport
 replaced (a recorder, as in tests/faults/test_kubernetes_driver.py); no cluster runs here."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client import rest
 
-from topologies import target
+from targets import target
 from labcommon.errors import LabError
-from topologies.target_kubernetes import KubernetesTargetDriver
+from targets.target_kubernetes import KubernetesTargetDriver
 
 TARGET = """
 name: k8s-lab
@@ -151,7 +151,7 @@ def test_destructive_faults_need_a_pod_per_node(tmp_path):
 
 def test_target_backend_drives_the_pod(tmp_path, monkeypatch):
     """The whole path: TargetBackend (limits) -> the adapter -> the DELETE request."""
-    import topologies.target_kubernetes as tk
+    import targets.target_kubernetes as tk
     api = RecordingClient()
     monkeypatch.setattr(tk, "api_client", lambda cfg, tg: api)  # no kubeconfig here: hand the recorder in
     topo = target.TargetTopology(_target(tmp_path))

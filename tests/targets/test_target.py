@@ -1,5 +1,5 @@
 """Targets: the file (schema + one-line errors), what runs on a target, and end to end against a
-Sentinel deployment started without the lab's topology code (tests/topologies/target_deployment.py)."""
+Sentinel deployment started without the lab's topology code (tests/targets/target_deployment.py)."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,10 @@ import pytest
 import redis
 import requests
 
-from tests.topologies import target_deployment as dep
+from tests.targets import target_deployment as dep
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
-from topologies.target import TargetTopology, load
+from targets.target import TargetTopology, load
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
