@@ -69,10 +69,10 @@ lint: setup ## ruff and mypy with the project's config (pyproject.toml); a type:
 		if [[ -n "$$bad" ]]; then echo "lint: a type: ignore without a reason on the same line:"; echo "$$bad"; exit 1; fi
 
 bench: setup ## benchmarks (not tests): topology start, failover (lab vs plain client), Toxiproxy, workload engine
-	@$(PY) -m topologies.bench --backend $(BACKEND)
-	@$(PY) -m topologies.bench --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND)
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
 		--out results/bench-failover-pause.json
-	@$(PY) -m topologies.bench --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
 	@$(PY) -m experiments.bench_redis --backend $(BACKEND)

@@ -73,7 +73,7 @@ def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_
 
     from experiments.model import app_policy
     from experiments.runner import _record_config
-    from topologies import failover_probe
+    from experiments import failover_probe
     assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
     p = app_policy(1.0, 0.5)
     assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)

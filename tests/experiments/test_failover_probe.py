@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from topologies import failover_probe
+from experiments import failover_probe
 from labcommon.poll import wait_until
 
 pytestmark = pytest.mark.integration
