@@ -46,6 +46,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from labcommon.poll import wait_until
+from patterns.common import Counters, RetryPolicy, prepare_client
 from topologies import api, health
 from topologies.clients import DEFAULT_POLICY
 from labcommon.errors import LabError
@@ -142,7 +143,6 @@ def _sync_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any) -> N
 
 
 async def _async_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any) -> None:
-    from patterns.common import prepare_client
     await prepare_client(client)
     await client.set(key, "warm")
     ready.set()
@@ -159,7 +159,6 @@ async def _async_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: An
 
 
 async def _app_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any, retry: bool = True) -> None:
-    from patterns.common import Counters, RetryPolicy, prepare_client
     await prepare_client(client)
     await asyncio.gather(*(client.ping() for _ in range(APP_WARM)))
     await client.set(key, "warm")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faults import netfilter, ownership
-from faults.toxiproxy_api import ToxiproxyGone
+from faults.toxiproxy_api import ToxiproxyGone, for_topology
 from topologies.api import Topology
 from labcommon.errors import LabError, UnknownNameError
 from topologies.processes import OwnedProcess
@@ -211,13 +211,13 @@ class Toxic(ProxyFault):
         return ["downstream", "upstream"] if d == "both" else [d]
 
     def inject(self, topo: Topology) -> None:
-        api = topo.toxiproxy()
+        api = for_topology(topo)
         for stream in self._streams():
             api.add_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}", self.toxic_type, stream,
                           self.attributes())
 
     def heal(self, topo: Topology) -> None:
-        api = topo.toxiproxy()
+        api = for_topology(topo)
         try:
             for stream in self._streams():
                 api.remove_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}")
@@ -252,11 +252,11 @@ class Down(ProxyFault):
     summary = "disable a proxy: new connections refused, existing ones dropped"
 
     def inject(self, topo: Topology) -> None:
-        topo.toxiproxy().set_enabled(topo.proxy_name(self.target), False)
+        for_topology(topo).set_enabled(topo.proxy_name(self.target), False)
 
     def heal(self, topo: Topology) -> None:
         try:
-            topo.toxiproxy().set_enabled(topo.proxy_name(self.target), True)
+            for_topology(topo).set_enabled(topo.proxy_name(self.target), True)
         except ToxiproxyGone:
             pass  # Toxiproxy died; a restarted one starts with every proxy enabled
 

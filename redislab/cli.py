@@ -231,12 +231,13 @@ def heal(target_file: str | None) -> None:
 def list_experiments(target_file: str | None) -> None:
     """The experiments, one line each; with --target, which can run on it (and why not)."""
     from experiments.registry import EXPERIMENTS
+    from experiments.target_fit import runnable
     topo = _open_target(target_file, need_password=False) if target_file else None
     for name, exp in EXPERIMENTS.items():
         if topo is None:
             click.echo(f"{name:24} [{exp.pattern} on {exp.topology}] {exp.summary}")
             continue
-        ok, why = topo.runnable(exp)
+        ok, why = runnable(topo, exp)
         click.echo(f"{name:32} {'runnable' if ok else 'not runnable: ' + why}")
 
 

@@ -275,10 +275,10 @@ class Topology:
         return done
 
     # -- network hooks (overridden by targets.target.TargetTopology) ---------------------
-    def toxiproxy(self) -> Any:
-        """The Toxiproxy API in front of this topology's nodes."""
-        from faults.toxiproxy_api import ToxiproxyAPI
-        return ToxiproxyAPI()
+    def toxiproxy_address(self) -> tuple[str, int]:
+        """Host and port of the Toxiproxy API in front of this topology's nodes
+        (the client is ``faults.toxiproxy_api.for_topology``)."""
+        return HOST, TOXIPROXY_API_PORT
 
     def toxiproxy_ready(self) -> bool:
         return health.toxiproxy_ready()
@@ -303,11 +303,8 @@ class Topology:
 
 # -- lifecycle ----------------------------------------------------------------------
 def current() -> Topology | None:
-    """The topology recorded as up (None if none, or if everything it owned is gone)."""
-    from targets.target import current_from_env
-    target = current_from_env()
-    if target is not None:
-        return target
+    """The topology the lab recorded as up (None if none, or if everything it owned is gone).
+    A process that may be acting on a target file asks ``targets.target.current()`` instead."""
     record = StateFile(_STATE).read()
     if not record:
         return None
