@@ -23,6 +23,7 @@ from faults.toxiproxy_api import ToxiproxyAPI
 from topologies import api
 from labcommon.errors import LabError
 from topologies.spec import TOPOLOGIES, build_spec
+from tests.conftest import LabManager
 
 BAD_NUMBERS = ["-1", "0", "nan", "NaN", "inf", "-inf", "1e400", "99999999999999999999999", "abc", "", "1,5",
                "0x10", "--"]
@@ -113,7 +114,7 @@ def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
 
 
 @pytest.mark.integration
-def test_every_command_refuses_malformed_values_with_one_line_and_injects_nothing(lab, tmp_path, capsys) -> None:
+def test_every_command_refuses_malformed_values_with_one_line_and_injects_nothing(lab: LabManager, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     topo = lab("single", "local")
     out = tmp_path / "results"
     out.mkdir()

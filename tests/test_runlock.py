@@ -1,6 +1,8 @@
 """One `redislab up` / `run` / `demo` at a time: a second is refused naming the first (issue 11)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import os
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from topologies import api, runlock
 from labcommon.poll import wait_until
 from topologies.home import StateFile
 from topologies.processes import OwnedProcess
+from tests.conftest import LabManager
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
@@ -48,7 +51,7 @@ def test_another_live_holder_is_named() -> None:
 
 
 @pytest.mark.integration
-def test_up_during_a_run_is_refused_naming_the_run(fresh_lab, tmp_path) -> None:
+def test_up_during_a_run_is_refused_naming_the_run(fresh_lab: LabManager, tmp_path: Path) -> None:
     run = subprocess.Popen([*REDISLAB, "run", "cache-primary-kill", "--backend", "local", "--duration", "3",
                             "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

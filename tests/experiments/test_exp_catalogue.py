@@ -38,7 +38,8 @@ def test_unknown_profile_lists_the_known_ones() -> None:
         plan("medium")
 
 
-def _fake_run(out: Path, name: str, verdict: str, plot: bool = True, during=(0.5, 0.6), lost=3) -> Path:
+def _fake_run(out: Path, name: str, verdict: str, plot: bool = True, during: tuple[float, ...] = (0.5, 0.6),
+              lost: int = 3) -> Path:
     """A result with two fault cycles (availability during each: ``during``)."""
     run = out / name
     run.mkdir(parents=True)

@@ -2,6 +2,8 @@
 catalogue's wiring of the new experiments (no Redis)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments import answer, catalogue, registry
@@ -167,7 +169,7 @@ def test_every_outage_showcase_variant_is_a_registered_experiment() -> None:
     assert registry.get("persistence-aof-always").topology_options == {"appendonly": True}
 
 
-def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path, capsys) -> None:
+def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_hostile_input import invoke
     code, out, err = invoke(["demo", "--only", "rolling-restart", "--out", str(tmp_path)], capsys)
     assert code != 0 and out == ""

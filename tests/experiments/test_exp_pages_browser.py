@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import Any
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from test_exp_report import make_run
 
 from experiments.catalogue import Item, Outcome, write_answer
@@ -34,7 +35,7 @@ def _answer_dir(tmp_path: Path) -> Path:
     return out
 
 
-def _visit(page, url: str) -> dict:
+def _visit(page: Page, url: str) -> dict[str, Any]:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -1,6 +1,8 @@
 """The runner's pure parts: profiles and cycles, the final read that fails."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncio
 from typing import Any
 
@@ -68,7 +70,7 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
     assert len(seen) == len(set(seen)) == 12 and min(seen) > SECTION_BASE
 
 
-def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path) -> None:
+def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path: Path) -> None:
     import json
 
     from experiments.model import app_policy

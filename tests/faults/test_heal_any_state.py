@@ -17,6 +17,7 @@ from topologies.compose_gen import container_name, project_name
 from labcommon.poll import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess
+from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
@@ -46,7 +47,7 @@ def _assert_clean(topo: api.Topology) -> None:
     assert all(topo.backend.node_state(n.name) == "running" for n in topo.spec.nodes)
 
 
-def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_lab) -> None:
+def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_lab: LabManager) -> None:
     """Records of a run whose topology is gone; the recorded pid now names another process."""
     other = subprocess.Popen(["sleep", "300"])
     try:
@@ -79,7 +80,7 @@ def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_la
         netfilter.Netfilter().heal()
 
 
-def test_heal_resumes_paused_leftovers_when_the_topology_record_is_lost(fresh_lab, backend: str) -> None:
+def test_heal_resumes_paused_leftovers_when_the_topology_record_is_lost(fresh_lab: LabManager, backend: str) -> None:
     topo = fresh_lab("single", backend)
     topo.pause("redis-1")
     StateFile("topology.json").clear()  # the record is lost: what remains are leftovers
@@ -103,7 +104,7 @@ def _kill_toxiproxy(topo: api.Topology) -> None:
     wait_until(lambda: topo.backend.node_state("toxiproxy") == "stopped", 10, "Toxiproxy dead")
 
 
-def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab, backend: str) -> None:
+def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab: LabManager, backend: str) -> None:
     topo = fresh_lab("single", backend)
     assert lab_cli("fault", "latency", "--target", "redis-1", "latency_ms=300").returncode == 0
     if ROOT:
@@ -135,7 +136,7 @@ def _assert_nothing_left(topo: api.Topology) -> None:
 
 
 @pytest.mark.docker
-def test_heal_and_down_after_the_docker_daemon_restarted(fresh_lab, backend: str) -> None:
+def test_heal_and_down_after_the_docker_daemon_restarted(fresh_lab: LabManager, backend: str) -> None:
     if backend != "docker":
         pytest.skip("Docker only")
     topo = fresh_lab("single", "docker")

@@ -1,6 +1,8 @@
 """Targets: the file (schema + one-line errors), what runs on a target, and end to end against a
 Sentinel deployment started without the lab's topology code (tests/targets/target_deployment.py)."""
 from __future__ import annotations
+from collections.abc import Callable
+from typing import Any
 
 import json
 import os
@@ -48,7 +50,7 @@ def test_valid_file_checks_ok(tmp_path: Path) -> None:
     (lambda d: d.pop("toxiproxy"), "no Toxiproxy API is given"),
     (lambda d: d["nodes"][2].update(name="redis-1"), "node names must be unique; repeated: redis-1"),
 ])
-def test_bad_file_one_line(tmp_path: Path, edit, fragment: str) -> None:
+def test_bad_file_one_line(tmp_path: Path, edit: Callable[[dict[str, Any]], object], fragment: str) -> None:
     path = _doc(tmp_path, ["kill", "latency", "partition"])
     doc = json.loads(path.read_text())
     edit(doc)

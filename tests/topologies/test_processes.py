@@ -1,5 +1,6 @@
 """Owned processes through psutil: pid + start time name one process; port holders without `ss`."""
 from __future__ import annotations
+from collections.abc import Iterator
 
 import os
 import signal
@@ -19,7 +20,7 @@ def _stat_ticks(pid: int) -> int:
 
 
 @pytest.fixture
-def sleeper(tmp_path: Path):
+def sleeper(tmp_path: Path) -> Iterator[OwnedProcess]:
     proc = OwnedProcess.spawn(["sh", "-c", "sleep 60 & wait"], tmp_path / "sleeper.log")
     yield proc
     for kid in proc.children():
