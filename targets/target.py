@@ -39,7 +39,7 @@ from redis.retry import Retry
 from faults import records
 from faults.toxiproxy_api import for_topology
 from labcommon.poll import wait_until
-from topologies import api, health
+from topologies import api
 from topologies.clients import DEFAULT_POLICY
 from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import NodeSpec, Options, TopologySpec
