@@ -103,7 +103,8 @@ def test_interrupted_with_a_fault_never_healed_by_the_test(redis_lab):
 '''
 
 
-def test_faults_are_healed_when_the_test_body_raises_or_is_interrupted(redis_lab: RedisLab, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_faults_are_healed_when_the_test_body_raises_or_is_interrupted(redis_lab: RedisLab, pytester: pytest.Pytester,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDISLAB_HOME", str(redis_lab.home))  # pytester moves $HOME: keep the same lab
     pytester.makepyfile(INNER_TESTS.format(backend=redis_lab.backend, slow_ms=SLOW_MS, timeout=REDIS_TIMEOUT_S))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=180)
@@ -161,7 +162,8 @@ def test_primary_killed_sessions_fail_fast_search_degrades_and_no_acknowledged_l
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a partition needs root (iptables)")
-def test_partitioned_primary_times_out_until_the_majority_promotes_a_replica(redis_lab: RedisLab, service: Service) -> None:
+def test_partitioned_primary_times_out_until_the_majority_promotes_a_replica(redis_lab: RedisLab,
+                                                                             service: Service) -> None:
     sid = service.session_of("ana")
     with redis_lab.partition("primary") as cut:
         cut_off = service.me(sid)

@@ -45,11 +45,11 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.errors import LabError
 from labcommon.poll import wait_until
 from patterns.common import Counters, RetryPolicy, prepare_client
 from topologies import api, health
 from topologies.clients import DEFAULT_POLICY
-from labcommon.errors import LabError
 from topologies.outage import client_share
 from topologies.spec import HOST, MASTER_NAME
 

@@ -38,9 +38,9 @@ from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loo
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.kinds import Fault
+from labcommon.errors import LabError, UnknownNameError
 from targets import target
 from topologies import api
-from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import Options
 
 

@@ -31,8 +31,8 @@ import redis
 from faults import kinds, netfilter, ownership, records
 from faults.events import EventLog
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
-from topologies.api import Topology
 from labcommon.errors import LabError
+from topologies.api import Topology
 from topologies.processes import OwnedProcess
 
 

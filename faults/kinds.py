@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from faults import netfilter, ownership
 from faults.toxiproxy_api import ToxiproxyGone, for_topology
-from topologies.api import Topology
 from labcommon.errors import LabError, UnknownNameError
+from topologies.api import Topology
 from topologies.processes import OwnedProcess
 
 DIRECTIONS = ("downstream", "upstream", "both")  # downstream: server -> client; upstream: client -> server

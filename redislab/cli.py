@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from topologies import api, dockerd, runlock
 from labcommon.errors import LabError, UnknownNameError
+from topologies import api, dockerd, runlock
 from topologies.home import password
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES
 

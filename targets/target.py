@@ -38,10 +38,10 @@ from redis.retry import Retry
 
 from faults import records
 from faults.toxiproxy_api import for_topology
+from labcommon.errors import LabError, UnknownNameError
 from labcommon.poll import wait_until
 from topologies import api
 from topologies.clients import DEFAULT_POLICY
-from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import NodeSpec, Options, TopologySpec
 
 SCHEMA_PATH = Path(__file__).with_name("target.schema.json")

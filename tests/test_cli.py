@@ -1,18 +1,17 @@
 """The `redislab` command: bad input gets one clear line and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from topologies import api
 from tests.conftest import LabManager
+from topologies import api
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

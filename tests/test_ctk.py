@@ -3,11 +3,10 @@ validation (module, function and arguments bound to the signatures), the refusal
 that cannot be expressed, and the history probe on small written histories."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from chaoslib.experiment import ensure_experiment_is_valid
@@ -15,8 +14,8 @@ from chaoslib.hypothesis import within_tolerance
 
 from experiments.history import FAULT_HEAL, FAULT_INJECT, HistoryWriter, Op
 from experiments.registry import EXPERIMENTS
-from redislab.ctk import export, probes
 from labcommon.errors import LabError
+from redislab.ctk import export, probes
 
 
 def test_every_exportable_experiment_passes_chaoslib_validation() -> None:

@@ -1,20 +1,19 @@
 """One `redislab up` / `run` / `demo` at a time: a second is refused naming the first (issue 11)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from topologies import api, runlock
 from labcommon.poll import wait_until
+from tests.conftest import LabManager
+from topologies import api, runlock
 from topologies.home import StateFile
 from topologies.processes import OwnedProcess
-from tests.conftest import LabManager
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 

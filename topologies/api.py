@@ -23,9 +23,9 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 
+from labcommon.errors import LabError, UnknownNameError
 from topologies import health
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
-from labcommon.errors import LabError, UnknownNameError
 from topologies.home import StateFile
 from topologies.home import password as lab_password
 from topologies.spec import (

@@ -1,9 +1,9 @@
 """The topology a Chaos Toolkit activity acts on; errors as plain exceptions with one line."""
 from __future__ import annotations
 
+from labcommon.errors import LabError
 from topologies import api
 from topologies.api import Topology
-from labcommon.errors import LabError
 
 PRIMARY = "primary"  # a fault target resolved when the action runs: the node serving writes *now*
 

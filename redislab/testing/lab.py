@@ -25,9 +25,9 @@ from faults import kinds
 from faults.events import Event as FaultEvent
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults
+from labcommon.poll import wait_until
 from redislab.testing import targets
 from redislab.testing.recorder import Recorder
-from labcommon.poll import wait_until
 from topologies.api import NodeStatus, Topology
 from topologies.spec import HOST, MASTER_NAME
 

@@ -1,6 +1,7 @@
 """Pattern checks on small hand-written histories: one valid, one violating each."""
 
 from typing import Any
+
 import pytest
 from exp_helpers import fault, history, op
 

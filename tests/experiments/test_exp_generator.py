@@ -1,10 +1,10 @@
 """Several generator processes (experiments.generator): the same schedule and op choices as
 one process, split by client, histories merged on the run's clock. No Redis: a no-op source."""
-import random
-from typing import Any
-from pathlib import Path
 import asyncio
 import json
+import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 

@@ -1,7 +1,7 @@
 """History round trip and statistics on fixed inputs."""
 
-from pathlib import Path
 import json
+from pathlib import Path
 
 import pytest
 from exp_helpers import fault, history, op, phase, steady

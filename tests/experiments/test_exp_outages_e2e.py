@@ -9,8 +9,8 @@ import pytest
 
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
-from topologies import api
 from tests.conftest import LabManager
+from topologies import api
 
 pytestmark = pytest.mark.integration
 DURATION_S = 13  # one fault cycle of the quick profile's phase lengths (1 + 2 + 4.6 + 5.4 s): ~25 s a run
@@ -27,7 +27,8 @@ def _check(result: dict, name: str) -> dict:
     return next(c for c in result["checks"] if c["name"] == name)
 
 
-def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab: LabManager, ready_backend: str,
+def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab: LabManager,
+                                                                                  ready_backend: str,
                                                                                   tmp_path: Path) -> None:
     backend = ready_backend
     none = _run(tmp_path, "persistence-none", backend)
@@ -44,7 +45,8 @@ def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_alway
     assert always["checks"] and active_faults() == []
 
 
-def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab: LabManager, ready_backend: str,
+def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab: LabManager,
+                                                                               ready_backend: str,
                                                                                tmp_path: Path) -> None:
     backend = ready_backend
     result = _run(tmp_path, "empty-primary-restart", backend)

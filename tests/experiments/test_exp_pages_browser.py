@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from playwright.sync_api import Page, sync_playwright

@@ -13,9 +13,9 @@ from experiments import registry
 from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
 from experiments.scenarios import proximity
-from topologies.api import Topology
 from labcommon.poll import wait_until
 from tests.conftest import LabManager
+from topologies.api import Topology
 
 pytestmark = pytest.mark.integration
 # The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.

@@ -1,7 +1,7 @@
 """Report rendering from a synthetic history (no Redis, no workload run)."""
 
-from pathlib import Path
 import json
+from pathlib import Path
 from typing import Any
 
 from exp_helpers import steady

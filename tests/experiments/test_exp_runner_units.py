@@ -1,9 +1,8 @@
 """The runner's pure parts: profiles and cycles, the final read that fails."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,9 +72,9 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
 def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path: Path) -> None:
     import json
 
+    from experiments import failover_probe
     from experiments.model import app_policy
     from experiments.runner import _record_config
-    from experiments import failover_probe
     assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
     p = app_policy(1.0, 0.5)
     assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)

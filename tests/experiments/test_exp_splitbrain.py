@@ -8,8 +8,8 @@ import pytest
 import redis.asyncio
 
 from experiments.scenarios.splitbrain import NotReplicatedError, sadd_confirmed
-from topologies import api
 from tests.conftest import LabManager
+from topologies import api
 
 pytestmark = pytest.mark.integration
 KEY = "{wait-test}:set"

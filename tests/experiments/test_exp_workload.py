@@ -2,9 +2,9 @@
 
 No wall-clock speed is asserted: margins are generous and counts exact."""
 
-from pathlib import Path
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest

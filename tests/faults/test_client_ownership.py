@@ -11,12 +11,12 @@ import pytest
 
 from faults import kinds, ownership
 from faults.injector import FaultInjector, active_faults, heal_all
-from topologies import api
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
+from tests.conftest import LabManager
+from topologies import api
 from topologies.home import lab_home
 from topologies.spec import build_spec
-from tests.conftest import LabManager
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
@@ -96,7 +96,8 @@ def test_heal_signals_only_the_process_it_paused(sleeper: subprocess.Popen[bytes
 
 
 @pytest.mark.integration
-def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab: LabManager, sleeper: subprocess.Popen[bytes]) -> None:
+def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab: LabManager,
+                                                                        sleeper: subprocess.Popen[bytes]) -> None:
     topo = lab("single", "local")
     for args in (["client_pause", "--target", f"pid:{sleeper.pid}"],
                  ["client_kill", "--target", f"pid:{sleeper.pid}"],

@@ -1,6 +1,5 @@
 """Every fault's effect observed from a client, on both backends, and always healed."""
 from __future__ import annotations
-from collections.abc import Iterator
 
 import signal
 import statistics
@@ -8,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ from faults import kinds, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
-from tests.procs import default_sigint
-from topologies import api
 from labcommon.poll import wait_until
 from tests.conftest import LabManager
+from tests.procs import default_sigint
+from topologies import api
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

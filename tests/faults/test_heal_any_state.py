@@ -12,12 +12,12 @@ import pytest
 from faults import netfilter
 from faults.injector import active_faults
 from faults.toxiproxy_api import ToxiproxyAPI
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api, dockerd
 from topologies.compose_gen import container_name, project_name
-from labcommon.poll import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess
-from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

@@ -1,13 +1,13 @@
 """The outage faults (failover, restart, slow_command, reshard), each seen from a client on both
 backends, healed by their own heal and by `redislab heal` from another process."""
 from __future__ import annotations
-from collections.abc import Iterator
-from typing import Any
 
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -16,10 +16,10 @@ from redis.retry import Retry
 
 from faults import kinds, maintenance, stall
 from faults.injector import FaultInjector, active_faults, heal_all
-from topologies import api
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
 from tests.conftest import LabManager
+from topologies import api
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]

@@ -1,24 +1,23 @@
 """Targets: the file (schema + one-line errors), what runs on a target, and end to end against a
 Sentinel deployment started without the lab's topology code (tests/targets/target_deployment.py)."""
 from __future__ import annotations
-from collections.abc import Callable
-from typing import Any
 
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
 
-from tests.targets import target_deployment as dep
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
 from targets.target import TargetTopology, load
+from tests.targets import target_deployment as dep
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 

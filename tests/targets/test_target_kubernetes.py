@@ -2,20 +2,19 @@
 requests of faults.kubernetes_driver, built by the official client with only the HTTP transport
 replaced (a recorder, as in tests/faults/test_kubernetes_driver.py); no cluster runs here."""
 from __future__ import annotations
-from typing import Any
-
-from pathlib import Path
 
 import json
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client import rest
 
-from targets import target
 from labcommon.errors import LabError
+from targets import target
 from targets.target_kubernetes import KubernetesTargetDriver
 
 TARGET = """

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DockerDaemon, LabManager
 from topologies import api, dockerd
-from tests.conftest import DockerDaemon
-from tests.conftest import LabManager
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
@@ -35,7 +34,8 @@ def build_user_image() -> str:
     return USER_IMAGE
 
 
-def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(fresh_lab: LabManager, docker_daemon: DockerDaemon) -> None:
+def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(fresh_lab: LabManager,
+                                                                                docker_daemon: DockerDaemon) -> None:
     docker_daemon.ensure()
     if not dockerd.owned():
         pytest.skip("the Docker daemon was not started by the lab: tests never stop someone else's")

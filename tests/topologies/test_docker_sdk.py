@@ -8,10 +8,10 @@ import docker.errors
 import pytest
 import requests
 
-from topologies import docker as docker_backend
-from topologies.docker_sdk import calling
 from labcommon.errors import ContainerNotFound, DockerError, LabError
 from tests.conftest import LabManager
+from topologies import docker as docker_backend
+from topologies.docker_sdk import calling
 
 
 def test_a_missing_container_is_container_not_found_with_the_daemons_words() -> None:

@@ -3,9 +3,8 @@ kubernetes-validate's bundled schemas), and loadable as the official client's mo
 No cluster: what these tests cannot show is that the pods start and form a topology."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate

@@ -1,16 +1,16 @@
 """Owned processes through psutil: pid + start time name one process; port holders without `ss`."""
 from __future__ import annotations
-from collections.abc import Iterator
 
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from topologies import ports
 from labcommon.poll import wait_until
+from topologies import ports
 from topologies.processes import OwnedProcess, start_ticks
 
 

@@ -8,12 +8,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api
 from topologies.compose_gen import project_name
-from labcommon.poll import wait_until
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES
-from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 
