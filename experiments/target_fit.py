@@ -7,14 +7,14 @@ Used by ``redislab list --target FILE`` and before ``redislab run ... --target F
 from __future__ import annotations
 
 from experiments import faultplans
-from experiments.model import Experiment
+from experiments.model import Experiment, FaultPlan
 from experiments.scenarios import splitbrain
 from targets.target import DESTRUCTIVE, GROUPS, PROXY_FAULTS, TargetTopology
 
 
 def fault_kind(exp: Experiment) -> str | None:
     """The fault an experiment's plan injects (kill / latency / partition), None when not classified."""
-    plans = {faultplans.kill_primary: "kill", faultplans.latency_primary: "latency",
+    plans: dict[FaultPlan, str] = {faultplans.kill_primary: "kill", faultplans.latency_primary: "latency",
              faultplans.partition_primary: "partition", splitbrain._split: "partition"}
     return plans.get(exp.fault)
 

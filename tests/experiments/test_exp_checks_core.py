@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
-from exp_helpers import fault, history, op, phase, steady
 
 from experiments.checks import REGISTRY, CheckResult, UnknownCheckError, get_check, run_check, run_checks, worst
 from experiments.checks.base import run_check as run_fn
 from experiments.history import History
+from tests.experiments.exp_helpers import fault, history, op, phase, steady
 
 
 def test_worst_verdict_order_ignores_measurements() -> None:

@@ -1,10 +1,9 @@
 """failover_time and the queue's stuck / redelivered accounting, on hand-written histories."""
 from __future__ import annotations
 
-from exp_helpers import ev, fault, history, op
-
 from experiments.checks import run_check
 from experiments.history import ROLE, TOPOLOGY, Event
+from tests.experiments.exp_helpers import ev, fault, history, op
 
 
 def _roles(*items: tuple[float, str, str]) -> list:

@@ -3,10 +3,10 @@
 from typing import Any
 
 import pytest
-from exp_helpers import fault, history, op
 
 from experiments.checks import run_check
 from experiments.history import History, Op
+from tests.experiments.exp_helpers import fault, history, op
 
 # ---------------------------------------------------------------- writes (set, counter)
 
@@ -46,9 +46,8 @@ def test_lost_writes_within_the_loss_window_is_reported_beside_the_total() -> No
     writes += [op("add", {"value": 100 + i}, 10 + i * 0.1) for i in range(10)]
     writes += [op("add", {"value": 200 + i}, 12 + i * 0.1) for i in range(5)]
     writes += [op("add", {"value": 300 + i}, 13 + i * 0.1) for i in range(10)]
-    from exp_helpers import ev
-
     from experiments.history import ROLE
+    from tests.experiments.exp_helpers import ev
     h = history(writes, *fault(10, 12), ev(ROLE, 12.5, node="redis-1", role="replica"))
     final = list(range(100)) + [300 + i for i in range(10)]
     r = run_check("lost_writes", h, {"set": final}, {})

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-from exp_helpers import fault, history, op, phase, steady
 
 from experiments.history import (
     FAULT_HEAL,
@@ -18,6 +17,7 @@ from experiments.history import (
     read_history,
 )
 from experiments.stats import Spread, baseline_throughput, summarize, time_buckets
+from tests.experiments.exp_helpers import fault, history, op, phase, steady
 
 
 def test_writer_reader_round_trip(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_writer_buffers_until_flush(tmp_path: Path) -> None:
 
 
 def test_unhealed_fault_window_is_open() -> None:
-    from exp_helpers import fault
+    from tests.experiments.exp_helpers import fault
     h = history(*fault(3, None))
     assert h.fault_windows()[0].end is None
 

@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from playwright.sync_api import Page, sync_playwright
-from test_exp_report import make_run
 
 from experiments.catalogue import Item, Outcome, write_answer
 from experiments.report import render_run
+from tests.experiments.test_exp_report import make_run
 
 CHROMIUM = shutil.which("chromium")
 ARTEFACTS = Path(__file__).resolve().parents[2] / "results" / "test-artifacts"

@@ -4,10 +4,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exp_helpers import steady
-
 from experiments.history import BREAKER, FAULT_HEAL, FAULT_INJECT, FINAL_STATE, PHASE, ROLE, RUN_END, HistoryWriter
 from experiments.report import render_run, write_index
+from tests.experiments.exp_helpers import steady
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
