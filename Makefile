@@ -57,23 +57,24 @@ demo: setup ## run the catalogue (PROFILE=quick|full, ONLY=sections, OUT=dir, RE
 	$(LAB) demo --profile $(PROFILE) --backend $(BACKEND) --out $(OUT) --repeat $(REPEAT) --workers $(WORKERS) $(if $(ONLY),--only $(ONLY)); rc=$$?; \
 	if [[ $$started == 1 ]]; then $(LAB) docker-daemon stop; fi; exit $$rc
 
-test: lint ## lint (ruff, mypy), then the test suite on both backends (starts and stops a Docker daemon if needed)
+test: lint ## lint (ruff, mypy, import-linter), then the test suite on both backends (starts and stops a Docker daemon if needed)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: lint ## lint (ruff, mypy), then only the tests that need no Redis
+test-unit: lint ## lint (ruff, mypy, import-linter), then only the tests that need no Redis
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: setup ## ruff and mypy with the project's config (pyproject.toml); a type: ignore needs a reason on its line
+lint: setup ## ruff, mypy and import-linter (the layers) with the project's config (pyproject.toml); a type: ignore needs a reason on its line
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-cache
 	@bad=$$(git grep -nE '# type: ignore(\[[a-z, -]+\])?[[:space:]]*$$' -- '*.py' || true); \
 		if [[ -n "$$bad" ]]; then echo "lint: a type: ignore without a reason on the same line:"; echo "$$bad"; exit 1; fi
 
 bench: setup ## benchmarks (not tests): topology start, failover (lab vs plain client), Toxiproxy, workload engine
-	@$(PY) -m topologies.bench --backend $(BACKEND)
-	@$(PY) -m topologies.bench --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND)
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND) --fault pause --topology sentinel --topology cluster \
 		--out results/bench-failover-pause.json
-	@$(PY) -m topologies.bench --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
+	@$(PY) -m experiments.bench_failover --backend $(BACKEND) --fault machine --out results/bench-failover-machine.json
 	@$(PY) -m faults.bench --backend $(BACKEND)
 	@$(PY) -m experiments.bench_workload
 	@$(PY) -m experiments.bench_redis --backend $(BACKEND)

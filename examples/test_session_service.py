@@ -16,6 +16,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from session_service import Settings, create_app
 
+from redislab.testing import RedisLab
+
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.redislab(topology="sentinel")
 
@@ -50,7 +52,7 @@ class Service:
 
 
 @pytest.fixture
-def service(redis_lab) -> Iterator[Service]:
+def service(redis_lab: RedisLab) -> Iterator[Service]:
     """The service, configured with the topology's addresses like any deployment."""
     ep = redis_lab.endpoints()
     settings = Settings(nodes=ep.nodes, sentinels=ep.sentinels, master_name=ep.master_name, password=ep.password,
@@ -67,7 +69,7 @@ def test_before_any_fault_everything_is_served_from_redis(service: Service) -> N
     assert search.status_code == 200 and search.headers["X-RateLimit-Source"] == "redis"
 
 
-def test_slow_primary_sessions_time_out_search_degrades(redis_lab, service: Service) -> None:
+def test_slow_primary_sessions_time_out_search_degrades(redis_lab: RedisLab, service: Service) -> None:
     sid = service.session_of("ana")
     with redis_lab.fault("latency", target="primary", latency_ms=SLOW_MS):
         slow = service.me(sid)
@@ -101,7 +103,8 @@ def test_interrupted_with_a_fault_never_healed_by_the_test(redis_lab):
 '''
 
 
-def test_faults_are_healed_when_the_test_body_raises_or_is_interrupted(redis_lab, pytester, monkeypatch) -> None:
+def test_faults_are_healed_when_the_test_body_raises_or_is_interrupted(redis_lab: RedisLab, pytester: pytest.Pytester,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDISLAB_HOME", str(redis_lab.home))  # pytester moves $HOME: keep the same lab
     pytester.makepyfile(INNER_TESTS.format(backend=redis_lab.backend, slow_ms=SLOW_MS, timeout=REDIS_TIMEOUT_S))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=180)
@@ -115,7 +118,7 @@ def test_faults_are_healed_when_the_test_body_raises_or_is_interrupted(redis_lab
 
 
 def test_primary_killed_sessions_fail_fast_search_degrades_and_no_acknowledged_login_is_lost(
-        redis_lab, service: Service) -> None:
+        redis_lab: RedisLab, service: Service) -> None:
     rec = redis_lab.recorder()
     acked: list[str] = []
 
@@ -159,7 +162,8 @@ def test_primary_killed_sessions_fail_fast_search_degrades_and_no_acknowledged_l
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a partition needs root (iptables)")
-def test_partitioned_primary_times_out_until_the_majority_promotes_a_replica(redis_lab, service: Service) -> None:
+def test_partitioned_primary_times_out_until_the_majority_promotes_a_replica(redis_lab: RedisLab,
+                                                                             service: Service) -> None:
     sid = service.session_of("ana")
     with redis_lab.partition("primary") as cut:
         cut_off = service.me(sid)

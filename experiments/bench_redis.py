@@ -39,8 +39,8 @@ from experiments.generator import Source, run_in_processes
 from experiments.history import HistoryWriter, read_history
 from experiments.stats import summarize
 from experiments.workload import OpFn, OpResult, Share, Slots, WorkloadConfig, attempt, run_loop, run_workload
+from labcommon.errors import LabError
 from topologies import api, binaries
-from topologies.errors import LabError
 
 DEFAULT_RATES = (1_000, 5_000, 7_500, 10_000, 12_500, 15_000)
 DEFAULT_WORKERS = (1, 2)

@@ -25,8 +25,8 @@ from typing import Any
 
 from experiments.history import HistoryWriter, iter_records
 from faults import ownership
-from topologies.errors import LabError
-from topologies.health import wait_until
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

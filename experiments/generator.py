@@ -47,7 +47,7 @@ from experiments.workload import (
     generate,
     run_loop,
 )
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 MODULE = "experiments.generator"
 MAX_WORKERS = 8
@@ -213,10 +213,10 @@ async def scenario_source(config: dict[str, Any], writer: HistoryWriter, share: 
     """An experiment's scenario, set up for a generator process (``Scenario.worker_setup``)."""
     from experiments import registry
     from experiments.model import RunContext
-    from topologies import api
+    from targets import target
 
     exp = registry.get(config["experiment"])
-    topo = api.current()
+    topo = target.current()  # a run on a target file names it in REDISLAB_TARGET
     if topo is None:
         raise LabError("generator: no topology is up")
     run_dir = Path(config["run_dir"])

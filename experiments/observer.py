@@ -18,6 +18,7 @@ from experiments.children import child_writer, config_from_argv, orphaned, ready
 from experiments.history import LAB
 from experiments.server_view import ServerView
 from experiments.topology_events import TopologyEvents
+from targets import target
 from topologies import api, health
 
 MODULE = "experiments.observer"
@@ -26,7 +27,7 @@ LAB_PROBE_S = 0.5  # s between probes of the lab's own machinery
 
 def main() -> None:
     cfg = config_from_argv()
-    topo = api.current()
+    topo = target.current()  # a run on a target file names it in REDISLAB_TARGET
     if topo is None:
         raise SystemExit("observer: no topology is up")
     stop = threading.Event()

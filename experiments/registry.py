@@ -26,7 +26,7 @@ from experiments.scenarios import (
     splitbrain,
     stalled,
 )
-from topologies.errors import UnknownNameError
+from labcommon.errors import UnknownNameError
 
 SCENARIO_MODULES: tuple[ModuleType, ...] = (cache, queue, rate_limiter, proximity, counter, lock, leaderboard)
 SHOWCASE_MODULES: tuple[ModuleType, ...] = (  # named experiments only, no matrix row

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import random
 import shlex
 import time
@@ -32,12 +33,14 @@ from experiments.children import Children
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.report import render_run, write_index
+from experiments.target_fit import runnable
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
 from faults.events import Event, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.kinds import Fault
+from labcommon.errors import LabError, UnknownNameError
+from targets import target
 from topologies import api
-from topologies.errors import LabError, UnknownNameError
 from topologies.spec import Options
 
 
@@ -53,7 +56,7 @@ class RunRequest:
     out: str = "results"
     progress: bool = True
     cycles: int | None = None  # fault cycles (default: the profile's)
-    target: str | None = None  # a target file: run on that existing deployment (topologies.target)
+    target: str | None = None  # a target file: run on that existing deployment (targets.target)
     workers: int = 1  # generator processes, each running a share of the clients (experiments.generator)
 
     def reproduce(self, topology: str, backend: str) -> str:
@@ -155,17 +158,14 @@ def _topology(req: RunRequest, exp: Experiment) -> tuple[api.Topology, bool]:
     return api.up(name, backend=backend), True
 
 
-def _target(req: RunRequest, exp: Experiment) -> api.Topology:
+def _target(req: RunRequest, exp: Experiment) -> target.TargetTopology:
     """The existing deployment ``req.target`` describes, if ``exp`` can run on it; child processes
     (the observer) open the same target through REDISLAB_TARGET."""
-    import os
-
-    from topologies import target
     if req.topology:
         raise LabError("--topology and --target exclude each other", "the target file gives the kind")
     assert req.target is not None  # the caller asks only for a request with a target file
     topo = target.open_target(req.target)
-    ok, why = topo.runnable(exp)
+    ok, why = runnable(topo, exp)
     if not ok:
         raise LabError(f"{exp.name} cannot run on target {topo.target.name}: {why}",
                        f"see: redislab list --target {req.target}")
@@ -211,7 +211,7 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
             if active_faults():
                 heal_all(topo)
         finally:
-            if topo.is_target:
+            if isinstance(topo, target.TargetTopology):
                 _leave_target(topo)
         if owned:
             api.down()
@@ -220,13 +220,10 @@ def run_experiment(req: RunRequest, console: Console | None = None) -> Path:
     return run_dir
 
 
-def _leave_target(topo: api.Topology) -> None:
+def _leave_target(topo: target.TargetTopology) -> None:
     """Delete the run's keys (everything under the target's key prefix) and forget the target."""
-    import os
-
-    from topologies import target
     os.environ.pop(target.TARGET_ENV, None)
-    topo.delete_lab_keys()  # type: ignore[attr-defined]  # a target topology (TargetTopology) has it; api.Topology does not
+    topo.delete_lab_keys()
 
 
 class HistoryWriteError(LabError):

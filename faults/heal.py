@@ -28,12 +28,11 @@ from typing import Any
 
 import redis
 
-from faults import kinds, netfilter, ownership
+from faults import kinds, netfilter, ownership, records
 from faults.events import EventLog
-from faults.injector import _active_records, _save
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
+from labcommon.errors import LabError
 from topologies.api import Topology
-from topologies.errors import LabError
 from topologies.processes import OwnedProcess
 
 
@@ -48,7 +47,7 @@ def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]
     log = events or EventLog()
     rep = _Report()
     live = _live(topo, rep)
-    faults, unreadable = _parse(_active_records())
+    faults, unreadable = _parse(records.active())
     if unreadable:
         rep.done.append(f"cleared {unreadable} unreadable fault record(s)")
     if live is not None:
@@ -66,7 +65,7 @@ def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]
             log.record("heal", fault.kind, fault.target, fault.values)
             rep.done.append(f"healed {fault!r}")
     _resume_leftovers(rep)
-    _save([])
+    records.clear()
     if rep.problems:
         raise LabError("heal could not undo everything: " + "; ".join(rep.problems),
                        "run `redislab heal` again; `redislab down --all` removes the lab's leftovers")
@@ -87,9 +86,9 @@ def _live(topo: Topology | None, rep: _Report) -> Topology | None:
     return None
 
 
-def _parse(records: list[dict[str, Any]]) -> tuple[list[kinds.Fault], int]:
+def _parse(raw: list[dict[str, Any]]) -> tuple[list[kinds.Fault], int]:
     faults, unreadable = [], 0
-    for record in records:
+    for record in raw:
         try:
             faults.append(kinds.from_record(record))
         except (LabError, KeyError, TypeError, ValueError, AttributeError):
@@ -235,8 +234,8 @@ def after_down() -> list[str]:
             count = nf.rule_count()
             nf.heal()
             removed.append(f"{count} partition rules (this machine)")
-    records = _active_records()
-    if records:
-        _save([])
-        removed.append(f"{len(records)} fault record(s) of the topology")
+    left = records.active()
+    if left:
+        records.clear()
+        removed.append(f"{len(left)} fault record(s) of the topology")
     return removed

@@ -15,23 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from faults import kinds
+from faults import heal, kinds, records
 from faults.events import EventLog
 from topologies.api import Topology
-from topologies.home import StateFile
-
-_ACTIVE = "faults.json"
-
-
-def _active_records() -> list[dict[str, Any]]:
-    return (StateFile(_ACTIVE).read() or {}).get("active", [])
-
-
-def _save(records: list[dict[str, Any]]) -> None:
-    if records:
-        StateFile(_ACTIVE).write({"active": records})
-    else:
-        StateFile(_ACTIVE).clear()
 
 
 class FaultInjector:
@@ -44,21 +30,21 @@ class FaultInjector:
     def inject(self, fault: kinds.Fault) -> None:
         self.topo.check_fault(fault.kind)
         fault.validate(self.topo)
-        _save([*_active_records(), fault.record()])
+        records.save([*records.active(), fault.record()])
         began = time.monotonic()  # the fault's window opens here: it may bite before inject returns
         try:
             fault.inject(self.topo)
         except BaseException:
             self.heal(fault, record_event=False)
             raise
-        _save([r for r in _active_records() if not _same(r, fault)] + [fault.record()])  # with saved state
+        records.save([r for r in records.active() if not _same(r, fault)] + [fault.record()])  # with saved state
         self.events.record("inject", fault.kind, fault.target, fault.values, at_mono=began)
 
     def heal(self, fault: kinds.Fault, record_event: bool = True) -> None:
         try:
             fault.heal(self.topo)
         finally:
-            _save([r for r in _active_records() if not _same(r, fault)])
+            records.save([r for r in records.active() if not _same(r, fault)])
         if record_event:
             self.events.record("heal", fault.kind, fault.target, fault.values)
 
@@ -85,12 +71,11 @@ def _same(record: dict[str, Any], fault: kinds.Fault) -> bool:
 
 
 def active_faults() -> list[dict[str, Any]]:
-    return _active_records()
+    return records.active()
 
 
 def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]:
     """Restore a clean state from anything (see ``faults.heal``); returns what it did."""
     if topo is not None and topo.is_target:  # never the lab-wide sweep on a deployment the lab did not start
         return topo.heal_all()  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
-    from faults.heal import heal_all as _heal_all
-    return _heal_all(topo, events)
+    return heal.heal_all(topo, events)

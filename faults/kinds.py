@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faults import netfilter, ownership
-from faults.toxiproxy_api import ToxiproxyGone, ToxiproxyHung
+from faults.toxiproxy_api import ToxiproxyGone, ToxiproxyHung, for_topology
+from labcommon.errors import LabError, UnknownNameError
 from topologies.api import Topology
-from topologies.errors import LabError, UnknownNameError
 from topologies.processes import OwnedProcess
 
 DIRECTIONS = ("downstream", "upstream", "both")  # downstream: server -> client; upstream: client -> server
@@ -211,13 +211,13 @@ class Toxic(ProxyFault):
         return ["downstream", "upstream"] if d == "both" else [d]
 
     def inject(self, topo: Topology) -> None:
-        api = topo.toxiproxy()
+        api = for_topology(topo)
         for stream in self._streams():
             api.add_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}", self.toxic_type, stream,
                           self.attributes())
 
     def heal(self, topo: Topology) -> None:
-        api = topo.toxiproxy()
+        api = for_topology(topo)
         try:
             for stream in self._streams():
                 api.remove_toxic(topo.proxy_name(self.target), f"lab-{self.kind}-{stream}")
@@ -257,11 +257,11 @@ class Down(ProxyFault):
     summary = "disable a proxy: new connections refused, existing ones dropped"
 
     def inject(self, topo: Topology) -> None:
-        topo.toxiproxy().set_enabled(topo.proxy_name(self.target), False)
+        for_topology(topo).set_enabled(topo.proxy_name(self.target), False)
 
     def heal(self, topo: Topology) -> None:
         try:
-            topo.toxiproxy().set_enabled(topo.proxy_name(self.target), True)
+            for_topology(topo).set_enabled(topo.proxy_name(self.target), True)
         except ToxiproxyGone:
             pass  # Toxiproxy died; a restarted one starts with every proxy enabled
 
@@ -291,7 +291,7 @@ class Partition(Fault):
 
     def validate(self, topo: Topology) -> None:
         a, b = self.sides(topo)
-        if topo.is_target:  # a target cuts through its declared proxies, or refuses (see topologies.target)
+        if topo.is_target:  # a target cuts through its declared proxies, or refuses (see targets.target)
             topo.partition_plan(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             return
         netfilter.resolve(topo.spec, a + b)

@@ -18,9 +18,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies.api import Topology
-from topologies.errors import LabError
-from topologies.health import wait_until
 from topologies.spec import HOST, MASTER_NAME
 
 OP_TIMEOUT_S = 5.0  # socket timeout of the operator's own commands

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 from topologies.spec import CLIENT_GROUPS, TopologySpec
 
 CHAIN = "REDISLAB"

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.home import StateFile
 from topologies.processes import PID_MAX, OwnedProcess, cmdline, start_ticks
 

@@ -27,9 +27,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies.api import Topology
-from topologies.errors import LabError
-from topologies.health import wait_until
 
 SCRATCH_DB = 9  # the lab's own database for the KEYS keyspace (FLUSHDB ASYNC on heal)
 KEYS_PATTERN = "*:lab-no-such-key"  # matches none of the populated keys: the whole keyspace is scanned

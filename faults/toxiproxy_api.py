@@ -16,7 +16,8 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import NotFound
 from toxiproxy.proxy import Proxy
 
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
+from topologies.api import Topology
 from topologies.spec import HOST, TOXIPROXY_API_PORT
 
 REQUEST_TIMEOUT_S = 5.0  # every Toxiproxy API call gives up after this
@@ -113,3 +114,8 @@ class ToxiproxyAPI:
     def reset(self) -> None:
         """Re-enable every proxy and remove every toxic."""
         self._call("reset", self.server.reset)
+
+
+def for_topology(topo: Topology) -> ToxiproxyAPI:
+    """The Toxiproxy API in front of ``topo``'s nodes (the lab's own, or the one a target file declares)."""
+    return ToxiproxyAPI(*topo.toxiproxy_address())

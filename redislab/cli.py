@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from labcommon.errors import LabError, UnknownNameError
 from topologies import api, dockerd, runlock
-from topologies.errors import LabError, UnknownNameError
 from topologies.home import password
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES
 
@@ -231,25 +231,26 @@ def heal(target_file: str | None) -> None:
 def list_experiments(target_file: str | None) -> None:
     """The experiments, one line each; with --target, which can run on it (and why not)."""
     from experiments.registry import EXPERIMENTS
+    from experiments.target_fit import runnable
     topo = _open_target(target_file, need_password=False) if target_file else None
     for name, exp in EXPERIMENTS.items():
         if topo is None:
             click.echo(f"{name:24} [{exp.pattern} on {exp.topology}] {exp.summary}")
             continue
-        ok, why = topo.runnable(exp)
+        ok, why = runnable(topo, exp)
         click.echo(f"{name:32} {'runnable' if ok else 'not runnable: ' + why}")
 
 
 @cli.group()
 def target() -> None:
-    """Existing deployments described in a target file (schema: topologies/target.schema.json)."""
+    """Existing deployments described in a target file (schema: targets/target.schema.json)."""
 
 
 @target.command("check")
 @click.argument("file")
 def target_check(file: str) -> None:
     """Validate a target file: schema and consistency; one line per problem found first."""
-    from topologies.target import load
+    from targets.target import load
     t = load(file)
     note = ""
     if t.password_env:
@@ -261,7 +262,7 @@ def target_check(file: str) -> None:
 
 
 def _open_target(path: str, need_password: bool = True) -> Any:
-    from topologies.target import TargetTopology, load
+    from targets.target import TargetTopology, load
     t = load(path)
     if not need_password and t.password_env:
         import dataclasses

@@ -186,8 +186,8 @@ def redis_lab(request: pytest.FixtureRequest, redis_lab_session: LabSession, red
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisLab]:
     """A healthy topology, its clients and faults; every fault this test injected is healed
     at teardown (also when the test failed or was interrupted)."""
+    from labcommon.errors import LabError
     from redislab.testing import RedisLab
-    from topologies.errors import LabError
 
     try:
         topo = redis_lab_session.topology(redis_lab_target.topology, redis_lab_target.backend)

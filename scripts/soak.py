@@ -29,9 +29,9 @@ from faults import kinds, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies import api, docker_sdk, dockerd, runlock
-from topologies.errors import LabError
-from topologies.health import wait_until
 from topologies.processes import OwnedProcess
 
 LAB_COMMANDS = {"redis-server", "redis-sentinel", "toxiproxy-server", "toxiproxy", "containerd-shim",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -107,7 +107,7 @@ class LabManager:
 
 
 @pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest, redis_lab_session: LabSession) -> Iterator[Callable[..., api.Topology]]:
+def lab(request: pytest.FixtureRequest, redis_lab_session: LabSession) -> Iterator[LabManager]:
     """``lab(name, backend="local")`` -> a healthy running topology (shared across tests)."""
     manager = LabManager(request, redis_lab_session)
     yield manager

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import LabManager
 from topologies import api
 
 pytestmark = pytest.mark.integration
@@ -29,16 +31,16 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         assert fragment in first
 
 
-def test_unknown_topology(fresh_lab) -> None:
+def test_unknown_topology(fresh_lab: LabManager) -> None:
     assert_one_line_error(run("up", "triangle"), "unknown topology 'triangle'", "single, sentinel, cluster")
 
 
-def test_unknown_backend(fresh_lab) -> None:
+def test_unknown_backend(fresh_lab: LabManager) -> None:
     assert_one_line_error(run("up", "single", "--backend", "podman"), "unknown backend 'podman'",
                           "auto, docker, local")
 
 
-def test_port_in_use_names_the_port_and_starts_nothing(fresh_lab) -> None:
+def test_port_in_use_names_the_port_and_starts_nothing(fresh_lab: LabManager) -> None:
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", 7001))
@@ -47,13 +49,13 @@ def test_port_in_use_names_the_port_and_starts_nothing(fresh_lab) -> None:
     assert api.current() is None
 
 
-def test_docker_backend_without_a_daemon(fresh_lab) -> None:
+def test_docker_backend_without_a_daemon(fresh_lab: LabManager) -> None:
     result = run("up", "single", "--backend", "docker", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert_one_line_error(result, "no Docker daemon answers", "--backend local")
     assert api.current() is None
 
 
-def test_up_while_another_topology_runs_then_status_and_down(fresh_lab) -> None:
+def test_up_while_another_topology_runs_then_status_and_down(fresh_lab: LabManager) -> None:
     assert run("up", "single", "--backend", "local").returncode == 0
     assert_one_line_error(run("up", "sentinel", "--backend", "local"), "topology single is already up",
                           "redislab down")
@@ -78,7 +80,7 @@ def test_env_prints_shell_exports() -> None:
     assert result.stdout.startswith("export REDISLAB_PASSWORD=") and "REDISCLI_AUTH=" in result.stdout
 
 
-def test_run_with_an_out_dir_that_cannot_be_created_fails_before_anything_starts(fresh_lab) -> None:
+def test_run_with_an_out_dir_that_cannot_be_created_fails_before_anything_starts(fresh_lab: LabManager) -> None:
     for out in ("/proc/redislab-no-such-dir/results", "/dev/null/results"):
         result = run("run", "cache-primary-kill", "--backend", "local", "--out", out)
         assert_one_line_error(result, f"--out {out}: cannot create or write there")
@@ -86,7 +88,7 @@ def test_run_with_an_out_dir_that_cannot_be_created_fails_before_anything_starts
         assert api.current() is None
 
 
-def test_events_streams_a_sentinel_failover_as_json(fresh_lab) -> None:
+def test_events_streams_a_sentinel_failover_as_json(fresh_lab: LabManager) -> None:
     topo = fresh_lab("sentinel", "local")
     old = topo.primary()
     assert old is not None
@@ -111,11 +113,11 @@ def test_events_streams_a_sentinel_failover_as_json(fresh_lab) -> None:
     assert seen[-1]["promoted"] != old and "Traceback" not in err
 
 
-def test_events_without_a_topology_is_one_line(fresh_lab) -> None:
+def test_events_without_a_topology_is_one_line(fresh_lab: LabManager) -> None:
     assert_one_line_error(run("events", "--duration", "1"), "no topology is up")
 
 
-def test_run_json_prints_the_summary_on_stdout_and_the_line_on_stderr(fresh_lab, tmp_path) -> None:
+def test_run_json_prints_the_summary_on_stdout_and_the_line_on_stderr(fresh_lab: LabManager, tmp_path: Path) -> None:
     result = run("run", "counter-kill", "--topology", "single", "--backend", "local", "--cycles", "1",
                  "--duration", "10", "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr

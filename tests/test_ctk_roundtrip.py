@@ -14,6 +14,7 @@ import pytest
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
 from redislab.ctk import export, probes
+from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 EXPERIMENT = "cache-primary-kill"  # SIGKILL of the Sentinel primary
@@ -30,7 +31,7 @@ def _chaos_run(tmp_path: Path) -> dict:
     return json.loads(journal.read_text())
 
 
-def test_chaos_run_matches_redislab_run(lab, tmp_path: Path) -> None:
+def test_chaos_run_matches_redislab_run(lab: LabManager, tmp_path: Path) -> None:
     topo = lab("sentinel", "local")
     before = probes.failover_state()
     assert before["agreed"], before

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from faults import kinds, netfilter
 from faults.injector import active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
+from labcommon.errors import LabError
+from tests.conftest import LabManager
 from topologies import api
-from topologies.errors import LabError
 from topologies.spec import TOPOLOGIES, build_spec
 
 BAD_NUMBERS = ["-1", "0", "nan", "NaN", "inf", "-inf", "1e400", "99999999999999999999999", "abc", "", "1,5",
@@ -113,7 +114,8 @@ def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
 
 
 @pytest.mark.integration
-def test_every_command_refuses_malformed_values_with_one_line_and_injects_nothing(lab, tmp_path, capsys) -> None:
+def test_every_command_refuses_malformed_values_with_one_line_and_injects_nothing(
+        lab: LabManager, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     topo = lab("single", "local")
     out = tmp_path / "results"
     out.mkdir()

@@ -18,10 +18,11 @@ from redis.retry import Retry
 from experiments.checks import UnknownCheckError
 from faults.events import EventLog
 from faults.injector import active_faults
+from labcommon.errors import LabError
 from redislab import pytest_plugin
 from redislab.testing import LabSession, Recorder, RedisLab, targets
+from tests.conftest import LabManager
 from topologies import api
-from topologies.errors import LabError
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES, build_spec
 
@@ -159,7 +160,7 @@ def _boom(exc: BaseException) -> object:
     raise exc
 
 
-def test_recorded_operations_are_classified_as_the_experiments_classify_theirs(tmp_path) -> None:
+def test_recorded_operations_are_classified_as_the_experiments_classify_theirs(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "h.jsonl")
     assert rec.call("add", {"value": 1}, lambda: 1).outcome == "ok"
     assert rec.call("add", {"value": 2}, lambda: _boom(redis.TimeoutError("slow"))).outcome == "unknown"
@@ -181,7 +182,7 @@ def test_recorded_operations_are_classified_as_the_experiments_classify_theirs(t
     assert all(o.kind == "workload" and o.start <= o.end for o in ops)
 
 
-def test_faults_go_into_the_same_history_so_window_checks_work(tmp_path) -> None:
+def test_faults_go_into_the_same_history_so_window_checks_work(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "h.jsonl")
     events = EventLog(sink=rec.fault_event)
     rec.call("add", {"value": "a"}, lambda: 1)
@@ -206,7 +207,8 @@ def _serves_fast(lab: RedisLab) -> bool:
 
 
 @pytest.mark.integration
-def test_a_fault_is_healed_when_its_block_exits_and_an_open_one_at_teardown(lab, backend: str, tmp_path) -> None:
+def test_a_fault_is_healed_when_its_block_exits_and_an_open_one_at_teardown(lab: LabManager, backend: str,
+                                                                            tmp_path: Path) -> None:
     rl = RedisLab(lab("single", backend), lab_home(), lambda: tmp_path)
     rec = rl.recorder()
     with pytest.raises(RuntimeError, match="body"), rl.fault("latency", target="primary", latency_ms=300) as slow:
@@ -225,7 +227,8 @@ def test_a_fault_is_healed_when_its_block_exits_and_an_open_one_at_teardown(lab,
 
 
 @pytest.mark.integration
-def test_a_session_reuses_a_healthy_topology_it_did_not_start_and_never_replaces_it(fresh_lab, backend: str) -> None:
+def test_a_session_reuses_a_healthy_topology_it_did_not_start_and_never_replaces_it(fresh_lab: LabManager,
+                                                                                    backend: str) -> None:
     if backend == "docker":
         fresh_lab.request.getfixturevalue("docker_daemon").ensure()
     theirs = api.up("single", backend=backend)  # someone else's (`redislab up single`)
@@ -250,7 +253,7 @@ def test_the_readme_has_a_complete_plugin_example() -> None:
 
 
 @pytest.mark.integration
-def test_the_readme_example_passes_as_it_is(lab, backend: str, request: pytest.FixtureRequest,
+def test_the_readme_example_passes_as_it_is(lab: LabManager, backend: str, request: pytest.FixtureRequest,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     lab("sentinel", backend)  # up once: the example's own session reuses it and leaves it up
     pytester: pytest.Pytester = request.getfixturevalue("pytester")  # after: it moves $HOME (Compose's plugin)
@@ -276,7 +279,8 @@ def test_terminated_inside_a_fault(redis_lab):
 
 
 @pytest.mark.integration
-def test_sigterm_interrupts_the_test_and_its_teardown_heals(lab, backend: str, request: pytest.FixtureRequest,
+def test_sigterm_interrupts_the_test_and_its_teardown_heals(lab: LabManager, backend: str,
+                                                            request: pytest.FixtureRequest,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     rl = RedisLab(lab("sentinel", backend), lab_home(), lambda: Path("/nonexistent"))
     pytester: pytest.Pytester = request.getfixturevalue("pytester")  # after: it moves $HOME (Compose's plugin)

@@ -5,11 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api, runlock
-from topologies.health import wait_until
 from topologies.home import StateFile
 from topologies.processes import OwnedProcess
 
@@ -48,7 +50,7 @@ def test_another_live_holder_is_named() -> None:
 
 
 @pytest.mark.integration
-def test_up_during_a_run_is_refused_naming_the_run(fresh_lab, tmp_path) -> None:
+def test_up_during_a_run_is_refused_naming_the_run(fresh_lab: LabManager, tmp_path: Path) -> None:
     run = subprocess.Popen([*REDISLAB, "run", "cache-primary-kill", "--backend", "local", "--duration", "3",
                             "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -23,9 +23,9 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 
+from labcommon.errors import LabError, UnknownNameError
 from topologies import health
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
-from topologies.errors import LabError, UnknownNameError
 from topologies.home import StateFile
 from topologies.home import password as lab_password
 from topologies.spec import (
@@ -117,7 +117,7 @@ class NodeStatus:
 class Topology:
     """A running topology: its spec, the backend that runs it, clients and node control."""
 
-    is_target = False  # an existing deployment (topologies.target), not one the lab started
+    is_target = False  # an existing deployment (targets.target), not one the lab started
     master_name = MASTER_NAME  # what the Sentinels monitor the primary under
     key_prefix = ""  # every key an experiment writes starts with this (targets confine the lab to one)
 
@@ -283,11 +283,11 @@ class Topology:
         self.backend.kill_proxy()
         return self.start_proxy().replace("it had died", "its API hung")
 
-    # -- network hooks (overridden by topologies.target.TargetTopology) ---------------------
-    def toxiproxy(self) -> Any:
-        """The Toxiproxy API in front of this topology's nodes."""
-        from faults.toxiproxy_api import ToxiproxyAPI
-        return ToxiproxyAPI()
+    # -- network hooks (overridden by targets.target.TargetTopology) ---------------------
+    def toxiproxy_address(self) -> tuple[str, int]:
+        """Host and port of the Toxiproxy API in front of this topology's nodes
+        (the client is ``faults.toxiproxy_api.for_topology``)."""
+        return HOST, TOXIPROXY_API_PORT
 
     def toxiproxy_ready(self) -> bool:
         return health.toxiproxy_ready()
@@ -312,11 +312,8 @@ class Topology:
 
 # -- lifecycle ----------------------------------------------------------------------
 def current() -> Topology | None:
-    """The topology recorded as up (None if none, or if everything it owned is gone)."""
-    from topologies.target import current_from_env
-    target = current_from_env()
-    if target is not None:
-        return target
+    """The topology the lab recorded as up (None if none, or if everything it owned is gone).
+    A process that may be acting on a target file asks ``targets.target.current()`` instead."""
     record = StateFile(_STATE).read()
     if not record:
         return None

@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 TOXIPROXY_VERSION = "v2.12.0"
 _EXTRA_DIRS = [Path("/usr/local/bin"), Path.home() / ".local" / "bin", Path.home() / "go" / "bin"]

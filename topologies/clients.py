@@ -6,7 +6,7 @@ its timeouts and redis-py ``Retry`` from a ``ClientPolicy``, so an experiment
 can write the exact settings into its config (``policy.as_config()``) and a
 reader can tell how much of an outage the client itself added.
 
-Why these defaults (measured with ``python -m topologies.bench``):
+Why these defaults (measured with ``python -m experiments.bench_failover``):
 
 * ``retries=0``: redis-py 8.1 retries behind the caller's back when nothing is
   said (``Redis()``: 10 retries, 10 ms..1 s jittered backoff; ``RedisCluster``:
@@ -29,7 +29,7 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 
 @dataclass(frozen=True)

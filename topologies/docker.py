@@ -11,11 +11,11 @@ import os
 import subprocess
 from typing import Any
 
+from labcommon.errors import ContainerNotFound, DockerError, LabError
+from labcommon.poll import wait_until
 from topologies import docker_sdk, dockerd, images
 from topologies.compose_gen import COMPOSE_DIR, container_name, project_name
 from topologies.docker_sdk import calling
-from topologies.errors import ContainerNotFound, DockerError, LabError
-from topologies.health import wait_until
 from topologies.spec import PASSWORD_ENV, TOPOLOGIES, TopologySpec
 
 COMPOSE_TIMEOUT_S = 180  # a compose up/down that takes longer is stuck

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import requests
 
-from topologies.errors import ContainerNotFound, DockerError
+from labcommon.errors import ContainerNotFound, DockerError
 
 CALL_TIMEOUT_S = 60  # one Engine API call that takes longer means the daemon is stuck
 CONNECT_TIMEOUT_S = 5  # the version probe made when the client is created

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from labcommon.errors import DockerError, LabError
+from labcommon.poll import wait_until
 from topologies import binaries, docker_sdk
-from topologies.errors import DockerError, LabError
-from topologies.health import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess, tail
 from topologies.spec import TOPOLOGIES

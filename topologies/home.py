@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from labcommon.errors import LabError
 from topologies.spec import PASSWORD_ENV
 
 
@@ -24,7 +25,6 @@ def lab_home() -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from topologies.errors import LabError
         raise LabError(f"the lab home {home} cannot be created ({exc.strerror or exc})",
                        "set REDISLAB_HOME to a directory you can write to") from None
     return home

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from labcommon.errors import LabError
 from topologies import binaries
-from topologies.errors import LabError
 
 REDIS_IMAGE = "redis:7.0.15"  # matches Debian 12's redis 7.0.15, which the stand-in is built from
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"

@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from topologies import binaries, config, health
-from topologies.errors import LabError
-from topologies.health import wait_until
 from topologies.home import lab_home, write_private
 from topologies.processes import OwnedProcess, tail
 from topologies.spec import HOST, TOXIPROXY_API_PORT, NodeSpec, TopologySpec

@@ -5,7 +5,7 @@ import socket
 
 import psutil
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.processes import process
 from topologies.spec import HOST
 

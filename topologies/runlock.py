@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 from topologies.home import StateFile
 from topologies.processes import OwnedProcess
 

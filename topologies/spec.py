@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 
 TOPOLOGIES: tuple[str, ...] = ("single", "sentinel", "cluster", "redlock")
 HOST = "127.0.0.1"

@@ -81,6 +81,7 @@ from experiments.model import (
 from experiments.workload import OpResult, attempt, classify, run_loop
 from faults import kinds
 from faults.kinds import Fault
+from labcommon.errors import LabError, UnknownNameError
 from patterns import redlock
 from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, prepare_client, tagged
 from patterns.lock import (
@@ -92,7 +93,6 @@ from patterns.lock import (
 )
 from topologies import api
 from topologies.api import Topology
-from topologies.errors import LabError, UnknownNameError
 
 VARIANTS = ("safe", "nofence", "naive", "redlock")
 UNFENCED = ("naive", "redlock")  # variants without a fencing token: the resource cannot refuse a stale write

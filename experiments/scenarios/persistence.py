@@ -24,8 +24,8 @@ from experiments.final_read import settled_read
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
 from experiments.workload import OpResult, attempt
 from faults import maintenance
+from labcommon.poll import wait_until
 from topologies.api import Topology
-from topologies.health import wait_until
 
 TIMEOUT_S = 0.25
 SEED_HASHES = 200  # the seeded dataset: 200 hashes x 1000 fields x 64 bytes (~15 MB to load)

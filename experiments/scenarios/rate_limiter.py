@@ -33,13 +33,13 @@ from experiments.model import (
     app_client,
 )
 from experiments.workload import OpResult, attempt
+from labcommon.errors import UnknownNameError
 from patterns.rate_limiter import (
     FailurePolicy,
     FixedWindow,
     LocalTokenBucket,
     RateLimiter,
 )
-from topologies.errors import UnknownNameError
 
 USERS = 10
 LIMIT = 10  # requests admitted per user and window

@@ -31,8 +31,8 @@ from experiments.history import Outcome
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm_up
 from experiments.workload import OpResult, attempt, classify
 from faults import kinds
+from labcommon.poll import wait_until
 from topologies.api import Topology
-from topologies.health import wait_until
 
 SET_KEY = "{splitbrain}:set"
 TIMEOUT_S = 0.5

@@ -6,6 +6,6 @@ recorded history as probes (python provider: ``module`` / ``func`` / ``arguments
                   "arguments": {"kind": "kill", "target": "primary"}}}
 
 Every activity acts on the topology ``redislab up`` started (``topologies.api.current``), or
-on the deployment a target file describes (argument ``target_file``, see ``topologies.target``).
+on the deployment a target file describes (argument ``target_file``, see ``targets.target``).
 ``redislab export-ctk EXPERIMENT`` writes a whole experiment (:mod:`redislab.ctk.export`).
 """

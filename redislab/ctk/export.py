@@ -18,7 +18,7 @@ from typing import Any
 from experiments import faultplans
 from experiments.model import PROFILES, Experiment
 from experiments.registry import EXPERIMENTS, get
-from topologies.errors import LabError, UnknownNameError
+from labcommon.errors import LabError, UnknownNameError
 
 ACTIONS = "redislab.ctk.actions"
 PROBES = "redislab.ctk.probes"

@@ -1,9 +1,9 @@
 """The topology a Chaos Toolkit activity acts on; errors as plain exceptions with one line."""
 from __future__ import annotations
 
+from labcommon.errors import LabError
 from topologies import api
 from topologies.api import Topology
-from topologies.errors import LabError
 
 PRIMARY = "primary"  # a fault target resolved when the action runs: the node serving writes *now*
 
@@ -11,7 +11,7 @@ PRIMARY = "primary"  # a fault target resolved when the action runs: the node se
 def topology(target_file: str | None = None) -> Topology:
     """The target file's deployment when given, else the topology the lab has up (LabError: none)."""
     if target_file:
-        from topologies import target
+        from targets import target
         return target.open_target(target_file)
     topo = api.current()
     if topo is None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
 from redislab.ctk.lab import PRIMARY, resolve, topology
-from topologies.errors import LabError
-from topologies.health import wait_until
 
 __all__ = ["failover_state", "history_check", "node_role", "primary_present", "topology_healthy"]
 

@@ -25,9 +25,9 @@ from faults import kinds
 from faults.events import Event as FaultEvent
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults
+from labcommon.poll import wait_until
 from redislab.testing import targets
 from redislab.testing.recorder import Recorder
-from topologies import health
 from topologies.api import NodeStatus, Topology
 from topologies.spec import HOST, MASTER_NAME
 
@@ -162,7 +162,7 @@ class RedisLab:
     def wait_until(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
         """Poll ``probe`` until it returns something truthy (returned) or ``timeout_s`` seconds
         pass (``NotReadyError`` quoting the last answer). Exceptions count as "not yet"."""
-        return health.wait_until(probe, timeout_s, what)
+        return wait_until(probe, timeout_s, what)
 
     # -- faults -----------------------------------------------------------------------------------
     def fault(self, kind: str, target: str = targets.PRIMARY, *, key: str = targets.DEFAULT_KEY,

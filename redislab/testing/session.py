@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labcommon.errors import LabError
 from topologies import api, dockerd
-from topologies.errors import LabError
 from topologies.home import lab_home
 
 REUSE_HEALTH_TIMEOUT_S = 30.0  # how long a running topology may take to be healthy again (after a failover)

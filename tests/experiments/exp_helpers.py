@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from experiments.history import FAULT_HEAL, FAULT_INJECT, PHASE, Event, History, Op
+from experiments.history import FAULT_HEAL, FAULT_INJECT, PHASE, Event, History, Op, Outcome
 
 WALL0 = 1_700_000_000.0  # an integer, so wall-clock windows align with t
 
 
 def op(name: str, args: Any = None, start: float = 0.0, end: float | None = None,
-       outcome: str = "ok", value: Any = None, client: int = 0, phase: str | None = None,
+       outcome: Outcome = "ok", value: Any = None, client: int = 0, phase: str | None = None,
        error: str | None = None, intended: float | None = None) -> Op:
     end = start + 0.001 if end is None else end
     if outcome != "ok" and error is None:
@@ -34,16 +35,19 @@ def phase(name: str, start: float, end: float) -> Event:
     return ev(PHASE, start, name=name, start=start, end=end)
 
 
-def history(*items: Op | Event | list[Event]) -> History:
+def history(*items: Op | Event | Sequence[Op | Event]) -> History:
     ops: list[Op] = []
     evs: list[Event] = []
     for it in items:
-        for x in it if isinstance(it, list) else [it]:
-            (ops if isinstance(x, Op) else evs).append(x)
+        for x in it if isinstance(it, Sequence) else [it]:
+            if isinstance(x, Op):
+                ops.append(x)
+            else:
+                evs.append(x)
     return History(ops, evs)
 
 
-def steady(name: str, t0: float, t1: float, rate: float = 10.0, outcome: str = "ok",
+def steady(name: str, t0: float, t1: float, rate: float = 10.0, outcome: Outcome = "ok",
            latency: float = 0.001, phase: str | None = None) -> list[Op]:
     """Ops every 1/rate s in [t0, t1)."""
     n = round((t1 - t0) * rate)

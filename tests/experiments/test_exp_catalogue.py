@@ -10,7 +10,7 @@ import pytest
 from experiments import registry
 from experiments.catalogue import SHOWCASES, Item, Outcome, plan, verify, write_answer
 from experiments.faultplans import FAULT_PLANS
-from topologies.errors import UnknownNameError
+from labcommon.errors import UnknownNameError
 
 
 def test_quick_plan_crosses_every_pattern_with_every_fault_and_runs_every_quick_showcase() -> None:
@@ -38,7 +38,8 @@ def test_unknown_profile_lists_the_known_ones() -> None:
         plan("medium")
 
 
-def _fake_run(out: Path, name: str, verdict: str, plot: bool = True, during=(0.5, 0.6), lost=3) -> Path:
+def _fake_run(out: Path, name: str, verdict: str, plot: bool = True, during: tuple[float, ...] = (0.5, 0.6),
+              lost: int = 3) -> Path:
     """A result with two fault cycles (availability during each: ``during``)."""
     run = out / name
     run.mkdir(parents=True)

@@ -1,10 +1,9 @@
 """failover_time and the queue's stuck / redelivered accounting, on hand-written histories."""
 from __future__ import annotations
 
-from exp_helpers import ev, fault, history, op
-
 from experiments.checks import run_check
-from experiments.history import ROLE, TOPOLOGY
+from experiments.history import ROLE, TOPOLOGY, Event
+from tests.experiments.exp_helpers import ev, fault, history, op
 
 
 def _roles(*items: tuple[float, str, str]) -> list:
@@ -69,7 +68,7 @@ def test_queue_effect_store_counts_a_job_whose_worker_died_before_recording_it()
 def test_server_summary_sums_counter_increases_across_a_restart_and_notes_unanswered_samples() -> None:
     from experiments.stats import server_summary
 
-    def info(t: float, **f: object):
+    def info(t: float, **f: object) -> Event:
         return ev("server_info", t, node="redis-1", **f)
 
     h = history(info(0.0, up=True, role="primary", keyspace_hits=10, keyspace_misses=10, evicted_keys=0,

@@ -14,9 +14,10 @@ from experiments.history import read_history
 from experiments.run_report import verdict_words
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
 DURATION_S = 24  # warm-up ~1.1 s, baseline ~2.3 s, then 2 cycles of fault ~4.6 s + recovery ~5.7 s
@@ -38,7 +39,8 @@ def _check(result: dict, name: str) -> dict:
     return next(c for c in result["checks"] if c["name"] == name)
 
 
-def test_cache_keeps_serving_from_the_database_while_the_sentinel_primary_is_killed(lab, backend, tmp_path) -> None:
+def test_cache_keeps_serving_from_the_database_while_the_sentinel_primary_is_killed(lab: LabManager, backend: str,
+                                                                                    tmp_path: Path) -> None:
     lab("sentinel", backend)
     result, run_dir = _run(tmp_path, "cache-primary-kill", backend)
     history = read_history(run_dir / "history.jsonl")
@@ -59,7 +61,8 @@ def test_cache_keeps_serving_from_the_database_while_the_sentinel_primary_is_kil
     assert (run_dir / "report.html").exists()
 
 
-def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch(lab, backend, tmp_path) -> None:
+def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch(lab: LabManager, backend: str,
+                                                                                 tmp_path: Path) -> None:
     # the producers run in two generator processes (each a share of the clients); consumers, faults,
     # drain and final read stay with the run's process
     lab("single", backend)
@@ -78,7 +81,7 @@ def test_queue_loses_no_acknowledged_message_when_a_consumer_is_killed_mid_batch
     assert _check(result, "send_lag")["metrics"]["send_lag_p99_ms"] >= 0  # lags measured from the shared t0
 
 
-def test_ctrl_c_heals_cleans_up_and_writes_an_interrupted_report(fresh_lab, tmp_path) -> None:
+def test_ctrl_c_heals_cleans_up_and_writes_an_interrupted_report(fresh_lab: LabManager, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "redislab.cli", "run", "cache-primary-kill", "--backend", "local",
                              "--duration", "30", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -2,29 +2,33 @@
 one process, split by client, histories merged on the run's clock. No Redis: a no-op source."""
 import asyncio
 import json
+import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from experiments.children import Children
-from experiments.generator import check_workers, run_in_processes
-from experiments.history import PHASE, RUN_END, RUN_START, HistoryWriter, read_history
-from experiments.workload import Share, WorkloadConfig, plan, run_workload
-from topologies.errors import LabError
+from experiments.generator import Source, check_workers, run_in_processes
+from experiments.history import PHASE, RUN_END, RUN_START, History, HistoryWriter, read_history
+from experiments.workload import OpResult, Share, WorkloadConfig, WorkloadSummary, plan, run_workload
+from labcommon.errors import LabError
 
 PHASES = (("warmup", 0.2), ("baseline", 0.3), ("fault", 0.3), ("recovery", 0.3))
 
 
-def _signature(h):
+def _signature(h: History) -> list[tuple[float, int, str, Any, str]]:
     t_start = h.events_of(RUN_START)[0].t  # intended times are offset by the start
     return sorted((round(o.intended - t_start, 6), o.client, o.op, o.args["draw"], o.phase) for o in h.ops)
 
 
-def _parallel(tmp_path, workers, seen_phases):
+def _parallel(tmp_path: Path, workers: int, seen_phases: list[str]
+              ) -> tuple[WorkloadSummary, list[dict[str, Any]], dict[int, set[int]], History]:
     path = tmp_path / "history.jsonl"
     with HistoryWriter(path) as w:
         children = Children(tmp_path, w)
 
-        async def main():
+        async def main() -> tuple[WorkloadSummary, list[dict[str, Any]]]:
             try:
                 return await run_in_processes(children, w, WorkloadConfig(rate=400, clients=4, seed=5, phases=PHASES),
                                               workers, "experiments.generator:noop_source", {"draw": True},
@@ -40,7 +44,7 @@ def _parallel(tmp_path, workers, seen_phases):
     return summary, states, per_process, read_history(path)
 
 
-def test_two_processes_run_the_same_schedule_and_choices_as_one(tmp_path):
+def test_two_processes_run_the_same_schedule_and_choices_as_one(tmp_path: Path) -> None:
     one = tmp_path / "one"
     one.mkdir()
     with HistoryWriter(one / "history.jsonl") as w:
@@ -61,12 +65,11 @@ def test_two_processes_run_the_same_schedule_and_choices_as_one(tmp_path):
     assert all(o.start >= o.intended for o in h.ops)
 
 
-async def _noop(client, rng):
-    from experiments.workload import OpResult
+async def _noop(client: int, rng: random.Random) -> OpResult:
     return OpResult("noop", {"draw": rng.randrange(1 << 30)})
 
 
-def test_shares_partition_the_schedule_by_client():
+def test_shares_partition_the_schedule_by_client() -> None:
     cfg = WorkloadConfig(rate=300, duration=1, clients=6, seed=3, arrivals="poisson")
     whole = list(plan(cfg))
     parts = [list(plan(cfg, Share(k, 3))) for k in range(3)]
@@ -74,7 +77,7 @@ def test_shares_partition_the_schedule_by_client():
     assert all(p.client % 3 == k for k, part in enumerate(parts) for p in part)
 
 
-def test_worker_counts_out_of_range_are_refused():
+def test_worker_counts_out_of_range_are_refused() -> None:
     with pytest.raises(LabError, match=r"accepted: 1..4"):
         check_workers(5, clients=4)
     with pytest.raises(LabError):
@@ -82,27 +85,24 @@ def test_worker_counts_out_of_range_are_refused():
     check_workers(8, clients=16)
 
 
-async def _broken_source(config, writer, share):
-    from experiments.generator import Source
-
-    async def op(client, rng):
+async def _broken_source(config: dict[str, Any], writer: HistoryWriter, share: Share) -> Source:
+    async def op(client: int, rng: random.Random) -> OpResult:
         if share.index == 1:
             import os
             os._exit(3)  # this generator process dies mid-run
-        from experiments.workload import OpResult
         return OpResult("noop")
 
-    async def close():
+    async def close() -> dict[str, Any]:
         return {}
     return Source(op, close)
 
 
-def test_a_generator_that_dies_stops_the_run_with_one_line_naming_it(tmp_path):
+def test_a_generator_that_dies_stops_the_run_with_one_line_naming_it(tmp_path: Path) -> None:
     seen: list[str] = []
     with HistoryWriter(tmp_path / "history.jsonl") as w:
         children = Children(tmp_path, w)
 
-        async def main():
+        async def main() -> None:
             try:
                 await run_in_processes(children, w, WorkloadConfig(rate=100, clients=2, phases=(("baseline", 5),)),
                                        2, "tests.experiments.test_exp_generator:_broken_source", {},
@@ -117,33 +117,30 @@ def test_a_generator_that_dies_stops_the_run_with_one_line_naming_it(tmp_path):
 class _FullDisk:
     """A history file on a disk that refuses every write (ENOSPC)."""
 
-    def write(self, *_text):
+    def write(self, *_text: object) -> None:
         import errno
         raise OSError(errno.ENOSPC, "No space left on device")
 
     flush = close = write
 
 
-async def _full_disk_source(config, writer, share):
-    from experiments.generator import Source
-    from experiments.workload import OpResult
-
-    async def op(client, rng):
+async def _full_disk_source(config: dict[str, Any], writer: HistoryWriter, share: Share) -> Source:
+    async def op(client: int, rng: random.Random) -> OpResult:
         if share.index == 1 and writer.failed is None:
             writer._f = _FullDisk()  # this generator's disk fills up mid-run
             writer.flush()
         return OpResult("noop")
 
-    async def close():
+    async def close() -> dict[str, Any]:
         return {}
     return Source(op, close)
 
 
-def test_a_generator_whose_disk_is_full_stops_the_run_with_one_line_naming_it(tmp_path):
+def test_a_generator_whose_disk_is_full_stops_the_run_with_one_line_naming_it(tmp_path: Path) -> None:
     with HistoryWriter(tmp_path / "history.jsonl") as w:
         children = Children(tmp_path, w)
 
-        async def main():
+        async def main() -> None:
             try:
                 await run_in_processes(children, w, WorkloadConfig(rate=100, clients=2, phases=(("baseline", 5),)),
                                        2, "tests.experiments.test_exp_generator:_full_disk_source", {})

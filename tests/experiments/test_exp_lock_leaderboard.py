@@ -13,6 +13,7 @@ from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
 from experiments.scenarios.lock import SLOW_HOLDER, FencedStore
 from faults.injector import active_faults
+from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 # The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.
@@ -49,7 +50,7 @@ def _only_the_paused_holder_overlaps(run_dir: Path) -> bool:
     return run_check("lock_overlap", others).verdict == "held"
 
 
-def test_fencing_rejects_the_paused_holders_stale_write(lab, tmp_path) -> None:
+def test_fencing_rejects_the_paused_holders_stale_write(lab: LabManager, tmp_path: Path) -> None:
     lab("single", BACKEND)
     result, run_dir = _run(tmp_path, "lock-expiry-fenced", BACKEND)
     fencing = _check(result, "fencing")
@@ -64,7 +65,7 @@ def test_fencing_rejects_the_paused_holders_stale_write(lab, tmp_path) -> None:
     assert late[0].phase == "recovery"  # written after the resume
 
 
-def test_without_fencing_the_stale_write_is_accepted(lab, tmp_path) -> None:
+def test_without_fencing_the_stale_write_is_accepted(lab: LabManager, tmp_path: Path) -> None:
     lab("single", BACKEND)
     result, run_dir = _run(tmp_path, "lock-expiry-unfenced", BACKEND)
     fencing = _check(result, "fencing")
@@ -79,7 +80,7 @@ def test_without_fencing_the_stale_write_is_accepted(lab, tmp_path) -> None:
     assert sum(r["stale_accepted"] for r in state["lock_resource"].values()) >= 1  # the store agrees
 
 
-def test_leaderboard_counts_acknowledged_points_through_a_primary_kill(lab, tmp_path) -> None:
+def test_leaderboard_counts_acknowledged_points_through_a_primary_kill(lab: LabManager, tmp_path: Path) -> None:
     lab("sentinel", BACKEND)
     result, run_dir = _run(tmp_path, "leaderboard-primary-kill", BACKEND)
     check = _check(result, "leaderboard_increments")
@@ -97,7 +98,7 @@ def test_leaderboard_counts_acknowledged_points_through_a_primary_kill(lab, tmp_
     assert all(o.kind == "workload" for o in read_history(run_dir / "history.jsonl").workload)
 
 
-def test_fenced_store_rejects_stale_and_reused_tokens(tmp_path) -> None:
+def test_fenced_store_rejects_stale_and_reused_tokens(tmp_path: Path) -> None:
     store = FencedStore(tmp_path / "r.sqlite", ["a"])
     assert store.write("a", 3, "h1", "x", fenced=True) and store.write("a", 3, "h1", "x2", fenced=True)
     assert not store.write("a", 2, "h0", "y", fenced=True)  # stale

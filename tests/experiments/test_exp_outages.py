@@ -2,14 +2,16 @@
 catalogue's wiring of the new experiments (no Redis)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments import answer, catalogue, registry
 from experiments.checks import REGISTRY, run_check
 from experiments.history import ROLE, TOPOLOGY
 from faults import kinds, maintenance
+from labcommon.errors import LabError
 from tests.experiments.exp_helpers import ev, fault, history, op
-from topologies.errors import LabError
 
 OUTAGE_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected",
                  "replica_staleness", "cache_vs_database"}
@@ -167,7 +169,8 @@ def test_every_outage_showcase_variant_is_a_registered_experiment() -> None:
     assert registry.get("persistence-aof-always").topology_options == {"appendonly": True}
 
 
-def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path, capsys) -> None:
+def test_demo_only_names_the_profile_a_full_only_showcase_needs(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_hostile_input import invoke
     code, out, err = invoke(["demo", "--only", "rolling-restart", "--out", str(tmp_path)], capsys)
     assert code != 0 and out == ""

@@ -9,6 +9,7 @@ import pytest
 
 from experiments.runner import RunRequest, run_experiment
 from faults.injector import active_faults
+from tests.conftest import LabManager
 from topologies import api
 
 pytestmark = pytest.mark.integration
@@ -26,8 +27,9 @@ def _check(result: dict, name: str) -> dict:
     return next(c for c in result["checks"] if c["name"] == name)
 
 
-def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab, ready_backend,
-                                                                                  tmp_path) -> None:
+def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_always(fresh_lab: LabManager,
+                                                                                  ready_backend: str,
+                                                                                  tmp_path: Path) -> None:
     backend = ready_backend
     none = _run(tmp_path, "persistence-none", backend)
     loss = _check(none, "persistence_loss")
@@ -43,8 +45,9 @@ def test_a_crash_loses_everything_without_persistence_and_nothing_with_aof_alway
     assert always["checks"] and active_faults() == []
 
 
-def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab, ready_backend,
-                                                                               tmp_path) -> None:
+def test_a_primary_restarted_empty_before_sentinel_notices_wipes_every_replica(fresh_lab: LabManager,
+                                                                               ready_backend: str,
+                                                                               tmp_path: Path) -> None:
     backend = ready_backend
     result = _run(tmp_path, "empty-primary-restart", backend)
     dataset = _check(result, "dataset_after_restart")

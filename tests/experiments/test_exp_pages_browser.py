@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from playwright.sync_api import sync_playwright
-from test_exp_report import make_run
+from playwright.sync_api import Page, sync_playwright
 
 from experiments.catalogue import Item, Outcome, write_answer
 from experiments.report import render_run
+from tests.experiments.test_exp_report import make_run
 
 CHROMIUM = shutil.which("chromium")
 ARTEFACTS = Path(__file__).resolve().parents[2] / "results" / "test-artifacts"
@@ -34,7 +35,7 @@ def _answer_dir(tmp_path: Path) -> Path:
     return out
 
 
-def _visit(page, url: str) -> dict:
+def _visit(page: Page, url: str) -> dict[str, Any]:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))

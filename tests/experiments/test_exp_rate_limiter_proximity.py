@@ -13,8 +13,9 @@ from experiments import registry
 from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
 from experiments.scenarios import proximity
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies.api import Topology
-from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
 # The pattern scenarios run on the local backend here; `make demo` runs them on Docker too.
@@ -49,7 +50,7 @@ def _requests(history: History, source: str, allowed: bool) -> list[Any]:
             and o.value["source"] == source and o.value["allowed"] is allowed]
 
 
-def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab, tmp_path) -> None:
+def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab: LabManager, tmp_path: Path) -> None:
     _sentinel(lab, BACKEND)
     result, history = _run(tmp_path, "rate-limiter-failover-closed", BACKEND)
     (rl,) = _checks(result, "rate_limit")
@@ -66,7 +67,7 @@ def test_fail_closed_rejects_falsely_during_the_outage_and_never_over_admits(lab
     assert "false_rejections" in [v["name"] for v in result["violated"]]
 
 
-def test_fail_open_over_admits_while_redis_is_unreachable(lab, tmp_path) -> None:
+def test_fail_open_over_admits_while_redis_is_unreachable(lab: LabManager, tmp_path: Path) -> None:
     _sentinel(lab, BACKEND)
     result, history = _run(tmp_path, "rate-limiter-failover-open", BACKEND)
     (rl,) = _checks(result, "rate_limit")
@@ -80,7 +81,7 @@ def test_fail_open_over_admits_while_redis_is_unreachable(lab, tmp_path) -> None
 
 
 def test_geo_search_through_a_primary_kill_judges_fresh_answers_and_records_degraded_ones(
-        lab, tmp_path) -> None:
+        lab: LabManager, tmp_path: Path) -> None:
     _sentinel(lab, BACKEND)
     result, history = _run(tmp_path, GEO_KILL.name, BACKEND)
     fresh, degraded = _checks(result, "proximity_results")

@@ -1,16 +1,18 @@
 """Report rendering from a synthetic history (no Redis, no workload run)."""
 
 import json
-
-from exp_helpers import steady
+from pathlib import Path
+from typing import Any
 
 from experiments.history import BREAKER, FAULT_HEAL, FAULT_INJECT, FINAL_STATE, PHASE, ROLE, RUN_END, HistoryWriter
 from experiments.report import render_run, write_index
+from tests.experiments.exp_helpers import steady
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def make_run(run_dir, *, lose_write=False, completed=True, extra_lanes=False, config=None):
+def make_run(run_dir: Path, *, lose_write: bool = False, completed: bool = True, extra_lanes: bool = False,
+             config: dict[str, Any] | None = None) -> Path:
     """10 s baseline, 5 s outage of an 'add' workload, 10 s recovery."""
     run_dir.mkdir(parents=True)
     ops = (steady("add", 0, 10, phase="baseline") + steady("add", 10, 15, outcome="fail",
@@ -45,7 +47,7 @@ def make_run(run_dir, *, lose_write=False, completed=True, extra_lanes=False, co
     return run_dir
 
 
-def test_render_run_writes_result_plot_and_report(tmp_path):
+def test_render_run_writes_result_plot_and_report(tmp_path: Path) -> None:
     run = make_run(tmp_path / "results" / "r1")
     result = render_run(run, reproduce="redislab run kill-primary --seed 1")
     saved = json.loads((run / "result.json").read_text())
@@ -71,7 +73,7 @@ def test_render_run_writes_result_plot_and_report(tmp_path):
     assert '<img class="plot" src="timeline.png"' in page and '<a href="history.jsonl">' in page
 
 
-def test_violation_fails_and_is_explained(tmp_path):
+def test_violation_fails_and_is_explained(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r", lose_write=True)
     result = render_run(run)
     assert result["verdict"] == "violated"
@@ -81,7 +83,7 @@ def test_violation_fails_and_is_explained(tmp_path):
     assert "acknowledged writes were lost" in md
 
 
-def test_rerender_reproduces_result(tmp_path):
+def test_rerender_reproduces_result(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r", extra_lanes=True)
     first = (render_run(run), (run / "report.md").read_text())
     second = (render_run(run), (run / "report.md").read_text())
@@ -89,7 +91,7 @@ def test_rerender_reproduces_result(tmp_path):
     assert (run / "timeline.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_interrupted_run_is_marked_and_not_a_pass(tmp_path):
+def test_interrupted_run_is_marked_and_not_a_pass(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r", completed=False)
     result = render_run(run)
     assert result["interrupted"] is True and result["verdict"] == "unknown"
@@ -98,7 +100,7 @@ def test_interrupted_run_is_marked_and_not_a_pass(tmp_path):
     assert render_run(make_run(tmp_path / "r2"), interrupted=True)["interrupted"] is True
 
 
-def test_unknown_check_in_config_is_reported_not_crashing(tmp_path):
+def test_unknown_check_in_config_is_reported_not_crashing(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r", config={"checks": ["steady_state", "lost_writez"]})
     result = render_run(run)
     bad = next(c for c in result["checks"] if c["name"] == "lost_writez")
@@ -106,7 +108,7 @@ def test_unknown_check_in_config_is_reported_not_crashing(tmp_path):
     assert result["verdict"] == "unknown"
 
 
-def test_default_checks_without_config(tmp_path):
+def test_default_checks_without_config(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r")
     (run / "config.json").unlink()
     result = render_run(run)
@@ -115,7 +117,7 @@ def test_default_checks_without_config(tmp_path):
     assert result["run_id"] == "r"
 
 
-def test_write_index(tmp_path):
+def test_write_index(tmp_path: Path) -> None:
     results = tmp_path / "results"
     render_run(make_run(results / "run-a"))
     render_run(make_run(results / "run-b", lose_write=True))
@@ -130,7 +132,7 @@ def test_write_index(tmp_path):
     assert '<a href="run-b/timeline.png">plot</a>' in html and "<table>" in html
 
 
-def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_outage(tmp_path):
+def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_outage(tmp_path: Path) -> None:
     from topologies.clients import ClientPolicy
     run = tmp_path / "r"
     run.mkdir()

@@ -6,15 +6,17 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from experiments.history import read_history
 from faults.injector import active_faults
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
@@ -30,7 +32,7 @@ def _injected(out: Path) -> bool:
     return bool(histories) and '"fault_inject"' in histories[0].read_text()
 
 
-def test_ctrl_c_in_a_partition_heals_first_and_skips_the_final_read(fresh_lab, tmp_path: Path) -> None:
+def test_ctrl_c_in_a_partition_heals_first_and_skips_the_final_read(fresh_lab: LabManager, tmp_path: Path) -> None:
     proc = _start(tmp_path, "splitbrain-plain", "--duration", "60")
     try:
         wait_until(lambda: _injected(tmp_path), 90, "the partition to be injected")
@@ -46,7 +48,8 @@ def test_ctrl_c_in_a_partition_heals_first_and_skips_the_final_read(fresh_lab, t
     assert active_faults() == [] and api.current() is None  # healed, and the run's topology is gone
 
 
-def test_toxiproxy_dying_mid_run_makes_the_verdict_undecided_not_violated(fresh_lab, tmp_path: Path) -> None:
+def test_toxiproxy_dying_mid_run_makes_the_verdict_undecided_not_violated(fresh_lab: LabManager,
+                                                                          tmp_path: Path) -> None:
     proc = _start(tmp_path, "counter-kill", "--topology", "single", "--cycles", "1", "--duration", "16")
     try:
         wait_until(lambda: _injected(tmp_path), 90, "the fault to be injected")
@@ -66,7 +69,7 @@ def test_toxiproxy_dying_mid_run_makes_the_verdict_undecided_not_violated(fresh_
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 160 KiB tmpfs: room for the run's config and the start of its history, not for the rest."""
     mount = tmp_path / "disk"
     mount.mkdir()
@@ -77,7 +80,8 @@ def tiny_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(fresh_lab, tiny_disk: Path) -> None:
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(fresh_lab: LabManager,
+                                                                            tiny_disk: Path) -> None:
     proc = subprocess.run([*REDISLAB, "run", "counter-kill", "--topology", "single", "--backend", "local",
                            "--cycles", "1", "--duration", "20", "--out", str(tiny_disk)],
                           capture_output=True, text=True, timeout=180)

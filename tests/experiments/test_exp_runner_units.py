@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from experiments.model import PROFILES, Scenario
 from experiments.runner import RunRequest, _final_state, _profile
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 
 class _BrokenFinish(Scenario):
@@ -68,12 +69,12 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
     assert len(seen) == len(set(seen)) == 12 and min(seen) > SECTION_BASE
 
 
-def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path) -> None:
+def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path: Path) -> None:
     import json
 
+    from experiments import failover_probe
     from experiments.model import app_policy
     from experiments.runner import _record_config
-    from topologies import failover_probe
     assert app_policy(0.25) == failover_probe.APP_POLICY  # `make bench`'s "app" client is what runs here
     p = app_policy(1.0, 0.5)
     assert (p.socket_timeout_s, p.connect_timeout_s, p.retries) == (1.0, 0.5, 0)

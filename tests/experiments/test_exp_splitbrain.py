@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio
 
 from experiments.scenarios.splitbrain import NotReplicatedError, sadd_confirmed
+from tests.conftest import LabManager
 from topologies import api
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ class RotatingPool(redis.asyncio.ConnectionPool):
         return super().get_available_connection()
 
 
-def test_a_write_no_replica_received_is_never_confirmed(lab) -> None:
+def test_a_write_no_replica_received_is_never_confirmed(lab: LabManager) -> None:
     # Every pooled connection's last write was replicated; then both replicas are paused, so no new
     # write can be. Sent as two commands, WAIT ran on another connection, whose own writes were all
     # acknowledged, and answered "2 replicas" at once for a write no replica had.

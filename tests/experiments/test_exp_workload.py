@@ -3,14 +3,29 @@
 No wall-clock speed is asserted: margins are generous and counts exact."""
 
 import asyncio
+import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from experiments.history import PHASE, RUN_END, RUN_START, HistoryWriter, read_history
-from experiments.workload import OpResult, WorkloadConfig, attempt, classify, plan, run_workload
+from experiments.history import PHASE, RUN_END, RUN_START, History, HistoryWriter, PhaseWindow, read_history
+from experiments.workload import (
+    Arrivals,
+    OpFn,
+    OpResult,
+    PhaseHook,
+    WorkloadConfig,
+    WorkloadSummary,
+    attempt,
+    classify,
+    plan,
+    run_workload,
+)
 
 
-def _run(tmp_path, op, cfg, on_phase=None):
+def _run(tmp_path: Path, op: OpFn, cfg: WorkloadConfig, on_phase: PhaseHook | None = None
+         ) -> tuple[WorkloadSummary, History]:
     path = tmp_path / "history.jsonl"
     with HistoryWriter(path) as w:
         summary = asyncio.run(run_workload(op, cfg, w, on_phase))
@@ -18,7 +33,7 @@ def _run(tmp_path, op, cfg, on_phase=None):
 
 
 @pytest.mark.parametrize("arrivals", ["constant", "poisson"])
-def test_same_seed_same_schedule(arrivals):
+def test_same_seed_same_schedule(arrivals: Arrivals) -> None:
     cfg = WorkloadConfig(rate=500, duration=2, clients=3, seed=42, arrivals=arrivals)
     a, b = list(plan(cfg)), list(plan(cfg))
     assert a == b and len(a) > 100
@@ -28,25 +43,25 @@ def test_same_seed_same_schedule(arrivals):
     assert [p.seed for p in other] != [p.seed for p in a]
 
 
-def test_constant_schedule_times():
+def test_constant_schedule_times() -> None:
     cfg = WorkloadConfig(rate=10, duration=1, clients=2)
     ps = list(plan(cfg))
     assert [p.intended for p in ps] == pytest.approx([i / 10 for i in range(10)])
     assert [p.client for p in ps] == [0, 1] * 5
 
 
-def test_poisson_mean_rate():
+def test_poisson_mean_rate() -> None:
     ps = list(plan(WorkloadConfig(rate=1000, duration=10, seed=1, arrivals="poisson")))
     assert 9000 < len(ps) < 11000
 
 
-async def _choosing_op(client, rng):
+async def _choosing_op(client: int, rng: random.Random) -> tuple[str, dict[str, int], None]:
     await asyncio.sleep(rng.random() * 0.01)  # finishes out of order
     k = rng.randrange(1000)                    # drawn after an await: still deterministic
     return ("get" if rng.random() < 0.5 else "set"), {"key": k}, None
 
 
-def test_same_seed_same_op_choices(tmp_path):
+def test_same_seed_same_op_choices(tmp_path: Path) -> None:
     cfg = WorkloadConfig(rate=400, duration=0.25, clients=4, seed=7)
     runs = []
     for i in range(2):
@@ -59,10 +74,10 @@ def test_same_seed_same_op_choices(tmp_path):
     assert runs[0] == runs[1] and len(runs[0]) == 100
 
 
-def test_open_loop_stall_does_not_reduce_launches(tmp_path):
+def test_open_loop_stall_does_not_reduce_launches(tmp_path: Path) -> None:
     stall = 0.2  # s
 
-    async def stalled(client, rng):
+    async def stalled(client: int, rng: random.Random) -> OpResult:
         await asyncio.sleep(stall)
         return OpResult("get")
 
@@ -78,11 +93,11 @@ def test_open_loop_stall_does_not_reduce_launches(tmp_path):
         [i / 100 for i in range(50)])
 
 
-def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path):
+def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path: Path) -> None:
     import time
     blocked = []
 
-    async def op(client, rng):
+    async def op(client: int, rng: random.Random) -> OpResult:
         if not blocked:
             blocked.append(1)
             time.sleep(0.2)  # noqa: ASYNC251 - on purpose; blocks the event loop: later ops start late
@@ -95,8 +110,8 @@ def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path):
     assert all(o.latency >= o.send_lag for o in h.ops)
 
 
-def test_overload_is_recorded_not_delayed(tmp_path):
-    async def stalled(client, rng):
+def test_overload_is_recorded_not_delayed(tmp_path: Path) -> None:
+    async def stalled(client: int, rng: random.Random) -> OpResult:
         await asyncio.sleep(0.3)
         return OpResult("get")
 
@@ -108,10 +123,10 @@ def test_overload_is_recorded_not_delayed(tmp_path):
     assert all(o.outcome == "fail" for o in over)
 
 
-def test_phases_tag_ops_and_emit_events_and_hooks(tmp_path):
+def test_phases_tag_ops_and_emit_events_and_hooks(tmp_path: Path) -> None:
     seen = []
 
-    async def hook(window):
+    async def hook(window: PhaseWindow) -> None:
         seen.append(window.name)
 
     cfg = WorkloadConfig(rate=100, clients=1, phases=(("baseline", 0.2), ("fault", 0.2),
@@ -127,12 +142,12 @@ def test_phases_tag_ops_and_emit_events_and_hooks(tmp_path):
     assert h.completed and h.events_of(RUN_END)
 
 
-async def _ok():
+async def _ok() -> OpResult:
     return OpResult("get")
 
 
-def test_phase_hook_failure_aborts_run(tmp_path):
-    def hook(window):
+def test_phase_hook_failure_aborts_run(tmp_path: Path) -> None:
+    def hook(window: PhaseWindow) -> None:
         if window.name == "fault":
             raise RuntimeError("injector broke")
 
@@ -143,8 +158,8 @@ def test_phase_hook_failure_aborts_run(tmp_path):
     assert not h.completed
 
 
-def test_exceptions_become_records(tmp_path):
-    async def op(client, rng):
+def test_exceptions_become_records(tmp_path: Path) -> None:
+    async def op(client: int, rng: random.Random) -> OpResult:
         if rng.random() < 0.5:
             raise ValueError("bug in op")
         return await attempt("get", {"k": 1}, _raise(TimeoutError()))
@@ -154,16 +169,16 @@ def test_exceptions_become_records(tmp_path):
         ("?", "fail", "ValueError"), ("get", "unknown", "TimeoutError")}
 
 
-async def _raise(e):
+async def _raise(e: BaseException) -> None:
     raise e
 
 
-def test_attempt_timeout_is_unknown():
+def test_attempt_timeout_is_unknown() -> None:
     r = asyncio.run(attempt("set", {"k": 1}, asyncio.sleep(1), timeout=0.01))
     assert (r.op, r.outcome, r.error) == ("set", "unknown", "TimeoutError")
 
 
-def test_a_read_that_raised_failed_it_is_not_unknown():
+def test_a_read_that_raised_failed_it_is_not_unknown() -> None:
     # a read has no effect: a timeout or a dropped connection is a failure from the user's view
     import redis.exceptions as rex
     for exc in (rex.TimeoutError("Timeout reading from socket"), rex.ConnectionError("Connection closed")):
@@ -173,7 +188,7 @@ def test_a_read_that_raised_failed_it_is_not_unknown():
     assert (r.outcome, r.error) == ("fail", "TimeoutError")
 
 
-def test_fault_cycles_number_their_phases(tmp_path):
+def test_fault_cycles_number_their_phases(tmp_path: Path) -> None:
     cfg = WorkloadConfig(rate=100, phases=(("warmup", 0.05), ("baseline", 0.05), ("fault", 0.05),
                                            ("recovery", 0.05), ("fault", 0.05), ("recovery", 0.05)))
     assert [(w.name, w.cycle) for w in cfg.phase_windows()] == [
@@ -182,7 +197,7 @@ def test_fault_cycles_number_their_phases(tmp_path):
     assert [p.cycle for p in h.phase_windows()] == [None, None, 1, 1, 2, 2]
 
 
-def test_classify_redis_errors():
+def test_classify_redis_errors() -> None:
     import redis.exceptions as rex
     assert classify(rex.TimeoutError("Timeout reading from socket"))[0] == "unknown"
     assert classify(rex.ConnectionError("Connection closed by server."))[0] == "unknown"
@@ -195,10 +210,10 @@ def test_classify_redis_errors():
     assert classify(ConnectionResetError())[0] == "unknown"
 
 
-def test_interrupted_run_has_no_run_end(tmp_path):
+def test_interrupted_run_has_no_run_end(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
 
-    async def main():
+    async def main() -> None:
         with HistoryWriter(path) as w:
             task = asyncio.create_task(run_workload(lambda c, r: _slow(), WorkloadConfig(
                 rate=100, duration=5), w))
@@ -214,12 +229,12 @@ def test_interrupted_run_has_no_run_end(tmp_path):
     assert any(o.error == "cancelled" and o.outcome == "unknown" for o in h.ops)
 
 
-async def _slow():
+async def _slow() -> OpResult:
     await asyncio.sleep(10)
     return OpResult("get")
 
 
-def test_config_validation():
+def test_config_validation() -> None:
     with pytest.raises(ValueError):
         WorkloadConfig(rate=0, duration=1)
     with pytest.raises(ValueError):
@@ -227,7 +242,7 @@ def test_config_validation():
     assert WorkloadConfig(rate=1, phases=(("a", 2), ("b", 3))).total_duration == 5
 
 
-def test_no_operation_starts_before_its_intended_time_on_uvloop(tmp_path):
+def test_no_operation_starts_before_its_intended_time_on_uvloop(tmp_path: Path) -> None:
     # uvloop's timers tick in whole milliseconds from a cached time: a timer may fire early,
     # and an operation launched then would start before its intended time (negative send lag)
     from experiments.workload import run_loop
@@ -240,12 +255,12 @@ def test_no_operation_starts_before_its_intended_time_on_uvloop(tmp_path):
     assert not early, f"{len(early)} ops started early, by up to {-min(early) * 1000:.2f} ms"
 
 
-def test_op_rng_draws_what_random_random_draws_and_is_reused_safely():
+def test_op_rng_draws_what_random_random_draws_and_is_reused_safely() -> None:
     import random
 
     from experiments.oprandom import RandomPool
 
-    def draws(r):
+    def draws(r: random.Random) -> list[Any]:
         out = [r.gauss(0, 1), r.random(), r.randrange(1000), r.choice("abcdef"), r.paretovariate(1.2),
                r.gauss(0, 1), r.sample(range(100), 5), r.getrandbits(70), r.choices("abc", k=3)]
         xs = list(range(20))
@@ -262,11 +277,11 @@ def test_op_rng_draws_what_random_random_draws_and_is_reused_safely():
             assert got == (first(ref), draws(ref))
 
 
-def test_slots_bound_the_operations_in_flight(tmp_path):
+def test_slots_bound_the_operations_in_flight(tmp_path: Path) -> None:
     from experiments.workload import Slots
     inside, peak = 0, 0
 
-    async def op(client, rng):
+    async def op(client: int, rng: random.Random) -> OpResult:
         nonlocal inside, peak
         inside += 1
         peak = max(peak, inside)

@@ -11,9 +11,10 @@ import pytest
 
 from faults import kinds, ownership
 from faults.injector import FaultInjector, active_faults, heal_all
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api
-from topologies.errors import LabError
-from topologies.health import wait_until
 from topologies.home import lab_home
 from topologies.spec import build_spec
 
@@ -41,7 +42,7 @@ def _topo() -> api.Topology:
     return api.Topology(spec, None, "pw")  # type: ignore[arg-type]  # clients only: no backend
 
 
-def test_an_unregistered_pid_is_refused_and_nothing_is_signalled(sleeper) -> None:
+def test_an_unregistered_pid_is_refused_and_nothing_is_signalled(sleeper: subprocess.Popen[bytes]) -> None:
     for kind in ("client_pause", "client_kill"):
         with pytest.raises(LabError, match=f"process {sleeper.pid} .*is not a client the lab started"):
             kinds.make(kind, f"pid:{sleeper.pid}").validate(_topo())
@@ -64,7 +65,7 @@ def test_malformed_pid_targets_are_one_clear_error(target: str) -> None:
         kinds.make("client_pause", target).validate(_topo())
 
 
-def test_a_registered_client_is_accepted_and_forgotten_when_its_pid_is_reused(sleeper) -> None:
+def test_a_registered_client_is_accepted_and_forgotten_when_its_pid_is_reused(sleeper: subprocess.Popen[bytes]) -> None:
     ownership.register_client(sleeper.pid, "test-client")
     assert ownership.registered(sleeper.pid) is not None
     kinds.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
@@ -80,7 +81,7 @@ def test_a_registered_client_is_accepted_and_forgotten_when_its_pid_is_reused(sl
         kinds.make("client_pause", f"pid:{sleeper.pid}").validate(_topo())
 
 
-def test_heal_signals_only_the_process_it_paused(sleeper) -> None:
+def test_heal_signals_only_the_process_it_paused(sleeper: subprocess.Popen[bytes]) -> None:
     """A record whose pid now belongs to another process (start time differs) is not signalled."""
     ownership.register_client(sleeper.pid, "test-client")
     f = kinds.make("client_pause", f"pid:{sleeper.pid}")
@@ -95,7 +96,8 @@ def test_heal_signals_only_the_process_it_paused(sleeper) -> None:
 
 
 @pytest.mark.integration
-def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab, sleeper) -> None:
+def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab: LabManager,
+                                                                        sleeper: subprocess.Popen[bytes]) -> None:
     topo = lab("single", "local")
     for args in (["client_pause", "--target", f"pid:{sleeper.pid}"],
                  ["client_kill", "--target", f"pid:{sleeper.pid}"],
@@ -115,7 +117,7 @@ def test_cli_refuses_a_foreign_pid_and_accepts_it_when_the_user_vouches(lab, sle
 
 
 @pytest.mark.integration
-def test_the_injector_pauses_a_registered_client(lab, sleeper) -> None:
+def test_the_injector_pauses_a_registered_client(lab: LabManager, sleeper: subprocess.Popen[bytes]) -> None:
     topo = lab("single", "local")
     ownership.register_client(sleeper.pid, "test-client")
     with FaultInjector(topo).active(kinds.make("client_pause", f"pid:{sleeper.pid}")):

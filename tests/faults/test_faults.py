@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from faults import kinds, netfilter, ownership
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from tests.procs import default_sigint
 from topologies import api
-from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
@@ -44,7 +46,7 @@ def _assert_clean(topo: api.Topology) -> None:
 
 
 @pytest.fixture
-def single(lab, backend: str):
+def single(lab: LabManager, backend: str) -> Iterator[api.Topology]:
     topo = lab("single", backend)
     yield topo
     heal_all(topo)
@@ -170,7 +172,7 @@ def test_sigint_in_the_middle_of_a_fault_leaves_nothing_behind(single: api.Topol
     _assert_clean(single)
 
 
-def test_sentinel_split_brain_old_primary_acks_minority_writes_then_is_demoted(lab, backend: str) -> None:
+def test_sentinel_split_brain_old_primary_acks_minority_writes_then_is_demoted(lab: LabManager, backend: str) -> None:
     """Jepsen 2013: primary + client A | replicas + Sentinels + client B."""
     topo = lab("sentinel", backend)
     old = topo.primary()
@@ -204,7 +206,7 @@ def test_sentinel_split_brain_old_primary_acks_minority_writes_then_is_demoted(l
     _assert_clean(topo)
 
 
-def test_cluster_isolating_a_primary_promotes_its_replica(lab, backend: str) -> None:
+def test_cluster_isolating_a_primary_promotes_its_replica(lab: LabManager, backend: str) -> None:
     topo = lab("cluster", backend)
     by_port = {n.port: n.name for n in topo.spec.redis_nodes}
     with topo.node_client("redis-1", decode_responses=True) as c:

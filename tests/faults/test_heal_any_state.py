@@ -12,9 +12,10 @@ import pytest
 from faults import kinds, netfilter
 from faults.injector import active_faults
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyHung
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api, dockerd
 from topologies.compose_gen import container_name, project_name
-from topologies.health import wait_until
 from topologies.home import StateFile, lab_home
 from topologies.processes import OwnedProcess
 
@@ -46,7 +47,7 @@ def _assert_clean(topo: api.Topology) -> None:
     assert all(topo.backend.node_state(n.name) == "running" for n in topo.spec.nodes)
 
 
-def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_lab) -> None:
+def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_lab: LabManager) -> None:
     """Records of a run whose topology is gone; the recorded pid now names another process."""
     other = subprocess.Popen(["sleep", "300"])
     try:
@@ -79,7 +80,7 @@ def test_heal_with_no_topology_clears_stale_records_and_signals_nothing(fresh_la
         netfilter.Netfilter().heal()
 
 
-def test_heal_resumes_paused_leftovers_when_the_topology_record_is_lost(fresh_lab, backend: str) -> None:
+def test_heal_resumes_paused_leftovers_when_the_topology_record_is_lost(fresh_lab: LabManager, backend: str) -> None:
     topo = fresh_lab("single", backend)
     topo.pause("redis-1")
     StateFile("topology.json").clear()  # the record is lost: what remains are leftovers
@@ -103,7 +104,7 @@ def _kill_toxiproxy(topo: api.Topology) -> None:
     wait_until(lambda: topo.backend.node_state("toxiproxy") == "stopped", 10, "Toxiproxy dead")
 
 
-def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab, backend: str) -> None:
+def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab: LabManager, backend: str) -> None:
     topo = fresh_lab("single", backend)
     assert lab_cli("fault", "latency", "--target", "redis-1", "latency_ms=300").returncode == 0
     if ROOT:
@@ -121,7 +122,7 @@ def test_heal_and_down_work_when_toxiproxy_died_mid_fault(fresh_lab, backend: st
     _assert_nothing_left(topo)
 
 
-def test_a_toxic_whose_removal_hangs_is_healed_by_restarting_the_labs_toxiproxy(fresh_lab, backend: str) -> None:
+def test_a_hung_toxic_removal_is_healed_by_restarting_the_labs_toxiproxy(fresh_lab: LabManager, backend: str) -> None:
     """Toxiproxy's API can hang removing a toxic (Shopify/toxiproxy issue 558); a stopped Toxiproxy
     hangs the same way (the kernel accepts, nobody answers). The heal must still leave no toxic."""
     topo = fresh_lab("single", backend)
@@ -152,7 +153,7 @@ def _assert_nothing_left(topo: api.Topology) -> None:
 
 
 @pytest.mark.docker
-def test_heal_and_down_after_the_docker_daemon_restarted(fresh_lab, backend: str) -> None:
+def test_heal_and_down_after_the_docker_daemon_restarted(fresh_lab: LabManager, backend: str) -> None:
     if backend != "docker":
         pytest.skip("Docker only")
     topo = fresh_lab("single", "docker")

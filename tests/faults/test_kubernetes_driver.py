@@ -20,21 +20,22 @@ class NotSent(Exception):
 class RecordingClient(k8s.ApiClient):
     """An ApiClient whose transport records the request instead of sending it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(k8s.Configuration(host="https://k8s.invalid"))
         self.requests: list[tuple[str, str, object]] = []
 
-    def call_api(self, method, url, header_params=None, body=None, post_params=None, _request_timeout=None):
+    def call_api(self, method: str, url: str, header_params: object = None, body: object = None,  # type: ignore[override]  # records instead of sending; the client's signature has more parameters
+                 post_params: object = None, _request_timeout: object = None) -> None:
         self.requests.append((method, url, body))
         raise NotSent(method, url)
 
 
-def _driver():
+def _driver() -> tuple[KubernetesDriver, RecordingClient]:
     api = RecordingClient()
     return KubernetesDriver("lab", api, run_id="r1"), api
 
 
-def test_kill_is_a_delete_with_grace_period_zero():
+def test_kill_is_a_delete_with_grace_period_zero() -> None:
     d, api = _driver()
     with pytest.raises(NotSent):
         d.kill("sentinel-redis-1-0")
@@ -44,14 +45,14 @@ def test_kill_is_a_delete_with_grace_period_zero():
     assert body == {"gracePeriodSeconds": 0}
 
 
-def test_delete_keeps_the_pods_grace_period():
+def test_delete_keeps_the_pods_grace_period() -> None:
     d, api = _driver()
     with pytest.raises(NotSent):
         d.delete("sentinel-redis-1-0")
     assert api.requests[0][2] == {}
 
 
-def test_partition_creates_a_valid_networkchaos_both_ways():
+def test_partition_creates_a_valid_networkchaos_both_ways() -> None:
     d, api = _driver()
     with pytest.raises(NotSent):
         d.partition(["cluster-redis-1-0", "runner-x"], ["cluster-redis-2-0", "cluster-redis-3-0"])
@@ -64,7 +65,7 @@ def test_partition_creates_a_valid_networkchaos_both_ways():
     assert body["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "redislab"
 
 
-def test_heal_lists_lab_objects_by_label():
+def test_heal_lists_lab_objects_by_label() -> None:
     d, api = _driver()
     with pytest.raises(NotSent):
         d.heal()
@@ -75,7 +76,7 @@ def test_heal_lists_lab_objects_by_label():
     assert query["labelSelector"] == ["app.kubernetes.io/managed-by=redislab"]
 
 
-def test_pause_label_patch_body():
+def test_pause_label_patch_body() -> None:
     d, api = _driver()
     with pytest.raises(NotSent):
         d._label_paused("p-0", False)
@@ -84,7 +85,7 @@ def test_pause_label_patch_body():
     assert json.loads(json.dumps(body)) == {"metadata": {"labels": {"redislab.io/paused": None}}}
 
 
-def test_exec_request_is_a_pods_exec_url():
+def test_exec_request_is_a_pods_exec_url() -> None:
     """The pause command reaches the API as pods/exec on the redis container (checked through
     the generated method; the WebSocket upgrade itself is not exercised)."""
     d, api = _driver()
@@ -95,13 +96,13 @@ def test_exec_request_is_a_pods_exec_url():
 
 
 @pytest.mark.parametrize("share, error", [(None, "shareProcessNamespace"), (False, "shareProcessNamespace")])
-def test_pause_is_refused_with_the_reason(share, error):
+def test_pause_is_refused_with_the_reason(share: bool | None, error: str) -> None:
     spec = k8s.V1PodSpec(containers=[k8s.V1Container(name="redis")], share_process_namespace=share)
     with pytest.raises(Refused, match=error):
         pause_command(spec)
 
 
-def test_pause_needs_the_redis_container():
+def test_pause_needs_the_redis_container() -> None:
     spec = k8s.V1PodSpec(containers=[k8s.V1Container(name="app")], share_process_namespace=True)
     with pytest.raises(Refused, match="'redis'"):
         pause_command(spec)
@@ -110,12 +111,12 @@ def test_pause_needs_the_redis_container():
 @pytest.mark.parametrize("a, b, match", [([], ["x"], "both sides"),
                                          (["x"], ["x", "y"], "on both sides of a partition: x"),
                                          (["Bad_Name"], ["y"], "does not match")])
-def test_bad_partitions_are_refused(a, b, match):
+def test_bad_partitions_are_refused(a: list[str], b: list[str], match: str) -> None:
     with pytest.raises(chaosmesh.ChaosSpecError, match=match):
         chaosmesh.partition("p", "lab", a, b, run_id="r")
 
 
-def test_schema_rejects_a_misspelt_field():
+def test_schema_rejects_a_misspelt_field() -> None:
     body = chaosmesh.partition("p", "lab", ["a"], ["b"], run_id="r")
     body["spec"]["directon"] = body["spec"].pop("direction")
     with pytest.raises(chaosmesh.ChaosSpecError):

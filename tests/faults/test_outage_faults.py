@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -14,15 +16,16 @@ from redis.retry import Retry
 
 from faults import kinds, maintenance, stall
 from faults.injector import FaultInjector, active_faults, heal_all
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api
-from topologies.errors import LabError
-from topologies.health import wait_until
 
 pytestmark = pytest.mark.integration
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
 
-def _client(topo: api.Topology, timeout_s: float, **kw) -> redis.Redis:
+def _client(topo: api.Topology, timeout_s: float, **kw: Any) -> redis.Redis:
     return topo.node_client("redis-1", socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                             retry=Retry(NoBackoff(), 0), decode_responses=True, **kw)
 
@@ -33,7 +36,7 @@ def _run_id(topo: api.Topology, node: str) -> str:
 
 
 @pytest.fixture
-def single(lab, backend: str):
+def single(lab: LabManager, backend: str) -> Iterator[api.Topology]:
     topo = lab("single", backend)
     yield topo
     heal_all(topo)
@@ -114,7 +117,7 @@ def test_failover_is_refused_on_a_single_node(single: api.Topology) -> None:
     assert active_faults() == []
 
 
-def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab, backend: str) -> None:
+def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab: LabManager, backend: str) -> None:
     topo = lab("sentinel", backend)
     inj = FaultInjector(topo)
     try:
@@ -137,7 +140,7 @@ def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab,
     topo.wait_healthy(timeout_s=60)
 
 
-def test_cluster_failover_modes_and_resharding_under_writes(lab, backend: str) -> None:
+def test_cluster_failover_modes_and_resharding_under_writes(lab: LabManager, backend: str) -> None:
     topo = lab("cluster", backend)
     inj = FaultInjector(topo)
     rc = topo.client(decode_responses=True, socket_timeout=2)
@@ -171,7 +174,7 @@ def test_cluster_failover_modes_and_resharding_under_writes(lab, backend: str) -
         heal_all(topo)
 
 
-def test_redislab_heal_finishes_a_migration_whose_injector_was_killed(lab, backend: str) -> None:
+def test_redislab_heal_finishes_a_migration_whose_injector_was_killed(lab: LabManager, backend: str) -> None:
     topo = lab("cluster", backend)
     rc = topo.client(decode_responses=True, socket_timeout=2)
     tag = f"{{rs-{uuid.uuid4().hex[:6]}}}"

@@ -10,9 +10,9 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from labcommon.errors import LabError
 from topologies.api import Topology
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
-from topologies.errors import LabError
 from topologies.spec import build_spec
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DockerDaemon, LabManager
 from topologies import api, dockerd
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -33,7 +34,8 @@ def build_user_image() -> str:
     return USER_IMAGE
 
 
-def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(fresh_lab, docker_daemon) -> None:
+def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(fresh_lab: LabManager,
+                                                                                docker_daemon: DockerDaemon) -> None:
     docker_daemon.ensure()
     if not dockerd.owned():
         pytest.skip("the Docker daemon was not started by the lab: tests never stop someone else's")

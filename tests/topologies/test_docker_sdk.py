@@ -8,9 +8,10 @@ import docker.errors
 import pytest
 import requests
 
+from labcommon.errors import ContainerNotFound, DockerError, LabError
+from tests.conftest import LabManager
 from topologies import docker as docker_backend
 from topologies.docker_sdk import calling
-from topologies.errors import ContainerNotFound, DockerError, LabError
 
 
 def test_a_missing_container_is_container_not_found_with_the_daemons_words() -> None:
@@ -34,7 +35,7 @@ def test_a_refusal_and_a_silent_daemon_are_docker_errors_with_a_hint() -> None:
 
 
 @pytest.mark.integration
-def test_docker_node_control_starts_no_process(lab, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_node_control_starts_no_process(lab: LabManager, monkeypatch: pytest.MonkeyPatch) -> None:
     topo = lab("single", "docker")
     be = topo.backend
 

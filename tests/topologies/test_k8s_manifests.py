@@ -4,6 +4,8 @@ No cluster: what these tests cannot show is that the pods start and form a topol
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -18,15 +20,15 @@ K8S_VERSION = "1.29"  # the oldest Kubernetes the manifests are checked against;
 FILES = sorted(p for p in k8s_gen.K8S_DIR.rglob("*.yaml"))
 
 
-def _docs(path):
+def _docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_committed_manifests_are_current():
+def test_committed_manifests_are_current() -> None:
     assert k8s_gen.main(["--check"]) == 0, "run: python -m topologies.k8s_gen"
 
 
-def test_stale_manifest_is_detected(tmp_path, monkeypatch):
+def test_stale_manifest_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for rel, text in k8s_gen.render().items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
@@ -38,14 +40,14 @@ def test_stale_manifest_is_detected(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("version", [K8S_VERSION, kubernetes_validate.utils.latest_version()])
 @pytest.mark.parametrize("path", [p for p in FILES if "chaos" not in p.parts], ids=lambda p: p.name)
-def test_manifests_validate_against_kubernetes_schemas(path, version):
+def test_manifests_validate_against_kubernetes_schemas(path: Path, version: str) -> None:
     docs = _docs(path)
     assert docs
     for doc in docs:  # strict: an unknown field (a typo) is an error, not silently dropped
         kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_validation_catches_a_bad_field():
+def test_validation_catches_a_bad_field() -> None:
     sts = next(d for d in _docs(k8s_gen.K8S_DIR / "single.yaml") if d["kind"] == "StatefulSet")
     sts["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["periodSecond"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -58,14 +60,14 @@ _MODELS = {"StatefulSet": k8s.V1StatefulSet, "Service": k8s.V1Service, "ConfigMa
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if "chaos" not in p.parts], ids=lambda p: p.name)
-def test_manifests_load_as_client_models(path):
+def test_manifests_load_as_client_models(path: Path) -> None:
     for doc in _docs(path):
         obj = _MODELS[doc["kind"]].from_dict(doc)
         assert obj.metadata.name == doc["metadata"]["name"]
 
 
 @pytest.mark.parametrize("topology", k8s_gen.TOPOLOGIES)
-def test_topology_shape(topology):
+def test_topology_shape(topology: str) -> None:
     """A StatefulSet per node of the spec, every node behind its Toxiproxy sidecar on the
     spec's proxied ports, the password only as a Secret reference, pods pausable."""
     spec = build_spec(topology)
@@ -89,7 +91,7 @@ def test_topology_shape(topology):
     assert "REDISLAB_PASSWORD" not in text and "kind: Secret\n" not in text
 
 
-def test_sentinel_announces_stable_names_and_cluster_pod_ips():
+def test_sentinel_announces_stable_names_and_cluster_pod_ips() -> None:
     cm = next(d for d in _docs(k8s_gen.K8S_DIR / "sentinel.yaml") if d["kind"] == "ConfigMap")["data"]
     assert "sentinel resolve-hostnames yes" in cm["start-sentinel-1.sh"]
     assert "sentinel monitor lab sentinel-redis-1-0.redislab-sentinel 7101 2" in cm["start-sentinel-1.sh"]
@@ -101,7 +103,7 @@ def test_sentinel_announces_stable_names_and_cluster_pod_ips():
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if "chaos" in p.parts], ids=lambda p: p.name)
-def test_partition_examples_validate_and_cut_both_ways(path):
+def test_partition_examples_validate_and_cut_both_ways(path: Path) -> None:
     (doc,) = _docs(path)
     chaosmesh.validate(doc)
     assert doc["spec"]["direction"] == "both"

@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from labcommon.poll import wait_until
 from topologies import ports
-from topologies.health import wait_until
 from topologies.processes import OwnedProcess, start_ticks
 
 
@@ -19,7 +20,7 @@ def _stat_ticks(pid: int) -> int:
 
 
 @pytest.fixture
-def sleeper(tmp_path: Path):
+def sleeper(tmp_path: Path) -> Iterator[OwnedProcess]:
     proc = OwnedProcess.spawn(["sh", "-c", "sleep 60 & wait"], tmp_path / "sleeper.log")
     yield proc
     for kid in proc.children():

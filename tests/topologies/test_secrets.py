@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LabManager
 from topologies.compose_gen import project_name
 from topologies.spec import TOPOLOGIES
 
@@ -28,7 +29,8 @@ def _cmdlines_holding(secret: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", TOPOLOGIES)
-def test_the_password_is_on_no_command_line_and_in_no_container_config(lab, backend: str, name: str) -> None:
+def test_the_password_is_on_no_command_line_and_in_no_container_config(lab: LabManager, backend: str,
+                                                                       name: str) -> None:
     topo = lab(name, backend)
     secret = topo.password
     assert len(secret) >= 8

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from labcommon.errors import LabError, UnknownNameError
 from topologies import compose_gen, config
-from topologies.errors import LabError, UnknownNameError
 from topologies.spec import TOPOLOGIES, Options, build_spec
 
 

@@ -8,9 +8,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 from topologies import api
 from topologies.compose_gen import project_name
-from topologies.health import wait_until
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES
 
@@ -22,7 +23,7 @@ def _read_from_replica(topo: api.Topology, replica: str, key: str, expected: str
         wait_until(lambda: c.get(key) == expected, 10, f"{key} on {replica}")
 
 
-def test_single_comes_up_and_serves(lab, backend: str) -> None:
+def test_single_comes_up_and_serves(lab: LabManager, backend: str) -> None:
     topo = lab("single", backend)
     key = f"t:{uuid.uuid4()}"
     with topo.client(decode_responses=True) as c:
@@ -33,7 +34,7 @@ def test_single_comes_up_and_serves(lab, backend: str) -> None:
         redis.Redis(port=topo.spec.node("redis-1").port, password="wrong").ping()
 
 
-def test_sentinel_write_on_primary_is_read_from_each_replica(lab, backend: str) -> None:
+def test_sentinel_write_on_primary_is_read_from_each_replica(lab: LabManager, backend: str) -> None:
     topo = lab("sentinel", backend)
     key, value = f"t:{uuid.uuid4()}", "replicated"
     with topo.client(decode_responses=True, socket_timeout=2) as master:
@@ -44,7 +45,7 @@ def test_sentinel_write_on_primary_is_read_from_each_replica(lab, backend: str) 
         _read_from_replica(topo, name, key, value)
 
 
-def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab, backend: str) -> None:
+def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab: LabManager, backend: str) -> None:
     topo = lab("sentinel", backend)
     old = topo.primary()
     assert old is not None
@@ -69,7 +70,7 @@ def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab, backend: st
     wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
 
 
-def test_redlock_nodes_are_independent_primaries(lab, backend: str) -> None:
+def test_redlock_nodes_are_independent_primaries(lab: LabManager, backend: str) -> None:
     topo = lab("redlock", backend)
     clients = topo.client(decode_responses=True, socket_timeout=2)
     assert len(clients) == 5
@@ -96,7 +97,7 @@ def _primaries_and_replicas(topo: api.Topology) -> dict[str, str]:
             if "slave" in info["flags"] and info["master_id"] in ids}
 
 
-def test_cluster_write_on_each_primary_is_read_from_its_replica(lab, backend: str) -> None:
+def test_cluster_write_on_each_primary_is_read_from_its_replica(lab: LabManager, backend: str) -> None:
     topo = lab("cluster", backend)
     pairs = _primaries_and_replicas(topo)
     assert len(pairs) == 3
@@ -128,7 +129,7 @@ def _one_key_per_slot(rc: RedisCluster) -> list[str]:
     return list(keys.values())
 
 
-def test_cluster_replica_takes_over_when_a_primary_is_killed(lab, backend: str) -> None:
+def test_cluster_replica_takes_over_when_a_primary_is_killed(lab: LabManager, backend: str) -> None:
     topo = lab("cluster", backend)
     pairs = _primaries_and_replicas(topo)
     replica, primary = next(iter(pairs.items()))
@@ -154,7 +155,7 @@ def test_cluster_replica_takes_over_when_a_primary_is_killed(lab, backend: str) 
 
 
 @pytest.mark.parametrize("name", TOPOLOGIES)
-def test_down_leaves_nothing_behind(fresh_lab, backend: str, name: str) -> None:
+def test_down_leaves_nothing_behind(fresh_lab: LabManager, backend: str, name: str) -> None:
     topo = fresh_lab(name, backend)
     assert topo.backend.owns_anything()
     procs = list(getattr(topo.backend, "procs", {}).values())  # local backend's processes

@@ -3,13 +3,13 @@
 
     target = load("prod-like.yml")          # schema + consistency checks, one-line errors
     topo = TargetTopology(target)           # clients, roles, node control through the driver
-    ok, why = topo.runnable(experiment)
+    ok, why = experiments.target_fit.runnable(topo, experiment)
 
-The file (schema: ``topologies/target.schema.json``) names the kind, every node's announced
+The file (schema: ``targets/target.schema.json``) names the kind, every node's announced
 address (and optionally its direct address, its Toxiproxy proxy and client-group routes), the
 Sentinels and master name, the password by environment-variable name, a driver for node faults
 (``command`` templates, ``docker`` containers or ``kubernetes`` pods, see
-``topologies.target_kubernetes``) and limits (allowed faults, the key prefix, ``allow_destructive``).
+``targets.target_kubernetes``) and limits (allowed faults, the key prefix, ``allow_destructive``).
 
 What the lab promises on a target: it writes only keys under ``limits.key_prefix`` and deletes
 them afterwards (SCAN + UNLINK, never FLUSHALL); it injects only allowed faults, and kill / stop /
@@ -36,8 +36,12 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from topologies import api, health
-from topologies.errors import LabError, UnknownNameError
+from faults import records
+from faults.toxiproxy_api import for_topology
+from labcommon.errors import LabError, UnknownNameError
+from labcommon.poll import wait_until
+from topologies import api
+from topologies.clients import DEFAULT_POLICY
 from topologies.spec import NodeSpec, Options, TopologySpec
 
 SCHEMA_PATH = Path(__file__).with_name("target.schema.json")
@@ -274,7 +278,7 @@ def _driver(target: Target) -> Any:
         return CommandDriver(cfg, target)
     if cfg["type"] == "docker":
         return DockerDriver(cfg, target)
-    from topologies.target_kubernetes import KubernetesTargetDriver  # imports `kubernetes` only when used
+    from targets.target_kubernetes import KubernetesTargetDriver  # imports `kubernetes` only when used
     return KubernetesTargetDriver(cfg, target)  # LabError with the reason: no package, no kubeconfig
 
 
@@ -396,7 +400,6 @@ class TargetTopology(api.Topology):
 
     def _kw(self, asyncio: bool, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Client settings as on the lab's topologies (``clients.ClientPolicy``), plus the password."""
-        from topologies.clients import DEFAULT_POLICY
         base = {"password": self.password} if self.password else {}
         return (policy or DEFAULT_POLICY).client_kwargs(asyncio, **{**base, **kwargs})
 
@@ -418,7 +421,6 @@ class TargetTopology(api.Topology):
         return redis.cluster.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(*a) for a in addrs], **kwargs)
 
     def sentinel(self, asyncio: bool = False, group: str | None = None, policy: Any = None, **kwargs: Any) -> Any:
-        from topologies.clients import DEFAULT_POLICY
         t = self.target
         if not t.sentinels:
             raise LabError(f"target {t.name} has no Sentinels")
@@ -484,15 +486,14 @@ class TargetTopology(api.Topology):
                 with self._probe(n.name) as c:
                     c.ping()
             return True
-        health.wait_until(all_answer, timeout_s, f"target {self.target.name}: every node answering PING")
+        wait_until(all_answer, timeout_s, f"target {self.target.name}: every node answering PING")
 
     # -- network ------------------------------------------------------------------------------
-    def toxiproxy(self) -> Any:
-        from faults.toxiproxy_api import ToxiproxyAPI
+    def toxiproxy_address(self) -> tuple[str, int]:
         if self.target.toxiproxy_api is None:
             raise LabError(f"target {self.target.name} has no Toxiproxy API",
                            f"add toxiproxy.api to {self.target.path}")
-        return ToxiproxyAPI(*self.target.toxiproxy_api)
+        return self.target.toxiproxy_api
 
     def toxiproxy_ready(self) -> bool:
         if self.target.toxiproxy_api is None:
@@ -577,7 +578,7 @@ class TargetTopology(api.Topology):
         return sorted(cut)
 
     def cut(self, a: list[str], b: list[str]) -> list[str]:
-        tp = self.toxiproxy()
+        tp = for_topology(self)
         done: list[str] = []
         for proxy in self.partition_plan(a, b):
             tp.set_enabled(proxy, False)
@@ -585,7 +586,7 @@ class TargetTopology(api.Topology):
         return done
 
     def uncut(self, proxies: list[str]) -> None:
-        tp = self.toxiproxy()
+        tp = for_topology(self)
         for proxy in proxies:
             tp.set_enabled(proxy, True)
 
@@ -597,34 +598,6 @@ class TargetTopology(api.Topology):
                            f"{', '.join(sorted(t.allowed_faults)) or 'none'})", f"edit {t.path} to allow it")
         if kind in DESTRUCTIVE and not t.allow_destructive:
             raise LabError(f"target {t.name}: {kind} needs limits.allow_destructive: true")
-
-    def runnable(self, exp: Any) -> tuple[bool, str]:
-        """Whether ``exp`` can run on this target, and why not."""
-        t = self.target
-        if t.kind not in (exp.topology, *exp.topologies):
-            return False, f"runs on {', '.join((exp.topology, *exp.topologies))}, the target is {t.kind}"
-        if not getattr(exp.scenario, "keys_in_prefix", False):
-            return False, "its keys are not confined to the target's key prefix yet"
-        kind = fault_kind(exp)
-        if kind is None:
-            return False, "its fault plan is not classified for targets"
-        if kind not in t.allowed_faults:
-            return False, f"needs {kind}, not in limits.allowed_faults"
-        if kind in DESTRUCTIVE and not t.allow_destructive:
-            return False, f"needs {kind}: set limits.allow_destructive: true"
-        if kind in PROXY_FAULTS and not any(n.route.proxy for n in t.nodes):
-            return False, f"needs {kind} through Toxiproxy: no node declares its proxy"
-        if kind == "partition":
-            if t.toxiproxy_api is None or not all(n.route.proxy for n in t.all_nodes):
-                return False, "a partition needs a declared proxy in front of every node (both directions cut)"
-            if t.kind == "cluster":
-                return False, ("Cluster nodes talk to each other on the bus both ways: disabling proxies is "
-                               "an inbound-only cut, not a partition")
-        if getattr(exp.scenario, "needs_groups", False):
-            missing = [n.name for n in t.all_nodes if not all(g in n.groups and n.groups[g].proxy for g in GROUPS)]
-            if missing:
-                return False, f"needs client-group routes a and b with proxies on every node (missing: {missing[0]})"
-        return True, ""
 
     # -- clean-up -----------------------------------------------------------------------------
     def _primaries(self) -> list[str]:
@@ -650,10 +623,9 @@ class TargetTopology(api.Topology):
     def heal_all(self) -> list[str]:
         """Back to the state the lab found: the lab's toxics removed and declared proxies enabled, stopped
         or paused nodes started or resumed (through the driver), fault records cleared."""
-        from faults.injector import _save
         done: list[str] = []
         if self.target.toxiproxy_api is not None:
-            tp = self.toxiproxy()
+            tp = for_topology(self)
             declared = set(self.link_proxies().values())
             toxics = tp.toxics()
             disabled = set(tp.disabled())
@@ -674,21 +646,12 @@ class TargetTopology(api.Topology):
                 elif state == "stopped":
                     self.backend.start(n.name)
                     done.append(f"started {n.name}")
-        _save([])
+        records.clear()
         return done
 
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def fault_kind(exp: Any) -> str | None:
-    """The fault an experiment's plan injects (kill / latency / partition), None when not classified."""
-    from experiments import faultplans
-    from experiments.scenarios import splitbrain
-    plans = {faultplans.kill_primary: "kill", faultplans.latency_primary: "latency",
-             faultplans.partition_primary: "partition", splitbrain._split: "partition"}
-    return plans.get(exp.fault)
 
 
 def open_target(path: str | Path) -> TargetTopology:
@@ -699,3 +662,10 @@ def current_from_env() -> TargetTopology | None:
     """The target the runner named for this process tree (REDISLAB_TARGET), if any."""
     path = os.environ.get(TARGET_ENV)
     return open_target(path) if path else None
+
+
+def current() -> api.Topology | None:
+    """The topology this process acts on: the target the runner named (REDISLAB_TARGET), else the one
+    the lab recorded as up (``api.current()``). Child processes of a run (observer, generators) ask this."""
+    target = current_from_env()
+    return target if target is not None else api.current()

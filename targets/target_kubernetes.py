@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from topologies.errors import LabError
+from labcommon.errors import LabError
 
 START_TIMEOUT_S = 120.0  # s: how long `start` waits for the controller to run a deleted pod again
 POLL_S = 1.0  # s between two reads of a pod while waiting

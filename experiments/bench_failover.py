@@ -2,10 +2,10 @@
 first acknowledged write, split into Redis's share and the client's, for the lab's own
 clients and a plain redis-py reference client, on the same topology in the same run.
 
-    python -m topologies.bench [--backend auto|local|docker|both] [--runs 3] [--fault kill|pause|machine]
+    python -m experiments.bench_failover [--backend auto|local|docker|both] [--runs 3] [--fault kill|pause|machine]
                                [--topology sentinel ...] [--client plain ...] [--together]
 
-For every client (``topologies.failover_probe.DEFAULT_CLIENTS``) and run, a freshly
+For every client (``experiments.failover_probe.DEFAULT_CLIENTS``) and run, a freshly
 started topology (timed: up -> healthy) gets the fault on the primary serving the bench
 key while the client writes every 10 ms from its own process. Per client: fault (the
 kill/pause command returned) -> first acknowledged write, split into "Redis needed X s
@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies import api, dockerd, failover_probe
+from experiments import failover_probe
+from topologies import api, dockerd
 from topologies.outage import spread
 from topologies.spec import TOPOLOGIES
 
@@ -185,7 +186,7 @@ def main() -> None:
         if started_daemon:
             dockerd.stop_if_owned()
     result.update(fault=args.fault, runs=args.runs, together=args.together, clients=clients)
-    result["command"] = "python -m topologies.bench " + " ".join(
+    result["command"] = "python -m experiments.bench_failover " + " ".join(
         f"--{k} {v}" for k, v in (("backend", args.backend), ("runs", args.runs), ("fault", args.fault),
                                   ("seed", args.seed), ("hold", args.hold))) + (" --together" if args.together else "")
     result["date"] = time.strftime("%Y-%m-%d")

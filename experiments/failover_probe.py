@@ -45,9 +45,11 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
+from patterns.common import Counters, RetryPolicy, prepare_client
 from topologies import api, health
 from topologies.clients import DEFAULT_POLICY
-from topologies.errors import LabError
 from topologies.outage import client_share
 from topologies.spec import HOST, MASTER_NAME
 
@@ -141,7 +143,6 @@ def _sync_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any) -> N
 
 
 async def _async_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any) -> None:
-    from patterns.common import prepare_client
     await prepare_client(client)
     await client.set(key, "warm")
     ready.set()
@@ -158,7 +159,6 @@ async def _async_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: An
 
 
 async def _app_loop(client: Any, key: str, tally: _Tally, ready: Any, stop: Any, retry: bool = True) -> None:
-    from patterns.common import Counters, RetryPolicy, prepare_client
     await prepare_client(client)
     await asyncio.gather(*(client.ping() for _ in range(APP_WARM)))
     await client.set(key, "warm")
@@ -308,9 +308,9 @@ def sentinel_settled(topo: api.Topology) -> bool:
 
 def wait_settled(topo: api.Topology, timeout_s: float = 60.0) -> None:
     if topo.name == "sentinel":
-        health.wait_until(lambda: sentinel_settled(topo), timeout_s, "Sentinel settled", topo.backend.all_logs)
+        wait_until(lambda: sentinel_settled(topo), timeout_s, "Sentinel settled", topo.backend.all_logs)
     elif topo.name == "cluster":
-        health.wait_until(lambda: health.cluster_ok(topo.spec, topo.password), timeout_s, "cluster settled",
+        wait_until(lambda: health.cluster_ok(topo.spec, topo.password), timeout_s, "cluster settled",
                           topo.backend.all_logs)
 
 

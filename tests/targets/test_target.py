@@ -1,22 +1,23 @@
 """Targets: the file (schema + one-line errors), what runs on a target, and end to end against a
-Sentinel deployment started without the lab's topology code (tests/topologies/target_deployment.py)."""
+Sentinel deployment started without the lab's topology code (tests/targets/target_deployment.py)."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
 
-from tests.topologies import target_deployment as dep
-from topologies.errors import LabError
-from topologies.health import wait_until
-from topologies.target import TargetTopology, load
+from labcommon.errors import LabError
+from labcommon.poll import wait_until
+from targets.target import TargetTopology, load
+from tests.targets import target_deployment as dep
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
 
@@ -48,7 +49,7 @@ def test_valid_file_checks_ok(tmp_path: Path) -> None:
     (lambda d: d.pop("toxiproxy"), "no Toxiproxy API is given"),
     (lambda d: d["nodes"][2].update(name="redis-1"), "node names must be unique; repeated: redis-1"),
 ])
-def test_bad_file_one_line(tmp_path: Path, edit, fragment: str) -> None:
+def test_bad_file_one_line(tmp_path: Path, edit: Callable[[dict[str, Any]], object], fragment: str) -> None:
     path = _doc(tmp_path, ["kill", "latency", "partition"])
     doc = json.loads(path.read_text())
     edit(doc)

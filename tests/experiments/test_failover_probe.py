@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from topologies import failover_probe
-from topologies.health import wait_until
+from experiments import failover_probe
+from labcommon.poll import wait_until
+from tests.conftest import LabManager
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ def _check_trial(trial: dict, clients: list[str]) -> None:
         assert r["client_s"] >= 0
 
 
-def test_sentinel_kill_is_seen_by_every_client_and_split_at_switch_master(lab, backend: str) -> None:
+def test_sentinel_kill_is_seen_by_every_client_and_split_at_switch_master(lab: LabManager, backend: str) -> None:
     topo = lab("sentinel", backend)
     old = topo.primary()
     assert old is not None
@@ -34,7 +35,7 @@ def test_sentinel_kill_is_seen_by_every_client_and_split_at_switch_master(lab, b
     wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
 
 
-def test_cluster_kill_is_split_at_the_replicas_role_change(lab, backend: str) -> None:
+def test_cluster_kill_is_split_at_the_replicas_role_change(lab: LabManager, backend: str) -> None:
     if backend != "local":
         pytest.skip("the probe's Cluster path does not depend on the backend; the Sentinel test covers docker")
     topo = lab("cluster", backend)
