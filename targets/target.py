@@ -637,7 +637,10 @@ class TargetTopology(api.Topology):
                 if proxy in disabled:
                     tp.set_enabled(proxy, True)
                     done.append(f"enabled proxy {proxy}")
-        if self.backend.driver is not None:  # type: ignore[attr-defined]  # a target's backend (TargetBackend) has .driver
+        driver = self.backend.driver  # type: ignore[attr-defined]  # a target's backend (TargetBackend) has .driver
+        if driver is not None and hasattr(driver, "sweep"):  # kubernetes: the lab's objects, found by label
+            done += driver.sweep()
+        if driver is not None:
             for n in self.target.all_nodes:
                 state = self.backend.node_state(n.name)
                 if state == "paused":

@@ -97,6 +97,12 @@ class KubernetesTargetDriver:
             raise LabError(f"kubernetes driver: unknown action {action!r}; accepted: kill, stop, start, pause, resume")
         return ""
 
+    def sweep(self) -> list[str]:
+        """``redislab heal --target``: delete every NetworkChaos the lab created in the namespace and
+        resume every pod it paused (found by their labels: also those of a run that crashed)."""
+        undone: list[str] = self._call(f"heal sweep in namespace {self.namespace}", self.driver.heal)
+        return [f"removed {what}" if what.startswith("networkchaos/") else f"resumed {what}" for what in undone]
+
     def _wait_running(self, name: str, pod: str) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while (state := self.state(name)) != "running":

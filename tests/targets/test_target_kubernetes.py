@@ -164,3 +164,30 @@ def test_target_backend_drives_the_pod(tmp_path: Path, monkeypatch: pytest.Monke
         topo.backend.kill("redis-2")
     assert api.requests == [("DELETE", "https://k8s.invalid/api/v1/namespaces/redis/pods/sentinel-redis-2-0",
                              {"gracePeriodSeconds": 0})]
+
+
+CHAOS = "/apis/chaos-mesh.org/v1alpha1/namespaces/redis/networkchaos"
+
+
+def test_heal_sweeps_the_labs_chaos_objects_and_paused_pods(tmp_path: Path) -> None:
+    """`redislab heal --target`: what a crashed run left in the namespace is found by label and undone."""
+    chaos = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaosList",
+             "items": [{"metadata": {"name": "redislab-1a2b-partition-1"}}]}
+    pods = {"apiVersion": "v1", "kind": "PodList", "items": []}
+    driver, api = _driver(tmp_path, {("GET", CHAOS): (200, chaos),
+                                     ("DELETE", f"{CHAOS}/redislab-1a2b-partition-1"): (200, {}),
+                                     ("GET", "/api/v1/namespaces/redis/pods"): (200, pods)})
+    assert driver.sweep() == ["removed networkchaos/redislab-1a2b-partition-1"]
+    listed = [url for method, url, _ in api.requests if method == "GET"]
+    assert all("labelSelector=" in url for url in listed)  # only the lab's objects, never the namespace's others
+    assert ("DELETE", f"https://k8s.invalid{CHAOS}/redislab-1a2b-partition-1") in [(m, u) for m, u, _ in api.requests]
+
+
+def test_target_heal_all_runs_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import targets.target_kubernetes as tk
+    swept: list[str] = []
+    monkeypatch.setattr(tk, "api_client", lambda cfg, tg: RecordingClient())
+    monkeypatch.setattr(tk.KubernetesTargetDriver, "sweep", lambda self: swept.append("swept") or ["removed x"])
+    monkeypatch.setattr(tk.KubernetesTargetDriver, "state", lambda self, name: "running")
+    topo = target.TargetTopology(_target(tmp_path))
+    assert topo.heal_all()[:1] == ["removed x"] and swept == ["swept"]
