@@ -180,10 +180,13 @@ class Outcome:
 
 def run_catalogue(profile: str, backend: str, out: str, console: Console | None = None,
                   only: Callable[[Item], bool] = lambda i: True, repeat: int = 1,
-                  command: str = "", workers: int = 1) -> tuple[list[Outcome], Path]:
+                  command: str = "", workers: int = 1, target: str | None = None,
+                  skipped: list[str] | None = None) -> tuple[list[Outcome], Path]:
     """Run the catalogue; returns every outcome and the path of ``index.md``. A run that fails
     to start is recorded as an error and the others go on. ``workers``: generator processes
-    for the rows whose scenario runs in several (``Scenario.parallel``); the others run in one."""
+    for the rows whose scenario runs in several (``Scenario.parallel``); the others run in one.
+    ``target``: a target file; the rows that can run on that existing deployment run there (no
+    topology is started or stopped), the others are appended to ``skipped`` with the reason."""
     if not 1 <= repeat <= MAX_REPEAT:
         raise LabError(f"--repeat {repeat} is out of range; accepted: 1..{MAX_REPEAT}")
     console = console or Console(stderr=True)
@@ -191,9 +194,12 @@ def run_catalogue(profile: str, backend: str, out: str, console: Console | None 
     if not items:
         raise LabError("--only selects nothing", "name patterns or showcases: " +
                        ", ".join(sorted({i.section for i in plan(profile)})))
-    current = api.current()
-    if current is not None and current.backend.owns_anything():
-        raise LabError("a topology is already up", "run `redislab down` first: the demo brings up its own")
+    if target is not None:
+        items = _runnable_on(target, items, skipped if skipped is not None else [])
+    else:
+        current = api.current()
+        if current is not None and current.backend.owns_anything():
+            raise LabError("a topology is already up", "run `redislab down` first: the demo brings up its own")
     started = time.monotonic()
     done: dict[tuple[str, str], Outcome] = {}  # one row's runs serve every section that lists it
     outcomes: list[Outcome] = []
@@ -209,20 +215,52 @@ def run_catalogue(profile: str, backend: str, out: str, console: Console | None 
                     for seed in range(1, repeat + 1):
                         progress.update(task, description=f"{item.experiment} on {item.topology}"
                                         + (f" (run {seed}/{repeat})" if repeat > 1 else ""))
-                        _run_one(outcome, profile, backend, out, seed, workers)
+                        _run_one(outcome, profile, backend, out, seed, workers, target)
                         progress.advance(task)
                     done[key] = outcome
                 outcomes.append(Outcome(item, done[key].run_dirs, done[key].results, done[key].error))
         finally:
-            api.down()
+            if target is None:
+                api.down()
     index = write_answer(Path(out), outcomes, _meta(profile, backend, repeat, time.monotonic() - started, command))
     return outcomes, index
 
 
-def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int, workers: int = 1) -> None:
+def _runnable_on(target_file: str, items: list[Item], skipped: list[str]) -> list[Item]:
+    """The rows that can run on the target (one run per experiment), noting the others in ``skipped``."""
+    from experiments.target_fit import runnable
+    from targets.target import open_target
+    topo = open_target(target_file)
+    kind = topo.target.kind
+    kept: list[Item] = []
+    for item in items:
+        ok, why = runnable(topo, registry.get(item.experiment))
+        if not ok:
+            if f"{item.experiment}: {why}" not in skipped:
+                skipped.append(f"{item.experiment}: {why}")
+        elif not any(k.experiment == item.experiment and k.section == item.section for k in kept):
+            label = item.label.replace(f" on {item.topology}", f" on {kind}")
+            kept.append(Item(item.section, label, item.experiment, kind))  # the target's kind, not the row's
+    if not kept:
+        raise LabError(f"no row of the catalogue can run on target {topo.target.name}",
+                       f"see why: redislab list --target {target_file}")
+    return kept
+
+
+def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int, workers: int = 1,
+             target: str | None = None) -> None:
     item = outcome.item
-    current = api.current()
     exp = registry.get(item.experiment)
+    if target is not None:  # an existing deployment: nothing to start, stop or rebuild
+        try:
+            run_dir = run_experiment(RunRequest(item.experiment, profile=profile, out=out, progress=False, seed=seed,
+                                                workers=workers if exp.scenario.parallel else 1, target=target))
+            outcome.run_dirs.append(run_dir)
+            outcome.results.append(json.loads((run_dir / RESULT_FILE).read_text()))
+        except Exception as exc:  # noqa: BLE001 - one broken run must not stop the catalogue; it is reported
+            outcome.error = exc.line() if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
+        return
+    current = api.current()
     own = exp.topology_options is not None  # the run starts its own topology
     if current is not None and (current.name != item.topology or own):
         api.down()

@@ -375,7 +375,11 @@ def report(run_dir: str | None, out_dir: str) -> None:
 @click.option("--repeat", type=int, default=1, show_default=True, help="runs per row (seeds 1..N), pooled")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="generator processes for the rows whose scenario runs in several (the others use one)")
-def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int, workers: int) -> None:
+@click.option("--target", "target_file", default=None, metavar="FILE",
+              help="run the rows that can run on an existing deployment described in a target file (the others "
+                   "are listed as skipped, with the reason)")
+def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int, workers: int,
+         target_file: str | None) -> None:
     """Run the catalogue: every pattern through kill / latency / partition, and the showcases."""
     from pathlib import Path
 
@@ -401,9 +405,17 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
                        "e.g. --workers 2 on a 2-core machine")
     _require_writable_dir(out_dir)
     command = "redislab demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "redislab demo"
+    if target_file:
+        _open_target(target_file, need_password=False)  # a bad file fails here, in one line
+    skipped: list[str] = []
     with runlock.hold(f"redislab demo --profile {profile}"):
         outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,
-                                        only=lambda i: sections is None or i.section in sections, workers=workers)
+                                        only=lambda i: sections is None or i.section in sections, workers=workers,
+                                        target=target_file, skipped=skipped)
+    if skipped:
+        out.print(f"skipped {len(skipped)} experiment(s) the target cannot run:", highlight=False)
+        for line in skipped:
+            out.print(f"  {line}", highlight=False, markup=False)
     verdicts = [o.results[-1]["verdict"] if o.results else "error" for o in outcomes]
     out.print(f"{len(outcomes)} rows: " + ", ".join(f"{verdicts.count(v)} {v}" for v in
                                                    ("held", "violated", "unknown", "error") if verdicts.count(v)))

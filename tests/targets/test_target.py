@@ -116,7 +116,15 @@ def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep
     path = deployment.target_file(tmp_path / "target.yml", ["kill", "latency", "partition"])
     assert _foreign(b"keep-me") == b"keep-me"
     out = tmp_path / "results"
-    for exp in ("cache-aside-kill", "splitbrain-plain", "counter-partition"):
+    # the catalogue's rows that can run there (one section), the others skipped with their reason
+    demo = cli("demo", "--target", str(path), "--only", "cache-aside", "--out", str(out / "demo"))
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "skipped" in demo.stdout and "not runnable" not in demo.stdout
+    summary = json.loads((out / "demo" / "summary.json").read_text())
+    assert sorted(r["experiment"] for r in summary["rows"]) == ["cache-aside-kill", "cache-aside-latency",
+                                                                  "cache-aside-partition"]
+    assert all(r["verdict"] in ("held", "violated", "unknown") for r in summary["rows"])
+    for exp in ("splitbrain-plain", "counter-partition"):
         res = cli("run", exp, "--target", str(path), "--duration", "8", "--cycles", "1", "--out", str(out))
         assert res.returncode == 0, f"{exp}: {res.stderr[-2000:]}"
         run_dir = next(p for p in out.iterdir() if exp in p.name)
