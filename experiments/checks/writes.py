@@ -56,9 +56,11 @@ def lost_writes(history: History, final_state: Mapping[str, Any],
     final = {_key(v) for v in final_state[p["final_key"]]}
     by: dict[str, set[Any]] = {OP_OK: set(), OP_FAIL: set(), OP_UNKNOWN: set()}
     ack_at: dict[Any, float] = {}
+    written: dict[Any, Any] = {}  # key -> the value as the workload wrote it (for the examples)
     for o in history.ops:
         if o.op == p["write_op"]:
             v = _key(arg(o.args, p["value_arg"]))
+            written.setdefault(v, arg(o.args, p["value_arg"]))
             by[o.outcome].add(v)
             if o.ok:
                 ack_at[v] = o.end
@@ -70,7 +72,7 @@ def lost_writes(history: History, final_state: Mapping[str, Any],
          "lost_ratio": len(lost) / len(acked) if acked else 0.0,
          "unknown": len(by[OP_UNKNOWN]), "unknown_present": len(by[OP_UNKNOWN] & final),
          "failed_present": len(failed_present), "unexpected": len(unexpected),
-         "final_size": len(final), "lost_examples": sorted(lost, key=str)[:10]}
+         "final_size": len(final), "lost_examples": [written[k] for k in sorted(lost, key=str)[:10]]}
     windows: list[dict[str, Any]] = []
     for i, a, b in loss_windows(history):
         acked_in = {v for v, t in ack_at.items() if a <= t < b}
@@ -100,7 +102,15 @@ def lost_writes(history: History, final_state: Mapping[str, Any],
 
 
 def _key(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
+    """A written or read value as Redis stores it: SADD 5 stores "5", and a read returns bytes or
+    str, so an int written and the "5" read back are the same member."""
+    if isinstance(v, list):
+        return tuple(_key(x) for x in v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "backslashreplace")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    return v
 
 
 COUNTER_DEFAULTS = {"incr_op": "incr", "amount_arg": "amount", "final_key": "counter"}

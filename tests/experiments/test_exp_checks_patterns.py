@@ -39,6 +39,14 @@ def test_lost_writes_without_final_read_is_unknown() -> None:
     assert r.verdict == "unknown" and "ConnectionError: gone" in r.explanation
 
 
+def test_lost_writes_compares_values_as_redis_stores_them() -> None:
+    """An int written (SADD 5) comes back as "5" or b"5": the same member, not a lost write."""
+    r = run_check("lost_writes", _set_history(), {"set": [b"1", "2", "3", 4, "5"]})
+    assert r.verdict == "held", r.explanation
+    r = run_check("lost_writes", _set_history(), {"set": ["1", "2", "4", "5"]})
+    assert r.verdict == "violated" and r.metrics["lost_examples"] == [3]
+
+
 def test_lost_writes_within_the_loss_window_is_reported_beside_the_total() -> None:
     # 100 writes acknowledged before the fault, 10 during the partition, 5 after the heal but before
     # the old primary was demoted (the role event at 12.5 s), 10 after: the 15 in the window are lost.
