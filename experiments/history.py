@@ -249,10 +249,6 @@ class History:
         latency, send-lag and recovery figure is computed over."""
         return [o for o in self.ops if o.kind == WORKLOAD and o.phase != WARMUP]
 
-    def records_of(self, kind: str) -> list[Op]:
-        """Ops of one record kind (``workload``, ``step``, ``worker``), warm-up included."""
-        return [o for o in self.ops if o.kind == kind]
-
     def warmup_end(self) -> float | None:
         """End of the declared warm-up phase (s since t0), None without one."""
         return next((p.end for p in self.phase_windows() if p.name == WARMUP), None)

@@ -16,8 +16,6 @@ import jinja2
 from markupsafe import Markup, escape
 from tabulate import tabulate
 
-TONES = ("held", "violated", "unknown", "measured", "muted")
-
 
 @dataclass(frozen=True)
 class Cell:

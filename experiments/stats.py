@@ -244,15 +244,6 @@ def time_buckets(ops: Sequence[Op], width: float = 1.0,
     return out
 
 
-def ops_between(ops: Iterable[Op], start: float, end: float,
-                key: str = "intended") -> list[Op]:
-    """Ops whose ``key`` time (``intended``/``start``/``end``) is in
-    [start, end) seconds."""
-    return [o for o in ops if start <= getattr(o, key) < end]
-
-
-
-
 def server_summary(history: History) -> dict[str, dict[str, Any]]:
     """What each Redis node reported over the run (from ``server_info`` events).
 
