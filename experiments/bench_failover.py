@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments import failover_probe
-from topologies import api, dockerd
+from topologies import api, dockerd, topology_kinds
 from topologies.outage import spread
 from topologies.spec import TOPOLOGIES
 
-FAILS_OVER = ("sentinel", "cluster")  # topologies whose primary fails over (the others: up time only)
+FAILS_OVER = tuple(t for t in TOPOLOGIES if topology_kinds.get(t).fails_over)  # the others: up time only
 
 FAULT_TITLES = {"kill": "SIGKILL of the primary", "pause": "SIGSTOP of the primary (hung, connections open)",
                 "machine": "SIGKILL of the primary and sentinel-1 (one machine)"}
@@ -59,8 +59,7 @@ def run(backends: list[str], runs: int, topologies: list[str], clients: list[str
                             print(json.dumps(_trial_line(backend, name, trials[-1])), flush=True)
                     finally:
                         api.down()
-            opts = topo.spec.options
-            detect = {"sentinel": opts.down_after_ms, "cluster": opts.node_timeout_ms}.get(name)
+            detect = topo.kind.detection_ms(topo.spec.options)
             ups.append({"backend": backend, "topology": name, "runs": len(up_s),
                         "up_to_healthy_s_median": round(statistics.median(up_s), 2),
                         "up_to_healthy_s_max": round(max(up_s), 2),

@@ -52,6 +52,7 @@ from topologies import api, health
 from topologies.clients import DEFAULT_POLICY
 from topologies.outage import client_share
 from topologies.spec import HOST, MASTER_NAME
+from topologies.topology_kinds.sentinel import replication_ok
 
 KEY_TAG = "{bench}"  # every client's key hashes to this tag's slot (one victim on the Cluster)
 WRITE_INTERVAL_S = 0.01  # closed-loop clients: pause after each attempt
@@ -91,12 +92,12 @@ def plain_client(topo: api.Topology) -> Any:
     """The reference client: plain redis-py, 0.2 s timeouts, no redis-py retry."""
     kw: dict[str, Any] = {"password": topo.password, "socket_timeout": REFERENCE_TIMEOUT_S,
                           "socket_connect_timeout": REFERENCE_TIMEOUT_S, "retry": Retry(NoBackoff(), 0)}
-    if topo.name == "sentinel":
+    if topo.kind.has_sentinels:
         sentinel = redis.sentinel.Sentinel([(HOST, s.port) for s in topo.spec.sentinels],
                                            sentinel_kwargs={"password": topo.password,
                                                             "socket_timeout": REFERENCE_TIMEOUT_S})
         return sentinel.master_for(MASTER_NAME, **kw)
-    if topo.name == "cluster":
+    if topo.kind.redis_cluster:
         return redis.cluster.RedisCluster(
             startup_nodes=[redis.cluster.ClusterNode(HOST, n.port) for n in topo.spec.redis_nodes], **kw)
     raise LabError(f"no failover to measure on topology {topo.name}", "use sentinel or cluster")
@@ -232,7 +233,7 @@ class PromotionWatch:
             self.events.append((time.monotonic(), source, event, detail))
 
     def __enter__(self) -> PromotionWatch:
-        if self.topo.name == "sentinel":
+        if self.topo.kind.has_sentinels:
             for s in self.topo.spec.sentinels:
                 pubsub = health.node_client(s, self.topo.password, direct=True).pubsub()
                 pubsub.subscribe(*SENTINEL_EVENTS)
@@ -284,7 +285,7 @@ class PromotionWatch:
     def promoted_t(self) -> float | None:
         """When the topology announced the new primary: the first ``+switch-master`` on any
         Sentinel, or the Cluster replica first answering ROLE ``master``."""
-        if self.topo.name == "sentinel":
+        if self.topo.kind.has_sentinels:
             return self.first("+switch-master")
         return self.first("role", "master")
 
@@ -292,7 +293,7 @@ class PromotionWatch:
 # -- one trial --------------------------------------------------------------------------------
 def sentinel_settled(topo: api.Topology) -> bool:
     """One primary, replicas linked, and every Sentinel names it, with no failover under way."""
-    if not health._replication_ok(topo.spec, topo.password):
+    if not replication_ok(topo.spec, topo.password):
         return False
     primary = topo.primary()
     if primary is None:
@@ -307,9 +308,9 @@ def sentinel_settled(topo: api.Topology) -> bool:
 
 
 def wait_settled(topo: api.Topology, timeout_s: float = 60.0) -> None:
-    if topo.name == "sentinel":
+    if topo.kind.has_sentinels:
         wait_until(lambda: sentinel_settled(topo), timeout_s, "Sentinel settled", topo.backend.all_logs)
-    elif topo.name == "cluster":
+    elif topo.kind.redis_cluster:
         wait_until(lambda: health.cluster_ok(topo.spec, topo.password), timeout_s, "cluster settled",
                           topo.backend.all_logs)
 
@@ -317,7 +318,7 @@ def wait_settled(topo: api.Topology, timeout_s: float = 60.0) -> None:
 def victim_and_replica(topo: api.Topology, key: str) -> tuple[str, str | None]:
     """The primary serving ``key`` (and, on the Cluster, its replica)."""
     by_port = {n.port: n.name for n in topo.spec.redis_nodes}
-    if topo.name == "sentinel":
+    if topo.kind.has_sentinels:
         primary = topo.primary()
         if primary is None:
             raise LabError("no single primary to kill", "wait for the topology to settle")
@@ -351,7 +352,7 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
     """
     if fault not in FAULTS:
         raise LabError(f"unknown fault {fault!r}; accepted: {', '.join(FAULTS)}")
-    if fault == "machine" and topo.name != "sentinel":
+    if fault == "machine" and not topo.kind.has_sentinels:
         raise LabError(f"fault 'machine' needs Sentinels; topology {topo.name} has none", "use --fault kill")
     names = clients or list(DEFAULT_CLIENTS)
     wait_settled(topo)

@@ -12,17 +12,8 @@ LATENCY_MS = 300  # above the scenarios' client timeouts (250 ms): a slow primar
 
 def primary_of(topo: Topology, key: str = "lab:probe") -> str:
     """The node currently serving writes: the Sentinel/single primary, or on the
-    Cluster the primary owning ``key``'s slot."""
-    if topo.name == "cluster":
-        with topo.client(socket_timeout=1) as rc:
-            port = rc.get_node_from_key(key).port
-    elif topo.name == "sentinel":
-        # Sentinel's view, not the nodes': a restarted old primary claims the role
-        # until Sentinel demotes it, and the clients follow Sentinel.
-        _host, port = topo.sentinel().discover_master(topo.master_name)
-    else:
-        return topo.spec.redis_nodes[0].name
-    return next(n.name for n in topo.spec.redis_nodes if n.port == port)
+    Cluster the primary owning ``key``'s slot (``TopologyKind.primary_of``)."""
+    return topo.kind.primary_of(topo, key)
 
 
 def kill_primary(topo: Topology, sc: Scenario) -> Fault:

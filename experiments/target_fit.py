@@ -10,6 +10,7 @@ from experiments import faultplans
 from experiments.model import Experiment, FaultPlan
 from experiments.scenarios import splitbrain
 from targets.target import DESTRUCTIVE, GROUPS, PROXY_FAULTS, TargetTopology
+from topologies import topology_kinds
 
 
 def fault_kind(exp: Experiment) -> str | None:
@@ -38,7 +39,7 @@ def runnable(topo: TargetTopology, exp: Experiment) -> tuple[bool, str]:
     if kind == "partition":
         if t.toxiproxy_api is None or not all(n.route.proxy for n in t.all_nodes):
             return False, "a partition needs a declared proxy in front of every node (both directions cut)"
-        if t.kind == "cluster":
+        if topology_kinds.get(t.kind).redis_cluster:
             return False, ("Cluster nodes talk to each other on the bus both ways: disabling proxies is "
                            "an inbound-only cut, not a partition")
     if getattr(exp.scenario, "needs_groups", False):

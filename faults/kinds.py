@@ -366,15 +366,15 @@ class Failover(Fault):
 
     def validate(self, topo: Topology) -> None:
         node = topo.spec.node(self.target)
-        if topo.name == "single" or node.kind != "redis":
+        if not topo.kind.fails_over or node.kind != "redis":
             raise LabError(f"failover: target {self.target!r} is not a Sentinel or Cluster primary",
                            "bring up sentinel or cluster and target its primary")
-        if topo.name == "sentinel" and self.values["mode"] != "default":
+        if topo.kind.has_sentinels and self.values["mode"] != "default":
             raise LabError(f"failover: mode={self.values['mode']} is a Cluster mode; accepted on Sentinel: default")
 
     def inject(self, topo: Topology) -> None:
         from faults import maintenance
-        if topo.name == "sentinel":
+        if topo.kind.has_sentinels:
             maintenance.sentinel_failover(topo, self.target)
         else:
             self.saved["replica"] = maintenance.cluster_failover(topo, self.target, self.values["mode"])
@@ -453,7 +453,7 @@ class SlowCommand(Fault):
     def validate(self, topo: Topology) -> None:
         if topo.spec.node(self.target).kind != "redis":
             raise LabError(f"slow_command: {self.target} is not a data node", "target a redis-N node")
-        if self.values["how"] == "keys" and topo.name == "cluster":
+        if self.values["how"] == "keys" and topo.kind.redis_cluster:
             raise LabError("slow_command: how=keys needs the lab's scratch database 9, and a Cluster has only "
                            "db 0", "use how=lua or how=debug_sleep on the Cluster")
 
@@ -492,7 +492,7 @@ class Reshard(Fault):
 
     def validate(self, topo: Topology) -> None:
         from faults import maintenance
-        if topo.name != "cluster":
+        if not topo.kind.redis_cluster:
             raise LabError("reshard: needs the cluster topology", "redislab up cluster")
         topo.spec.node(self.target)
         maintenance.parse_slots(str(self.values["slots"]))

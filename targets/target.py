@@ -29,9 +29,7 @@ from urllib.parse import urlparse
 
 import redis
 import redis.asyncio
-import redis.asyncio.cluster
 import redis.asyncio.sentinel
-import redis.cluster
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -40,7 +38,7 @@ from faults import records
 from faults.toxiproxy_api import for_topology
 from labcommon.errors import LabError, UnknownNameError
 from labcommon.poll import wait_until
-from topologies import api
+from topologies import api, topology_kinds
 from topologies.clients import DEFAULT_POLICY
 from topologies.spec import NodeSpec, Options, TopologySpec
 
@@ -172,9 +170,10 @@ def _build(p: Path, raw: dict[str, Any]) -> Target:
     if len(set(ports)) != len(ports):
         raise _fail(p, "$.nodes", "announced ports must be distinct (the lab maps Sentinel's and the Cluster's "
                                   "answers to nodes by port)")
-    if t.kind == "sentinel" and not (t.sentinels and t.master_name):
-        raise _fail(p, "$", "kind sentinel needs `sentinels` (at least one) and `master_name`")
-    if t.kind != "sentinel" and t.sentinels:
+    kind = topology_kinds.get(t.kind)  # the schema admits known kinds only
+    if kind.has_sentinels and not (t.sentinels and t.master_name):
+        raise _fail(p, "$", f"kind {t.kind} needs `sentinels` (at least one) and `master_name`")
+    if not kind.has_sentinels and t.sentinels:
         raise _fail(p, "$.sentinels", f"only kind sentinel has Sentinels (kind is {t.kind})")
     if t.kind == "single" and len(t.nodes) != 1:
         raise _fail(p, "$.nodes", f"kind single has exactly one node ({len(t.nodes)} given)")
@@ -390,7 +389,7 @@ class TargetTopology(api.Topology):
             return r.host, r.port
         return node.route.host, node.route.port
 
-    def _remap_to(self, group: str | None) -> Any:
+    def address_remap(self, group: str | None) -> Any:
         by_port = {n.route.port: n for n in self.target.all_nodes}
 
         def remap(addr: tuple[str, int]) -> tuple[str, int]:
@@ -398,44 +397,30 @@ class TargetTopology(api.Topology):
             return self._addr(node, group) if node is not None and group is not None else (addr[0], int(addr[1]))
         return remap
 
-    def _kw(self, asyncio: bool, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def client_kwargs(self, asyncio: bool, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Client settings as on the lab's topologies (``clients.ClientPolicy``), plus the password."""
         base = {"password": self.password} if self.password else {}
         return (policy or DEFAULT_POLICY).client_kwargs(asyncio, **{**base, **kwargs})
 
-    def client(self, asyncio: bool = False, group: str | None = None, policy: Any = None, **kwargs: Any) -> Any:
-        t = self.target
-        kwargs = self._kw(asyncio, policy, kwargs)
-        if t.kind == "single":
-            cls = redis.asyncio.Redis if asyncio else redis.Redis
-            host, port = self._addr(t.nodes[0], group)
-            return cls(host=host, port=port, **kwargs)
-        if t.kind == "sentinel":
-            return self.sentinel(asyncio, group=group, policy=policy).master_for(t.master_name, **kwargs)
-        if group:
-            kwargs["address_remap"] = self._remap_to(group)
-        addrs = [self._addr(n, group) for n in t.nodes]
-        if asyncio:
-            return redis.asyncio.cluster.RedisCluster(
-                startup_nodes=[redis.asyncio.cluster.ClusterNode(*a) for a in addrs], **kwargs)
-        return redis.cluster.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(*a) for a in addrs], **kwargs)
+    def data_addresses(self, group: str | None) -> list[tuple[str, int]]:
+        return [self._addr(n, group) for n in self.target.nodes]
 
     def sentinel(self, asyncio: bool = False, group: str | None = None, policy: Any = None, **kwargs: Any) -> Any:
         t = self.target
         if not t.sentinels:
             raise LabError(f"target {t.name} has no Sentinels")
         base = redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel
-        cls = api._remapping_sentinel(base, self._remap_to(group))
+        cls = api._remapping_sentinel(base, self.address_remap(group))
         sentinel_kwargs = {**({"password": self.password} if self.password else {}),
                            **(policy or DEFAULT_POLICY).sentinel_kwargs(asyncio)}
         addrs = [self._addr(s, group if group in s.groups else None) for s in t.sentinels]
-        return cls(addrs, sentinel_kwargs=sentinel_kwargs, **self._kw(asyncio, policy, kwargs))
+        return cls(addrs, sentinel_kwargs=sentinel_kwargs, **self.client_kwargs(asyncio, policy, kwargs))
 
     def node_client(self, name: str, asyncio: bool = False, direct: bool = False, group: str | None = None,
                     policy: Any = None, **kwargs: Any) -> Any:
         host, port = self._addr(self.target.node(name), group, direct)
         cls = redis.asyncio.Redis if asyncio else redis.Redis
-        return cls(host=host, port=port, **self._kw(asyncio, policy, kwargs))
+        return cls(host=host, port=port, **self.client_kwargs(asyncio, policy, kwargs))
 
     def _probe(self, name: str) -> redis.Redis:
         return self.node_client(name, direct=True, socket_timeout=PROBE_TIMEOUT_S,
@@ -537,7 +522,7 @@ class TargetTopology(api.Topology):
             return True
         if y.kind == "sentinel":
             return False
-        return not (self.target.kind != "cluster" and roles.get(x) == "primary")
+        return topology_kinds.get(self.target.kind).redis_cluster or roles.get(x) != "primary"
 
     def _route_proxy(self, x: str, y: TargetNode) -> str | None:
         if x in ("@a", "@b"):

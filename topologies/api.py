@@ -18,13 +18,11 @@ from typing import Any, Protocol
 
 import redis
 import redis.asyncio
-import redis.asyncio.cluster
 import redis.asyncio.sentinel
-import redis.cluster
 import redis.sentinel
 
 from labcommon.errors import LabError, UnknownNameError
-from topologies import health
+from topologies import health, topology_kinds
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
 from topologies.home import StateFile
 from topologies.home import password as lab_password
@@ -38,6 +36,7 @@ from topologies.spec import (
     TopologySpec,
     build_spec,
 )
+from topologies.topology_kinds.base import TopologyKind
 
 BACKENDS: tuple[str, ...] = ("auto", "docker", "local")
 UP_TIMEOUT_S = 90.0  # deadline for a topology to become healthy
@@ -69,6 +68,17 @@ class Backend(Protocol):
     def all_logs(self, lines: int = 8) -> str: ...
 
 
+class StartingBackend(Backend, Protocol):
+    """A backend that starts topologies itself (local, docker; a target's backend does not)."""
+
+    password: str
+
+    def form_cluster(self) -> None:
+        """Form the cluster once its nodes answer (``TopologyKind.formed``), unless the backend's
+        own deployment does it."""
+        ...
+
+
 def _remapping_sentinel(base: type[Any], remap: Callable[[tuple[str, int]], tuple[str, int]]) -> type[Any]:
     """A Sentinel class whose discovered addresses go through ``remap`` (client-group proxies)."""
     if asyncio_module.iscoroutinefunction(base.discover_master):
@@ -83,7 +93,8 @@ def _remapping_sentinel(base: type[Any], remap: Callable[[tuple[str, int]], tupl
     return Remapped
 
 
-def _make_backend(kind: str, spec: TopologySpec, pw: str, state: dict[str, Any] | None = None) -> Backend:
+def _make_backend(kind: str, spec: TopologySpec, pw: str, state: dict[str, Any] | None = None
+                  ) -> StartingBackend:
     if kind == "local":
         from topologies.local import LocalBackend
         return LocalBackend(spec, pw, state)
@@ -130,6 +141,11 @@ class Topology:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def kind(self) -> TopologyKind:
+        """What this topology's kind does differently (clients, readiness, primary)."""
+        return topology_kinds.get(self.spec.name)
+
     # -- clients ------------------------------------------------------------------
     def client(self, asyncio: bool = False, group: str | None = None, policy: ClientPolicy | None = None,
                **kwargs: Any) -> Any:
@@ -143,27 +159,19 @@ class Topology:
         ``group`` ("a" or "b") routes every connection through that client group's own
         proxies, so a partition can put the group on one side.
         """
-        if self.spec.name == "redlock":
-            return self.node_clients(asyncio=asyncio, group=group, policy=policy, **kwargs)
-        policy = policy or DEFAULT_POLICY
-        kwargs = policy.client_kwargs(asyncio, **{"password": self.password, **kwargs})
-        remap = self._remap(group)
-        first = self.spec.redis_nodes[0]
-        if self.spec.name == "single":
-            cls = redis.asyncio.Redis if asyncio else redis.Redis
-            return cls(host=HOST, port=remap((HOST, first.port))[1], **kwargs)
-        if self.spec.name == "sentinel":
-            return self.sentinel(asyncio, group=group, policy=policy).master_for(MASTER_NAME, **kwargs)
-        # Every node as a startup node, so the client connects while any one is down.
-        if group:
-            kwargs["address_remap"] = remap
-        if asyncio:
-            nodes_a = [redis.asyncio.cluster.ClusterNode(*remap((HOST, n.port))) for n in self.spec.redis_nodes]
-            return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes_a, **kwargs)
-        nodes_s = [redis.cluster.ClusterNode(*remap((HOST, n.port))) for n in self.spec.redis_nodes]
-        return redis.cluster.RedisCluster(startup_nodes=nodes_s, **kwargs)
+        return self.kind.client(self, asyncio, group, policy, **kwargs)
 
-    def _remap(self, group: str | None) -> Callable[[tuple[str, int]], tuple[str, int]]:
+    def client_kwargs(self, asyncio: bool, policy: ClientPolicy | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``policy``'s (default ``clients.DEFAULT_POLICY``) client settings and the password,
+        overridden by ``kwargs``."""
+        return (policy or DEFAULT_POLICY).client_kwargs(asyncio, **{"password": self.password, **kwargs})
+
+    def data_addresses(self, group: str | None) -> list[tuple[str, int]]:
+        """Every data node's address in node order (client ``group``'s proxy when given)."""
+        remap = self.address_remap(group)
+        return [remap((HOST, n.port)) for n in self.spec.redis_nodes]
+
+    def address_remap(self, group: str | None) -> Callable[[tuple[str, int]], tuple[str, int]]:
         """Maps an announced (host, port) to the same node's port for client ``group``."""
         if group is None:
             return lambda addr: addr
@@ -181,7 +189,7 @@ class Topology:
         if not self.spec.sentinels:
             raise LabError(f"topology {self.name} has no Sentinels", "bring up: redislab up sentinel")
         policy = policy or DEFAULT_POLICY
-        remap = self._remap(group)
+        remap = self.address_remap(group)
         cls = _remapping_sentinel(redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel, remap)
         kwargs = policy.client_kwargs(asyncio, **{"password": self.password, **kwargs})
         return cls([remap((HOST, s.port)) for s in self.spec.sentinels],
@@ -375,12 +383,9 @@ def _record(spec: TopologySpec, be: Backend) -> None:
                              "recorded_at": time.time()})
 
 
-def _bring_to_health(be: Backend, timeout_s: float) -> None:
-    if be.name == "local":
-        from topologies.local import check_ready
-        check_ready(be, timeout_s)  # type: ignore[arg-type]  # be.name == "local": a LocalBackend
-    else:
-        health.wait_healthy(be.spec, be.password, timeout_s, be.all_logs)  # type: ignore[attr-defined]  # every backend but local has .spec/.password
+def _bring_to_health(be: StartingBackend, timeout_s: float) -> None:
+    """Wait until the started topology is healthy, forming it first when its kind needs that."""
+    health.wait_healthy(be.spec, be.password, timeout_s, be.all_logs, form=be.form_cluster)
 
 
 def down(all_: bool = False) -> list[str]:

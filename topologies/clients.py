@@ -25,11 +25,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import redis.asyncio.retry
 import redis.retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 
 from labcommon.errors import LabError
+from topologies.layout import HOST, NodeSpec
+
+PROBE_TIMEOUT_S = 0.5  # socket timeout of a single readiness probe
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,13 @@ class ClientPolicy:
 
 #: What every lab client gets unless the caller passes another policy or explicit kwargs.
 DEFAULT_POLICY = ClientPolicy()
+
+
+def probe_client(node: NodeSpec, password: str, *, direct: bool = False,
+                 timeout_s: float = PROBE_TIMEOUT_S) -> redis.Redis:
+    """A client for one probe of ``node`` (readiness, roles): through its proxy unless ``direct``,
+    ``timeout_s`` seconds per reply, no retry (redis-py 8's default, 10 retries with backoff,
+    turns one probe of a dead node into seconds of waiting). Exported as ``health.node_client``."""
+    return redis.Redis(host=HOST, port=node.direct_port if direct else node.port, password=password,
+                       socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True,
+                       retry=redis.retry.Retry(NoBackoff(), 0))

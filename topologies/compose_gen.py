@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from topologies import config, images
+from topologies import config, images, topology_kinds
 from topologies.spec import (
     HOST,
     PASSWORD_ENV,
@@ -172,7 +172,7 @@ def render(topology: str) -> tuple[str, str]:
     ]
     for node in spec.nodes:
         lines += [""] + (_redis_service(spec, node) if node.kind == "redis" else _sentinel_service(spec, node))
-    if topology == "cluster":
+    if topology_kinds.get(topology).redis_cluster:  # formed once every node answers
         lines += ["", *_cluster_init(spec)]
     return "\n".join(lines) + "\n", config.toxiproxy_config(spec, listen_host="0.0.0.0")
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 
+from topologies import topology_kinds
 from topologies.spec import HOST, MASTER_NAME, NodeSpec, TopologySpec
-
-HostOf = Callable[[NodeSpec], str]  # the address a node is announced and reached at
+from topologies.topology_kinds.base import HostOf
 
 
 def _loopback(node: NodeSpec) -> str:
@@ -43,7 +42,8 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
     """Command-line arguments for a Redis data node, after ``redis-server <auth config file>``.
     They carry no secret: requirepass/masterauth come from the file (see ``auth_conf``).
     ``host_of`` gives the address each node is announced at (default 127.0.0.1);
-    ``source_addr=False`` leaves out bind-source-addr (needed where peers are not on loopback)."""
+    ``source_addr=False`` leaves out bind-source-addr (needed where peers are not on loopback).
+    The kind adds its own (``TopologyKind.redis_args``: announced address, replication, cluster mode)."""
     opts = spec.options
     args = [
         "--port", str(node.direct_port),
@@ -63,27 +63,7 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
         # bridge (its published ports are on the host's 127.0.0.1, behind the password), so any.
         "--enable-debug-command", "local" if bind == HOST else "yes",
     ]
-    if spec.name in ("single", "sentinel"):
-        # Announce the proxied address so Sentinel (and replicas after a
-        # failover) reach this node through its Toxiproxy proxy.
-        args += ["--replica-announce-ip", host_of(node), "--replica-announce-port", str(node.port)]
-    if node.replica_of:
-        primary = spec.node(node.replica_of)
-        args += ["--replicaof", host_of(primary), str(primary.port)]
-    if spec.name == "cluster":
-        assert node.bus_port is not None and node.direct_bus_port is not None
-        args += [
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(opts.node_timeout_ms),
-            "--cluster-port", str(node.direct_bus_port),
-            "--cluster-announce-ip", host_of(node),
-            "--cluster-announce-port", str(node.port),
-            "--cluster-announce-bus-port", str(node.bus_port),
-            # Lab default: keep serving the slots that are still covered while
-            # a primary is down, so its outage shows per slot.
-            "--cluster-require-full-coverage", "no",
-        ]
+    args += topology_kinds.get(spec.name).redis_args(node, spec, host_of)
     return args
 
 

@@ -69,6 +69,9 @@ class DockerBackend:
         return _run(["docker", "compose", "-p", self.project, "-f", str(self.file), *args], self._env(),
                     timeout_s, check)
 
+    def form_cluster(self) -> None:
+        """Nothing: the Compose file's one-shot ``cluster-init`` service forms the cluster."""
+
     def owns_anything(self) -> bool:
         if not dockerd.daemon_answers():
             return False

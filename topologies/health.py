@@ -9,24 +9,17 @@ import functools
 import time
 from collections.abc import Callable
 
-import redis
 import requests
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from labcommon.poll import wait_until
-from topologies.spec import HOST, MASTER_NAME, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
+from topologies import topology_kinds
+from topologies.clients import PROBE_TIMEOUT_S
+from topologies.clients import probe_client as node_client
+from topologies.spec import HOST, TOXIPROXY_API_PORT, NodeSpec, TopologySpec
+from topologies.topology_kinds.cluster import cluster_formed, cluster_ok
 
-PROBE_TIMEOUT_S = 0.5  # socket timeout of a single readiness probe
-
-
-def node_client(node: NodeSpec, password: str, *, direct: bool = False,
-                timeout_s: float = PROBE_TIMEOUT_S) -> redis.Redis:
-    # No client-side retry: redis-py 8's default (10 retries with backoff) turns one
-    # probe of a dead node into seconds of waiting.
-    return redis.Redis(host=HOST, port=node.direct_port if direct else node.port, password=password,
-                       socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True,
-                       retry=Retry(NoBackoff(), 0))
+__all__ = ["PROBE_TIMEOUT_S", "cluster_formed", "cluster_ok", "node_client", "toxiproxy_ready", "wait_healthy",
+           "wait_nodes_answer"]
 
 
 def toxiproxy_ready() -> bool:
@@ -39,70 +32,6 @@ def _ping(node: NodeSpec, password: str) -> bool:
         return bool(c.ping())
 
 
-def _replication_ok(spec: TopologySpec, password: str) -> bool:
-    """Exactly one primary (a restarted old primary claims the role until Sentinel
-    demotes it) and every replica's link up."""
-    primaries = 0
-    for node in spec.redis_nodes:
-        with node_client(node, password) as c:
-            info = c.info("replication")
-        if info["role"] == "slave" and info.get("master_link_status") != "up":
-            return False
-        primaries += info["role"] == "master"
-    return primaries == 1
-
-
-def _independent_primaries_ok(spec: TopologySpec, password: str) -> bool:
-    """Redlock: every node is a primary of its own (no replication link, no replica)."""
-    for node in spec.redis_nodes:
-        with node_client(node, password) as c:
-            info = c.info("replication")
-        if info["role"] != "master" or int(info.get("connected_slaves", 0)) != 0:
-            return False
-    return True
-
-
-def _sentinels_ok(spec: TopologySpec, password: str) -> bool:
-    """Every Sentinel knows the primary, both replicas and the two other Sentinels."""
-    for s in spec.sentinels:
-        with node_client(s, password) as c:
-            m = c.sentinel_master(MASTER_NAME)
-        if m.get("num-slaves", 0) < 2 or m.get("num-other-sentinels", 0) < 2:
-            return False
-        if m.get("is_odown") or m.get("is_sdown") or m.get("is_master_down"):
-            return False
-    return True
-
-
-def cluster_ok(spec: TopologySpec, password: str) -> bool:
-    """cluster_state:ok and all 16384 slots covered on every node, each primary with a replica."""
-    primaries_with_replica = 0
-    for node in spec.redis_nodes:
-        with node_client(node, password) as c:
-            info = c.cluster("INFO")
-            if info.get("cluster_state") != "ok" or int(info.get("cluster_slots_ok", 0)) != 16384:
-                return False
-            if int(info.get("cluster_known_nodes", 0)) != len(spec.redis_nodes):
-                return False
-            view = c.cluster("NODES").values()
-            if sum("slave" in n["flags"] for n in view) != len(spec.redis_nodes) // 2:
-                return False  # this node's view of the replica assignment has not converged
-            if any("fail" in n["flags"] or (not n["connected"] and "myself" not in n["flags"]) for n in view):
-                return False
-            repl = c.info("replication")
-            if repl["role"] == "slave" and repl.get("master_link_status") != "up":
-                return False
-            if repl["role"] == "master" and int(repl.get("connected_slaves", 0)) >= 1:
-                primaries_with_replica += 1
-    return primaries_with_replica >= len(spec.redis_nodes) // 2
-
-
-def cluster_formed(spec: TopologySpec, password: str) -> bool:
-    """True once any slot is assigned (the cluster was created)."""
-    with node_client(spec.redis_nodes[0], password) as c:
-        return int(c.cluster("INFO").get("cluster_slots_assigned", 0)) > 0
-
-
 def wait_nodes_answer(spec: TopologySpec, password: str, timeout_s: float,
                       details: Callable[[], str]) -> None:
     wait_until(toxiproxy_ready, timeout_s, "Toxiproxy API", details)
@@ -110,18 +39,22 @@ def wait_nodes_answer(spec: TopologySpec, password: str, timeout_s: float,
         wait_until(functools.partial(_ping, node, password), timeout_s, node.name, details)
 
 
-def wait_healthy(spec: TopologySpec, password: str, timeout_s: float, details: Callable[[], str]) -> None:
-    """Return when the topology serves as designed; NotReadyError with details otherwise."""
+def wait_healthy(spec: TopologySpec, password: str, timeout_s: float, details: Callable[[], str],
+                 form: Callable[[], None] | None = None) -> None:
+    """Return when the topology serves as designed; NotReadyError with details otherwise.
+
+    Every node must answer PING, then the kind's readiness probes hold one after the other
+    (``TopologyKind.readiness``). ``form``: called once every node answers when the kind says the
+    nodes do not form the topology yet (``TopologyKind.formed``; the backend's ``form_cluster``).
+    """
     deadline = time.monotonic() + timeout_s
+    kind = topology_kinds.get(spec.name)
 
     def left() -> float:
         return max(0.1, deadline - time.monotonic())
 
     wait_nodes_answer(spec, password, left(), details)
-    if spec.name == "sentinel":
-        wait_until(lambda: _replication_ok(spec, password), left(), "replication", details)
-        wait_until(lambda: _sentinels_ok(spec, password), left(), "Sentinel discovery", details)
-    elif spec.name == "cluster":
-        wait_until(lambda: cluster_ok(spec, password), left(), "cluster (cluster_state:ok, all slots)", details)
-    elif spec.name == "redlock":
-        wait_until(lambda: _independent_primaries_ok(spec, password), left(), "independent primaries", details)
+    if form is not None and not kind.formed(spec, password):
+        form()
+    for what, probe in kind.readiness(spec, password):
+        wait_until(probe, left(), what, details)

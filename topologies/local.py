@@ -89,7 +89,8 @@ class LocalBackend:
         return "restarted Toxiproxy (it had died; its toxics died with it)"
 
     def form_cluster(self) -> None:
-        """`redis-cli --cluster create` over the proxied addresses (cluster topology only)."""
+        """`redis-cli --cluster create` over the proxied addresses (called by ``health.wait_healthy`` when
+        the kind's nodes are not formed yet: ``TopologyKind.formed``)."""
         cli = binaries.find("redis-cli")
         env = dict(os.environ, REDISCLI_AUTH=self.password)
         result = subprocess.run([cli, *config.cluster_create_args(self.spec)], env=env,
@@ -190,16 +191,6 @@ class LocalBackend:
         args = config.redis_args(node, self.spec, bind=HOST, data_dir=str(self._dir(node)),
                                  logfile=str(self._log(node)))
         return [server, str(self._dir(node) / "auth.conf"), *args]
-
-
-def check_ready(backend: LocalBackend, timeout_s: float) -> None:
-    """Bring a freshly started local topology to health (forms the cluster when needed)."""
-    spec, pw = backend.spec, backend.password
-    if spec.name == "cluster":
-        health.wait_nodes_answer(spec, pw, timeout_s, backend.all_logs)
-        if not health.cluster_formed(spec, pw):
-            backend.form_cluster()
-    health.wait_healthy(spec, pw, timeout_s, backend.all_logs)
 
 
 def strays() -> list[tuple[OwnedProcess, str]]:
