@@ -119,7 +119,8 @@ def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep
     # the catalogue's rows that can run there (one section), the others skipped with their reason
     demo = cli("demo", "--target", str(path), "--only", "cache-aside", "--out", str(out / "demo"))
     assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "skipped" in demo.stdout and "not runnable" not in demo.stdout
+    none = cli("demo", "--target", str(path), "--only", "degradation", "--out", str(out / "none"))  # single-node rows
+    assert none.returncode != 0 and "no row of the catalogue can run on target" in none.stderr, none.stderr
     summary = json.loads((out / "demo" / "summary.json").read_text())
     assert sorted(r["experiment"] for r in summary["rows"]) == ["cache-aside-kill", "cache-aside-latency",
                                                                   "cache-aside-partition"]

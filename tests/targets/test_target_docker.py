@@ -73,7 +73,7 @@ def test_docker_driver_kills_and_restarts_the_targets_container(container: str, 
     res = subprocess.run([*REDISLAB, "run", EXPERIMENT, "--target", str(path), "--duration", "8", "--cycles", "1",
                           "--out", str(out)], capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
-    run_dir = next(out.iterdir())
+    run_dir = next(p for p in out.iterdir() if p.is_dir() and EXPERIMENT in p.name)
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     kinds = [r["kind"] for r in history if r["type"] == "event"]
     assert "fault_inject" in kinds and "fault_heal" in kinds
