@@ -3,9 +3,10 @@
 Interfaces (see each module's docstring for units and details):
 
 * ``history.HistoryWriter(path)``: ``clock()`` (s since t0), ``write_op(Op)``,
-  ``event(kind, **fields)`` -- faults emit ``fault_inject``/``fault_heal``
-  (fields ``fault``, ``label``), samplers ``server_info``/``breaker``/``role``,
-  ``topology_events`` the topology's own ``topology`` events, the runner
+  ``event(kind, **fields)`` -- faults write ``fault_inject``/``fault_heal``
+  themselves (``faults.events.EventLog(writer)``: fields ``fault``, ``label``),
+  samplers ``server_info``/``breaker``/``role``, ``topology_events`` the
+  topology's own ``topology`` events, the runner
   ``final_state`` (what the checks read back). ``read_history(path)`` returns a
   ``History``: ``ops``, ``events``, ``workload`` (the workload's own ops after the
   warm-up: what every figure is computed over), ``cycles()`` (the fault windows,

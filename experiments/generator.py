@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.children import Children, config_from_argv, orphaned, ready
+from experiments.children import Children, config_from_argv, orphaned, ready, watch_parent, write_json_atomically
 from experiments.history import RUN_END, RUN_START, HistoryWriter, PhaseWindow
 from experiments.workload import (
     OpFn,
@@ -114,9 +114,7 @@ async def run_in_processes(children: Children, writer: HistoryWriter, config: Wo
              for k, name in enumerate(names)]
     await asyncio.to_thread(children.start_many, specs)
     offset = writer.clock() + GO_MARGIN_S
-    tmp = go_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"offset": offset}))
-    tmp.rename(go_file)
+    write_json_atomically(go_file, {"offset": offset})
     writer.event(RUN_START, t=offset, workers=workers, **config.to_json())
     announcer = asyncio.get_running_loop().create_task(announce_phases(config, writer, offset, on_phase))
     deadline = offset + config.total_duration + config.drain_timeout + EXIT_MARGIN_S
@@ -179,12 +177,7 @@ async def generator_main(cfg: dict[str, Any]) -> None:
     config = workload_from_json(cfg["workload"])
     slots = Slots(cfg["slots"]) if cfg.get("slots") else None
 
-    async def watch_parent() -> None:
-        while not orphaned(cfg):
-            await asyncio.sleep(0.5)
-        main.cancel()
-
-    watcher = loop.create_task(watch_parent())
+    watcher = loop.create_task(watch_parent(cfg, main.cancel))
     writer = HistoryWriter(cfg["history"], t0=cfg["t0"])
     # a history the disk refuses stops this share at once (the parent stops the run, naming this process)
     writer.on_failure = lambda _exc: loop.call_soon_threadsafe(main.cancel)
@@ -195,9 +188,7 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         source.on_start(config.phase_windows(offset))
         summary = await generate(source.op, config, writer, offset, share=share, slots=slots)
         state = await source.close()
-        tmp = Path(cfg["result_file"] + ".tmp")
-        tmp.write_text(json.dumps({"summary": summary.to_wire(), "state": state}, default=repr))  # noqa: ASYNC240 - a stat/read of another process's small file
-        tmp.rename(cfg["result_file"])  # noqa: ASYNC240 - a stat/read of another process's small file
+        write_json_atomically(Path(cfg["result_file"]), {"summary": summary.to_wire(), "state": state})
     except asyncio.CancelledError:
         if writer.failed is None:
             raise

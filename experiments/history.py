@@ -7,7 +7,8 @@ JSON object with a ``"type"`` field:
 * ``"op"``    - one completed operation (:class:`Op`).
 * ``"event"`` - something that happened to the system (:class:`Event`):
   fault inject/heal, phase change, server INFO sample, breaker state change,
-  node role change, the final state read after the run.
+  node role change, the final state read after the run. ``Event`` is defined
+  with the fault side (``faults.events``), which writes its records as they are.
 
 Times: ``intended``, ``start``, ``end`` and ``Event.t`` are monotonic seconds
 relative to the run's t0 (``time.monotonic()`` at writer creation). ``wall``
@@ -39,6 +40,8 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from pathlib import Path
 from typing import Any, Literal
 
+from faults.events import FAULT_HEAL, FAULT_INJECT, Event
+
 FORMAT_VERSION = 2  # 2: Op.kind, warm-up phase, topology events
 
 Outcome = Literal["ok", "fail", "unknown"]
@@ -49,8 +52,7 @@ OUTCOMES: tuple[Outcome, ...] = (OK, FAIL, UNKNOWN)
 
 # Event kinds. Producers may add their own kinds; these are the ones the
 # report and checks understand.
-FAULT_INJECT = "fault_inject"  # fields: fault (id), label, target?
-FAULT_HEAL = "fault_heal"      # fields: fault (id matching the inject), label
+# FAULT_INJECT, FAULT_HEAL: fields fault (id), label, target, params, took_s (faults.events)
 PHASE = "phase"                # fields: name, start, end (s since t0)
 SERVER_INFO = "server_info"    # fields: node, info (dict of INFO fields)
 BREAKER = "breaker"            # fields: name?, state ("closed"|"open"|"half-open")
@@ -152,32 +154,6 @@ class Op:
             value=d.get("value"), error=d.get("error"), node=d.get("node"),
             phase=d.get("phase"), kind=d.get("kind", WORKLOAD),
         )
-
-
-@dataclass(slots=True)
-class Event:
-    """Something that happened to the system under test.
-
-    Attributes:
-        t: monotonic seconds since t0.
-        wall: Unix seconds.
-        kind: one of the kind constants above, or a producer-specific kind.
-        fields: JSON-able details.
-    """
-
-    t: float
-    wall: float
-    kind: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "event", "t": self.t, "wall": self.wall,
-                "kind": self.kind, "fields": self.fields}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Event:
-        return cls(t=d["t"], wall=d.get("wall", math.nan), kind=d["kind"],
-                   fields=d.get("fields") or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +355,10 @@ class HistoryWriter:
         self._append(op.to_json())
 
     def write_event(self, event: Event) -> None:
+        """Append an event stamped on this history's clock (see ``DURABLE_KINDS``)."""
         self._append(event.to_json())
+        if event.kind in DURABLE_KINDS:
+            self.flush()
 
     def write_record(self, record: dict[str, Any]) -> None:
         """Append an already decoded record (e.g. from a child process's own history file)."""
@@ -390,8 +369,6 @@ class HistoryWriter:
         t = self.clock() if t is None else t
         ev = Event(t, self.wall_at(t), kind, fields)
         self.write_event(ev)
-        if kind in DURABLE_KINDS:
-            self.flush()
         return ev
 
     def _append(self, record: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenari
 from experiments.report import render_run, write_index
 from experiments.target_fit import runnable
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
-from faults.events import Event, EventLog
+from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.kinds import Fault
 from labcommon.errors import LabError, UnknownNameError
@@ -251,12 +251,7 @@ async def _run(exp: Experiment, topo: api.Topology, profile: Profile, req: RunRe
 
 async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, profile: Profile, req: RunRequest,
                     run_dir: Path, run_id: str, console: Console) -> None:
-    def to_history(e: Event) -> None:
-        kind = "fault_inject" if e["action"] == "inject" else "fault_heal"
-        writer.event(kind, t=e["mono"] - writer.t0, fault=f"{e['fault']}:{e['target']}",
-                     label=f"{exp.fault_label} ({e['fault']} {e['target']})", params=e["params"])
-
-    injector = FaultInjector(topo, EventLog(sink=to_history))
+    injector = FaultInjector(topo, EventLog(writer, caption=exp.fault_label))
     children = Children(run_dir, writer)
     ctx = RunContext(topo, run_dir, run_id, writer, req.seed, dict(exp.options), children, random.Random(req.seed))
     scenario: Scenario = exp.scenario(ctx)

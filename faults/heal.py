@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from faults import kinds, netfilter, ownership, records
-from faults.events import EventLog
+from faults.events import FAULT_HEAL, EventLog
 from faults.toxiproxy_api import ToxiproxyAPI, ToxiproxyGone
 from labcommon.errors import LabError
 from topologies.api import Topology
@@ -62,7 +62,7 @@ def heal_all(topo: Topology | None, events: EventLog | None = None) -> list[str]
         elif live is None:
             rep.done.append(f"cleared the record of {fault!r}: its topology is gone")
         else:
-            log.record("heal", fault.kind, fault.target, fault.values)
+            log.record(FAULT_HEAL, fault.kind, fault.target, fault.values)
             rep.done.append(f"healed {fault!r}")
     _resume_leftovers(rep)
     records.clear()
@@ -190,7 +190,7 @@ def _heal_own(fault: kinds.Fault, live: Topology | None, rep: _Report, log: Even
             rep.done.append(f"cleared the record of {fault!r}: that process is gone")
             return
         fault.heal(live)
-        log.record("heal", fault.kind, fault.target, fault.values)
+        log.record(FAULT_HEAL, fault.kind, fault.target, fault.values)
         rep.done.append(f"healed {fault!r}")
         return
     if live is None:
@@ -202,7 +202,7 @@ def _heal_own(fault: kinds.Fault, live: Topology | None, rep: _Report, log: Even
         rep.done.append(f"cleared the record of {fault!r}: the node did not answer ({type(exc).__name__}); "
                         "a restart brings back its configured values")
         return
-    log.record("heal", fault.kind, fault.target, fault.values)
+    log.record(FAULT_HEAL, fault.kind, fault.target, fault.values)
     rep.done.append(f"healed {fault!r}")
 
 

@@ -1,6 +1,6 @@
 """Injecting and healing faults: recorded while active, healed in ``finally``, healable from anywhere.
 
-    injector = FaultInjector(topo, EventLog(sink=history.append))
+    injector = FaultInjector(topo, EventLog(history_writer))
     with injector.active(kinds.make("latency", "redis-1", latency_ms=200)):
         ...                                   # healed on exit, exception or Ctrl-C
 
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from faults import heal, kinds, records
-from faults.events import EventLog
+from faults.events import FAULT_HEAL, FAULT_INJECT, EventLog
 from topologies.api import Topology
 
 
@@ -38,7 +38,7 @@ class FaultInjector:
             self.heal(fault, record_event=False)
             raise
         records.save([r for r in records.active() if not _same(r, fault)] + [fault.record()])  # with saved state
-        self.events.record("inject", fault.kind, fault.target, fault.values, at_mono=began)
+        self.events.record(FAULT_INJECT, fault.kind, fault.target, fault.values, at_mono=began)
 
     def heal(self, fault: kinds.Fault, record_event: bool = True) -> None:
         try:
@@ -46,7 +46,7 @@ class FaultInjector:
         finally:
             records.save([r for r in records.active() if not _same(r, fault)])
         if record_event:
-            self.events.record("heal", fault.kind, fault.target, fault.values)
+            self.events.record(FAULT_HEAL, fault.kind, fault.target, fault.values)
 
     @contextmanager
     def active(self, fault: kinds.Fault) -> Iterator[kinds.Fault]:

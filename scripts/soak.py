@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 from faults import kinds, ownership
-from faults.events import EventLog
+from faults.events import FAULT_INJECT, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
 from labcommon.errors import LabError
@@ -121,7 +121,7 @@ def cycle(topology: str, backend: str) -> dict[str, int]:
         client.wait()
         ownership.unregister_client(client.pid)
         api.down()
-    return {**counts(), "toxics": toxics, "faults": sum(e["action"] == "inject" for e in events.events)}
+    return {**counts(), "toxics": toxics, "faults": sum(e.kind == FAULT_INJECT for e in events.events)}
 
 
 def soak(backend: str, cycles: int, topology: str) -> tuple[list[dict[str, Any]], list[str]]:

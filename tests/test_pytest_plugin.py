@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from experiments.checks import UnknownCheckError
-from faults.events import EventLog
+from faults.events import FAULT_HEAL, FAULT_INJECT, EventLog
 from faults.injector import active_faults
 from labcommon.errors import LabError
 from redislab import pytest_plugin
@@ -184,11 +184,11 @@ def test_recorded_operations_are_classified_as_the_experiments_classify_theirs(t
 
 def test_faults_go_into_the_same_history_so_window_checks_work(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "h.jsonl")
-    events = EventLog(sink=rec.fault_event)
+    events = EventLog(rec)
     rec.call("add", {"value": "a"}, lambda: 1)
-    events.record("inject", "kill", "redis-1", {})
+    events.record(FAULT_INJECT, "kill", "redis-1", {})
     rec.call("add", {"value": "b"}, lambda: 1)
-    events.record("heal", "kill", "redis-1", {})
+    events.record(FAULT_HEAL, "kill", "redis-1", {})
     history = rec.history()
     (cycle,) = history.cycles()
     assert cycle.fault.label == "kill redis-1" and cycle.fault.end is not None

@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Any
 
+from experiments.children import Child
 from experiments.model import SERVED_THROUGH, Experiment, PatternLoad, Scenario, app_client
 from experiments.scenarios import queue_worker
 from experiments.scenarios.queue_worker import EffectStore
@@ -48,21 +49,20 @@ class QueueScenario(Scenario):
         await self.queue.ensure_group()
         self.effects_db = self.ctx.run_dir / "effects.sqlite"
         EffectStore(self.effects_db)  # create the table before workers race to
-        self.workers: list[str] = []  # child names, in start order
+        self.workers: list[Child] = []  # in start order
         for _ in range(CONSUMERS):
             await asyncio.to_thread(self._start_worker)
 
     def _start_worker(self) -> None:
-        name = f"consumer-{len(self.workers) + 1}"
-        self.workers.append(name)
-        self.ctx.children.start(name, queue_worker.MODULE, {
-            "queue": self.queue.name, "consumer": name, "client_id": 1000 + len(self.workers),
+        n = len(self.workers) + 1
+        name = f"consumer-{n}"
+        self.workers.append(self.ctx.children.start(name, queue_worker.MODULE, {
+            "queue": self.queue.name, "consumer": name, "client_id": 1000 + n,
             "effects_db": str(self.effects_db), "handler_ms": HANDLER_MS, "batch": BATCH,
-            "claim_idle_ms": CLAIM_IDLE_MS, "lease_ms": LEASE_MS, "max_deliveries": 10})
+            "claim_idle_ms": CLAIM_IDLE_MS, "lease_ms": LEASE_MS, "max_deliveries": 10}))
 
     def _live(self) -> list[int]:
-        procs = self.ctx.children.procs
-        return [procs[n].pid for n in self.workers if procs[n].alive()]
+        return [w.pid for w in self.workers if w.alive()]
 
     def fault_key(self) -> str:
         return self.queue.stream_key
@@ -93,8 +93,8 @@ class QueueScenario(Scenario):
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and not await self._drained():
             await asyncio.sleep(0.2)
-        for name in self.workers:
-            await asyncio.to_thread(self.ctx.children.stop, name, WORKER_STOP_TIMEOUT_S)
+        for worker in self.workers:
+            await asyncio.to_thread(self.ctx.children.stop, worker.name, WORKER_STOP_TIMEOUT_S)
         effects = EffectStore(self.effects_db).ids()  # every worker has stopped: nothing can be added now
         pending = await self._unprocessed(set(effects))
         await self.client.aclose()

@@ -8,7 +8,9 @@ idempotent effect, so at-least-once delivery gives exactly-once effects); every
 successful handling is recorded as a ``process`` operation in the worker's own
 history file (flushed per record, so a SIGKILL loses nothing already recorded),
 on the experiment's clock (CLOCK_MONOTONIC is shared by all processes). SIGTERM
-stops it gracefully (finish the batch, acknowledge, exit 0).
+stops it gracefully (finish the batch, acknowledge, exit 0). Start, readiness, stop,
+the run's death and the history are the harness's (``experiments.children``), as for
+the lock's slow holder.
 """
 from __future__ import annotations
 
@@ -18,17 +20,11 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
-from experiments.children import child_writer, config_from_argv, ready, serve_until_stopped
+from experiments.children import ChildProcess, child_main
 from experiments.history import OK, WORKER, Op
-from experiments.workload import run_loop
-from patterns.common import prepare_client
 from patterns.work_queue import Consumer, Job, WorkQueue
-from topologies import api
+from topologies.clients import ClientPolicy
 
 MODULE = "experiments.scenarios.queue_worker"
 
@@ -52,16 +48,14 @@ class EffectStore:
             return [r[0] for r in self.conn.execute("SELECT job_id FROM effects")]
 
 
-async def main(cfg: dict[str, Any]) -> None:
-    topo = api.current()
-    if topo is None:
-        raise SystemExit("queue_worker: no topology is up")
-    client = topo.client(asyncio=True, socket_timeout=2.0, socket_connect_timeout=0.5,
-                         retry=Retry(NoBackoff(), 0), max_connections=256)
-    await prepare_client(client)
+async def serve(child: ChildProcess) -> None:
+    """One consumer until stopped; then it prints its counters (into its log)."""
+    cfg = child.cfg
+    client = await child.client(ClientPolicy(socket_timeout_s=2.0, connect_timeout_s=0.5, retries=0,
+                                             max_connections=256))
     queue = WorkQueue(client, cfg["queue"])
     store = EffectStore(Path(cfg["effects_db"]))
-    writer = child_writer(cfg)
+    writer = child.writer
     name = cfg["consumer"]
     client_id = int(cfg["client_id"])
 
@@ -76,20 +70,12 @@ async def main(cfg: dict[str, Any]) -> None:
 
     consumer = Consumer(queue, name, handler, batch=cfg["batch"], block_ms=500, claim_idle_ms=cfg["claim_idle_ms"],
                         claim_every_s=0.5, max_deliveries=cfg["max_deliveries"], lease_ms=cfg["lease_ms"])
-
-    async def work(stop: asyncio.Event) -> None:
-        consumer.start()  # it creates the consumer group itself, and again after a failover that lost it
-        ready(cfg)
-        await stop.wait()
-        await consumer.stop(timeout_s=10)
-
-    try:
-        await serve_until_stopped(cfg, work)
-        print(json.dumps({"consumer": name, "counters": consumer.counters.snapshot()}), flush=True)
-    finally:
-        writer.close()
-        await client.aclose()
+    consumer.start()  # it creates the consumer group itself, and again after a failover that lost it
+    child.ready()
+    await child.stop.wait()
+    await consumer.stop(timeout_s=10)
+    print(json.dumps({"consumer": name, "counters": consumer.counters.snapshot()}), flush=True)
 
 
 if __name__ == "__main__":
-    run_loop(main(config_from_argv()))
+    child_main("queue_worker", serve)

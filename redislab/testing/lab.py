@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from faults import kinds
-from faults.events import Event as FaultEvent
 from faults.events import EventLog
 from faults.injector import FaultInjector, active_faults
 from labcommon.poll import wait_until
@@ -98,7 +97,8 @@ class RedisLab:
         self._faults: list[ActiveFault] = []
         self._recorders: list[Recorder] = []
         self._clients: list[Any] = []
-        self._injector = FaultInjector(topology, EventLog(sink=self._on_fault_event))
+        self._events = EventLog()  # each recorder is added as a sink: faults go into its history
+        self._injector = FaultInjector(topology, self._events)
         self._names = itertools.count(1)
 
     @property
@@ -230,17 +230,13 @@ class RedisLab:
         open go into its history. Default file: ``history-N.jsonl`` in the test's tmp dir."""
         rec = Recorder(path or self._history_dir() / f"history-{next(self._names)}.jsonl")
         self._recorders.append(rec)
+        self._events.add_sink(rec)
         return rec
 
     @property
     def recorders(self) -> list[Recorder]:
         """The recorders this test opened."""
         return list(self._recorders)
-
-    def _on_fault_event(self, event: FaultEvent) -> None:
-        for rec in self._recorders:
-            if not rec.closed:
-                rec.fault_event(event)
 
     # -- teardown ---------------------------------------------------------------------------------
     def close(self) -> None:

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from experiments.checks import CheckResult, run_check
-from experiments.history import FAULT_HEAL, FAULT_INJECT, FINAL_STATE, History, HistoryWriter, Op, Outcome, read_history
+from experiments.history import FINAL_STATE, Event, History, HistoryWriter, Op, Outcome, read_history
 from experiments.history import OK as OP_OK
 from experiments.workload import OpResult, attempt, classify, classify_read
-from faults.events import Event as FaultEvent
 
 
 class Recorder:
@@ -81,11 +80,16 @@ class Recorder:
         """Record an event now (e.g. ``breaker``, ``final_state``)."""
         self._writer.event(kind, **fields)
 
-    def fault_event(self, e: FaultEvent) -> None:
-        """A fault injector's event, as the experiments record it (``runner.to_history``)."""
-        kind = FAULT_INJECT if e["action"] == "inject" else FAULT_HEAL
-        self._writer.event(kind, t=e["mono"] - self._writer.t0, fault=f"{e['fault']}:{e['target']}",
-                           label=f"{e['fault']} {e['target']}", target=e["target"], params=e["params"])
+    @property
+    def t0(self) -> float:
+        """The ``time.monotonic()`` value that this history's time 0 stands for."""
+        return self._writer.t0
+
+    def write_event(self, event: Event) -> None:
+        """Write an event stamped on this history's clock (a fault injector's, through
+        ``faults.events.EventLog``, as the experiments record theirs); ignored once closed."""
+        if not self.closed:
+            self._writer.write_event(event)
 
     # -- reading and judging ------------------------------------------------------------------
     def history(self) -> History:

@@ -11,7 +11,8 @@ import pytest
 from experiments.checks import run_check
 from experiments.history import History, read_history
 from experiments.runner import RunRequest, run_experiment
-from experiments.scenarios.lock import SLOW_HOLDER, FencedStore
+from experiments.scenarios.lock.scenario import SLOW_HOLDER
+from experiments.scenarios.lock.store import FencedStore
 from faults.injector import active_faults
 from tests.conftest import LabManager
 

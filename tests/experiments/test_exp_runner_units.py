@@ -52,7 +52,7 @@ def test_workers_only_for_parallel_scenarios_and_state_added_up() -> None:
 
 
 def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None:
-    from experiments.scenarios.lock import SECTION_BASE, LockScenario
+    from experiments.scenarios.lock.scenario import SECTION_BASE, LockScenario
     from experiments.workload import Share
     seen: list[int] = []
 

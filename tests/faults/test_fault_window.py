@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from faults.events import EventLog
+from experiments.history import HistoryWriter, read_history
+from faults.events import FAULT_INJECT, EventLog
 from faults.injector import FaultInjector
 from faults.kinds import Fault
 
@@ -47,7 +48,28 @@ def test_the_inject_event_is_stamped_when_the_injection_began(tmp_path: Path, mo
     injector.inject(fault)
     injector.heal(fault)
     inject, heal = log.events
-    assert inject["mono"] <= fault.bit_at  # operations failing during the slow call are inside the window
-    assert inject["took_s"] >= SLOW_S
-    assert abs((inject["wall"] - inject["mono"]) - (heal["wall"] - heal["mono"])) < 0.05  # one clock offset
-    assert heal["mono"] >= fault.healed_at  # the window closes after the heal completed
+    assert inject.t <= fault.bit_at  # operations failing during the slow call are inside the window
+    assert inject.fields["took_s"] >= SLOW_S
+    assert abs((inject.wall - inject.t) - (heal.wall - heal.t)) < 0.05  # one clock offset
+    assert heal.t >= fault.healed_at  # the window closes after the heal completed
+
+
+def test_fault_events_go_into_each_history_on_its_own_clock_as_the_report_reads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDISLAB_HOME", str(tmp_path))
+    with HistoryWriter(tmp_path / "run.jsonl") as run, \
+            HistoryWriter(tmp_path / "other.jsonl", t0=run.t0 - 100) as other:
+        log = EventLog(run, caption="SIGKILL the primary")
+        log.add_sink(other)
+        injector = FaultInjector(_Topology(), log)  # type: ignore[arg-type]  # a stand-in with check_fault only
+        fault = _SlowKill("redis-1")
+        injector.inject(fault)
+        assert '"fault_inject"' in (tmp_path / "run.jsonl").read_text()  # on disk at once: a crash keeps it
+        injector.heal(fault)
+    (window,) = read_history(tmp_path / "run.jsonl").fault_windows()
+    assert (window.fault, window.label) == ("slow_kill:redis-1", "SIGKILL the primary (slow_kill redis-1)")
+    assert window.start == pytest.approx(log.events[0].t - run.t0) and window.end is not None
+    (shifted,) = read_history(tmp_path / "other.jsonl").fault_windows()
+    assert (shifted.start, shifted.end) == (pytest.approx(window.start + 100), pytest.approx(window.end + 100))
+    inject = read_history(tmp_path / "run.jsonl").events_of(FAULT_INJECT)[0]
+    assert inject.fields["target"] == "redis-1" and inject.fields["took_s"] >= SLOW_S

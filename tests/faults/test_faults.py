@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from faults import kinds, netfilter, ownership
-from faults.events import EventLog
+from faults.events import FAULT_HEAL, FAULT_INJECT, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from faults.toxiproxy_api import ToxiproxyAPI
 from labcommon.poll import wait_until
@@ -63,8 +63,8 @@ def test_latency_shows_up_as_added_latency_and_heals(single: api.Topology) -> No
         after = _ping_ms(c)
     assert during >= before + 150  # generous margin: injected 200 ms
     assert after < during / 2
-    assert [e["action"] for e in events.events] == ["inject", "heal"]
-    assert events.events[0]["mono"] <= events.events[1]["mono"] and events.events[0]["wall"] > 0
+    assert [e.kind for e in events.events] == [FAULT_INJECT, FAULT_HEAL]
+    assert events.events[0].t <= events.events[1].t and events.events[0].wall > 0
 
 
 def test_down_refuses_connections_then_recovers(single: api.Topology) -> None:
