@@ -76,7 +76,7 @@ class LockScenario(Scenario):
         if self.store is not None:
             self.store.close()
         if self.client is not None:
-            await self.client.aclose()
+            await close_clients(self.client)  # the redlock topology's client is one per node
         return {"lock_counters": counters}
 
     def _record(self, op: Op) -> None:
