@@ -189,7 +189,11 @@ def test_target_heal_all_runs_the_sweep(tmp_path: Path, monkeypatch: pytest.Monk
     import targets.target_kubernetes as tk
     swept: list[str] = []
     monkeypatch.setattr(tk, "api_client", lambda cfg, tg: RecordingClient())
-    monkeypatch.setattr(tk.KubernetesTargetDriver, "sweep", lambda self: swept.append("swept") or ["removed x"])
+
+    def sweep(self: tk.KubernetesTargetDriver) -> list[str]:
+        swept.append("swept")
+        return ["removed x"]
+    monkeypatch.setattr(tk.KubernetesTargetDriver, "sweep", sweep)
     monkeypatch.setattr(tk.KubernetesTargetDriver, "state", lambda self, name: "running")
     topo = target.TargetTopology(_target(tmp_path))
     assert topo.heal_all()[:1] == ["removed x"] and swept == ["swept"]
