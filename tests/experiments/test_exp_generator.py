@@ -127,8 +127,8 @@ class _FullDisk:
 async def _full_disk_source(config: dict[str, Any], writer: HistoryWriter, share: Share) -> Source:
     async def op(client: int, rng: random.Random) -> OpResult:
         if share.index == 1 and writer.failed is None:
-            # a stand-in file (HistoryWriter calls write, flush, close): this generator's disk fills up mid-run
-            writer._f = _FullDisk()  # type: ignore[assignment]  # the stand-in above
+            # this generator's disk fills up mid-run (HistoryWriter calls only write, flush and close)
+            writer._f = _FullDisk()  # type: ignore[assignment]  # a stand-in file, not a TextIOBase
             writer.flush()
         return OpResult("noop")
 
