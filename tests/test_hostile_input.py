@@ -177,6 +177,7 @@ def test_partition_grammar_parses_or_refuses_with_a_lab_error(topology: str, spe
     except LabError as exc:
         assert "\n" not in exc.line()  # one line: the input is quoted with repr
         return
+    assert isinstance(fault, kinds.Partition)
     a, b = fault.sides(topo)
     known = netfilter.members(topo.spec)
     assert a and b and not set(a) & set(b) and set(a) | set(b) <= set(known)
@@ -225,6 +226,7 @@ def test_fault_parameters_are_finite_and_in_range_or_refused(kind: str, data: st
         if p.choices:
             assert value in p.choices
         elif p.low is not None:
+            assert p.high is not None
             assert isinstance(value, (int, float)) and math.isfinite(value) and p.low <= value <= p.high
 
 

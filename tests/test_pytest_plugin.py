@@ -237,7 +237,8 @@ def test_a_session_reuses_a_healthy_topology_it_did_not_start_and_never_replaces
     with pytest.raises(LabError, match=r"topology single \(\w+\) is up and this test session did not start it"):
         session.topology("sentinel", backend)
     session.close()
-    assert api.current() is not None and api.current().name == "single"  # still up: not the session's
+    current = api.current()
+    assert current is not None and current.name == "single"  # still up: not the session's
 
 
 def readme_example() -> str:

@@ -28,7 +28,8 @@ def test_a_stale_holder_is_ignored_and_a_process_may_nest_holds() -> None:
         assert runlock.holder() is None
         with runlock.hold("redislab up single"):
             with runlock.hold("up single (local)"):  # nested: run -> api.up
-                assert runlock.holder()["what"] == "redislab up single"
+                held = runlock.holder()
+                assert held is not None and held["what"] == "redislab up single"
             assert runlock.holder() is not None
         assert runlock.holder() is None
 

@@ -104,7 +104,7 @@ def test_a_pattern_exception_is_classified_by_the_redis_error_that_caused_it() -
     assert classify(BoundaryError("no cause")) == ("fail", "BoundaryError")
 
 
-def _switch(t: float) -> object:
+def _switch(t: float) -> Event:
     return ev(TOPOLOGY, t, source="sentinel-1", event="+switch-master",
               detail="lab 127.0.0.1 7101 127.0.0.1 7102", promoted="redis-2", resolution_s=0.001)
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from experiments.checks import run_check
-from experiments.history import History, Op
+from experiments.history import History, Op, Outcome
 from tests.experiments.exp_helpers import fault, history, op
 
 # ---------------------------------------------------------------- writes (set, counter)
@@ -241,7 +241,7 @@ def test_fencing_says_whether_the_fence_source_survived_the_failover() -> None:
 
 # ---------------------------------------------------------------- rate limiter
 
-def _req(t: float, allowed: object, outcome: str = "ok") -> Op:
+def _req(t: float, allowed: object, outcome: Outcome = "ok") -> Op:
     return op("request", {"key": "u1"}, t, t + 0.01, outcome=outcome,
               value={"allowed": allowed} if outcome == "ok" else None)
 

@@ -17,7 +17,7 @@ from labcommon.errors import LabError
 PHASES = (("warmup", 0.2), ("baseline", 0.3), ("fault", 0.3), ("recovery", 0.3))
 
 
-def _signature(h: History) -> list[tuple[float, int, str, Any, str]]:
+def _signature(h: History) -> list[tuple[float, int, str, Any, str | None]]:
     t_start = h.events_of(RUN_START)[0].t  # intended times are offset by the start
     return sorted((round(o.intended - t_start, 6), o.client, o.op, o.args["draw"], o.phase) for o in h.ops)
 
@@ -127,7 +127,8 @@ class _FullDisk:
 async def _full_disk_source(config: dict[str, Any], writer: HistoryWriter, share: Share) -> Source:
     async def op(client: int, rng: random.Random) -> OpResult:
         if share.index == 1 and writer.failed is None:
-            writer._f = _FullDisk()  # this generator's disk fills up mid-run
+            # this generator's disk fills up mid-run (HistoryWriter calls only write, flush and close)
+            writer._f = _FullDisk()  # type: ignore[assignment]  # a stand-in file, not a TextIOBase
             writer.flush()
         return OpResult("noop")
 

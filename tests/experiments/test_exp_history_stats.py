@@ -69,6 +69,7 @@ def test_summarize_percentiles_in_ms() -> None:
     ops.append(op("get", None, 0, 0, outcome="fail", error="overload"))  # dropped: no latency
     s = summarize(ops)
     assert (s.total, s.ok, s.fail, s.dropped) == (101, 100, 0, 1)
+    assert s.latency is not None
     assert s.latency.count == 100
     assert s.latency.p50_ms == pytest.approx(50, rel=0.01)
     assert s.latency.p99_ms == pytest.approx(99, rel=0.01)
@@ -77,7 +78,9 @@ def test_summarize_percentiles_in_ms() -> None:
 
 def test_latency_is_from_intended_time() -> None:
     late = op("get", None, start=0.5, end=0.51, intended=0.0)
-    assert summarize([late]).latency.max_ms == pytest.approx(510, rel=0.01)
+    latency = summarize([late]).latency
+    assert latency is not None
+    assert latency.max_ms == pytest.approx(510, rel=0.01)
 
 
 def test_time_buckets_throughput_and_error_rate() -> None:
@@ -102,6 +105,7 @@ def test_latency_percentiles_are_those_of_successes_and_time_to_error_is_apart()
     ops += [op("get", None, 0, 0.25, outcome="unknown") for _ in range(90)]
     s = summarize(ops)
     assert s.availability == pytest.approx(0.1)
+    assert s.latency is not None and s.error_latency is not None
     assert s.latency.count == 10 and s.latency.p99_ms == pytest.approx(5, rel=0.01)
     assert s.error_latency.count == 90 and s.error_latency.p50_ms == pytest.approx(250, rel=0.01)
     assert s.to_json()["error_p50_ms"] == pytest.approx(250, rel=0.01)
@@ -147,6 +151,7 @@ def test_history_lines_are_what_json_dumps_writes() -> None:
 
     from experiments.history import _compact_encoder, _jsonable
     encode = _compact_encoder()
+    record: object
     for record in ({"type": "op", "args": {"k": (1, 2)}, "value": {3: "é\n"}, "x": float("nan"), "big": 10**30},
                    {"s": {1}, "b": b"\xff", "o": ValueError("x")}, [], "text", None):
         assert encode(record) == json.dumps(record, separators=(",", ":"), default=_jsonable)

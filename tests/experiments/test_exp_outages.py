@@ -8,7 +8,7 @@ import pytest
 
 from experiments import answer, catalogue, registry
 from experiments.checks import REGISTRY, run_check
-from experiments.history import ROLE, TOPOLOGY
+from experiments.history import ROLE, TOPOLOGY, Op
 from faults import kinds, maintenance
 from labcommon.errors import LabError
 from tests.experiments.exp_helpers import ev, fault, history, op
@@ -91,7 +91,7 @@ def test_expectation_is_another_checks_verdict_as_published() -> None:
 
 
 # -- replica_staleness ------------------------------------------------------------------------------
-def _read(member: str, score: float, t: float, stale: bool, source: str = "replica") -> object:
+def _read(member: str, score: float, t: float, stale: bool, source: str = "replica") -> Op:
     return op("replica_read", {"member": member}, start=t, end=t + 0.001,
               value={"score": score, "source": source, "stale": stale})
 

@@ -62,8 +62,9 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
 
     for k in range(3):
         ctx = type("Ctx", (), {"share": Share(k, 3)})()
-        sc = LockScenario(ctx)  # type: ignore[arg-type]  # a stand-in context with the fields used
-        sc.names, sc.sections = ["l0", "l1", "l2", "l3"], _Sections()
+        sc = LockScenario(ctx)  # a stand-in context (Any) with the fields used
+        sc.names = ["l0", "l1", "l2", "l3"]
+        sc.sections = _Sections()  # type: ignore[assignment]  # a stand-in: op() calls only run()
         for _ in range(4):
             asyncio.run(sc.op(0, __import__("random").Random(1)))
     assert len(seen) == len(set(seen)) == 12 and min(seen) > SECTION_BASE

@@ -36,6 +36,7 @@ def test_a_write_no_replica_received_is_never_confirmed(lab: LabManager) -> None
     topo = api.current()  # the node processes as they are now (earlier runs restarted some)
     assert topo is not None
     primary = topo.primary()
+    assert primary is not None
     replicas = [n.name for n in topo.spec.redis_nodes if n.name != primary]
     node = topo.spec.node(primary)
 
@@ -48,7 +49,7 @@ def test_a_write_no_replica_received_is_never_confirmed(lab: LabManager) -> None
             for name in replicas:
                 topo.pause(name)
             try:
-                out = []
+                out: list[object] = []
                 for i in range(8):
                     try:
                         out.append(await sadd_confirmed(client, KEY, f"e{i}", timeout_ms=200))

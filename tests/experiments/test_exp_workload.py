@@ -95,7 +95,7 @@ def test_open_loop_stall_does_not_reduce_launches(tmp_path: Path) -> None:
 
 def test_latency_includes_send_lag_when_the_loop_is_blocked(tmp_path: Path) -> None:
     import time
-    blocked = []
+    blocked: list[int] = []
 
     async def op(client: int, rng: random.Random) -> OpResult:
         if not blocked:

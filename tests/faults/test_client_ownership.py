@@ -53,6 +53,7 @@ def test_pid_1_and_the_injector_itself_are_refused_even_when_vouched_for() -> No
     import os
     for pid, fragment in ((1, "refuses pid 1"), (os.getpid(), "process that injects it")):
         f = kinds.make("client_pause", f"pid:{pid}")
+        assert isinstance(f, kinds.ClientPause)
         f.vouched = True
         with pytest.raises(LabError, match=fragment):
             f.validate(_topo())
@@ -89,9 +90,9 @@ def test_heal_signals_only_the_process_it_paused(sleeper: subprocess.Popen[bytes
     f.inject(_topo())
     wait_until(lambda: _state(sleeper.pid) == "T", 5, "client stopped")
     stale = kinds.from_record({**f.record(), "saved": {"start_ticks": f.saved["start_ticks"] + 1}})
-    stale.heal(None)
+    stale.heal(None)  # type: ignore[arg-type]  # client faults never touch the topology
     assert _state(sleeper.pid) == "T"  # not ours any more: left alone
-    f.heal(None)
+    f.heal(None)  # type: ignore[arg-type]  # client faults never touch the topology
     wait_until(lambda: _state(sleeper.pid) in ("S", "R"), 5, "client resumed")
 
 

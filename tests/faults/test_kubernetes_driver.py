@@ -58,6 +58,7 @@ def test_partition_creates_a_valid_networkchaos_both_ways() -> None:
         d.partition(["cluster-redis-1-0", "runner-x"], ["cluster-redis-2-0", "cluster-redis-3-0"])
     method, url, body = api.requests[0]
     assert (method, url) == ("POST", "https://k8s.invalid/apis/chaos-mesh.org/v1alpha1/namespaces/lab/networkchaos")
+    assert isinstance(body, dict)
     chaosmesh.validate(body)
     assert body["spec"]["direction"] == "both"
     assert body["spec"]["selector"] == {"pods": {"lab": ["cluster-redis-1-0", "runner-x"]}}

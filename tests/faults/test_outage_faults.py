@@ -81,6 +81,7 @@ def _times_out(c: redis.Redis) -> bool:
 def test_slow_command_keys_scans_a_keyspace_of_its_own_and_drops_it(single: api.Topology) -> None:
     with _client(single, 5.0, db=stall.SCRATCH_DB) as scratch:
         fault = kinds.make("slow_command", "redis-1", how="keys", duration_ms=3000, keys=100_000)
+        assert isinstance(fault, kinds.SlowCommand)
         with FaultInjector(single).active(fault):
             wait_until(lambda: fault._stall.calls > 0, 10, "KEYS calls")
             assert scratch.dbsize() >= 100_000
@@ -134,7 +135,9 @@ def test_sentinel_manual_failover_then_rolling_restart_with_a_failover_hook(lab:
         assert "error" not in fault.saved, fault.saved
         assert maintenance.sentinel_primary(topo) != new  # the hook failed it over before its restart
         for name, run_id in ids.items():
-            wait_until(lambda name=name, run_id=run_id: _run_id(topo, name) != run_id, 30, f"{name} restarted")
+            def restarted(name: str = name, run_id: str = run_id) -> bool:  # mypy infers no lambda with defaults
+                return _run_id(topo, name) != run_id
+            wait_until(restarted, 30, f"{name} restarted")
     finally:
         heal_all(topo)
     topo.wait_healthy(timeout_s=60)

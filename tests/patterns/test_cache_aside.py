@@ -231,7 +231,9 @@ def test_reads_after_a_write_see_it_despite_a_load_started_before(app_client_fac
             after = asyncio.create_task(cache.get_product(4))  # issued after the write returned
             await asyncio.sleep(0.05)
             gated_db.gate.set()
-            assert (await early).price_cents == old.price_cents  # concurrent with the write: may be old
+            early_product = await early
+            assert early_product is not None
+            assert early_product.price_cents == old.price_cents  # concurrent with the write: may be old
             fresh = await after
             assert fresh is not None and fresh.price_cents == old.price_cents + 1
             for _ in range(3):  # and later reads, near cache included, never go back

@@ -54,9 +54,9 @@ def test_radius_and_box_match_brute_force(app_client_factory: Any, prefix: str) 
                 nearest = await index.search_radius(clon, clat, radius, count=3)
                 assert [h.member for h in nearest.hits] == [h.member for h in result.hits[:3]]
 
-            for clon, clat, w, h in [(2.3522, 48.8566, 2000.0, 1000.0), (2.33, 48.86, 800.0, 3000.0)]:
-                result = await index.search_box(clon, clat, w, h)
-                flags = {m: in_box(clon, clat, lon, lat, w, h) for m, (lon, lat) in truth.items()}
+            for clon, clat, width, height in [(2.3522, 48.8566, 2000.0, 1000.0), (2.33, 48.86, 800.0, 3000.0)]:
+                result = await index.search_box(clon, clat, width, height)
+                flags = {m: in_box(clon, clat, lon, lat, width, height) for m, (lon, lat) in truth.items()}
                 expected = {m for m, (inside, border) in flags.items() if inside and not border}
                 maybe = {m for m, (_, border) in flags.items() if border}
                 assert expected <= {x.member for x in result.hits} <= expected | maybe

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import requests
@@ -47,6 +47,12 @@ def _wait(probe: Any, what: str, timeout_s: float = 30.0) -> None:
             last = exc
         time.sleep(0.1)
     raise TimeoutError(f"{what} not ready after {timeout_s} s: {last}")
+
+
+def _sentinel_master(port: int) -> dict[str, Any]:
+    """SENTINEL MASTER from the Sentinel on ``port``: a plain client parses the reply into the master's
+    state (redis-py's ``dict | bool`` is for its Sentinel manager's ``return_responses``)."""
+    return cast("dict[str, Any]", redis.Redis(port=port, password=PASSWORD).sentinel_master(MASTER))
 
 
 class Deployment:
@@ -88,8 +94,7 @@ class Deployment:
             _wait(lambda d=direct: redis.Redis(port=d, password=PASSWORD, socket_timeout=1).ping(), name)
         _wait(lambda: redis.Redis(port=27101, password=PASSWORD).info("replication")["connected_slaves"] == 2,
               "replicas")
-        _wait(lambda: all(redis.Redis(port=27110 + i, password=PASSWORD).sentinel_master(MASTER)["num-other-sentinels"]
-                          == 2 for i in (1, 2, 3)), "sentinels")
+        _wait(lambda: all(_sentinel_master(27110 + i)["num-other-sentinels"] == 2 for i in (1, 2, 3)), "sentinels")
 
     def pids(self) -> list[int]:
         out = []
@@ -109,7 +114,8 @@ class Deployment:
 
     def target_file(self, path: Path, allowed: list[str], destructive: bool = True) -> Path:
         d = str(self.root)
-        nodes, sentinels = [], []
+        nodes: list[dict[str, Any]] = []
+        sentinels: list[dict[str, Any]] = []
         for name, direct, port in _names():
             entry = {"name": name, "address": f"127.0.0.1:{port}", "direct": f"127.0.0.1:{direct}", "proxy": name,
                      "groups": {"a": {"address": f"127.0.0.1:{port + 200}", "proxy": f"{name}-a"},

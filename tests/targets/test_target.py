@@ -109,7 +109,9 @@ def _foreign(value: bytes | None = None) -> bytes | None:
     r = redis.Redis(port=27101, password=dep.PASSWORD)
     if value is not None:
         r.set("app:foreign", value)
-    return r.get("app:foreign")
+    got = r.get("app:foreign")
+    assert not isinstance(got, str)  # decode_responses is off: bytes or None
+    return got
 
 
 def _section_it_cannot_run(path: Path) -> str:

@@ -39,12 +39,12 @@ class RecordingClient(k8s.ApiClient):
     """Records each request; answers with ``answers[path]`` (status, JSON body) when given, else
     raises NotSent (nothing leaves the process)."""
 
-    def __init__(self, answers: dict[str, tuple[int, dict]] | None = None) -> None:
+    def __init__(self, answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None) -> None:
         super().__init__(k8s.Configuration(host="https://k8s.invalid"))
         self.requests: list[tuple[str, str, object]] = []
         self.answers = answers or {}
 
-    def call_api(self, method: str, url: str, header_params: object = None, body: object = None,  # type: ignore[override]  # answers from a table; the client's signature has more parameters
+    def call_api(self, method: str, url: str, header_params: object = None, body: object = None,  # answers from a table
                  post_params: object = None, _request_timeout: object = None) -> rest.RESTResponse:
         self.requests.append((method, url, body))
         path = url.removeprefix("https://k8s.invalid").split("?")[0]
@@ -65,7 +65,9 @@ def _target(tmp_path: Path, text: str = TARGET) -> target.Target:
 def _driver(tmp_path: Path, answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None
             ) -> tuple[KubernetesTargetDriver, RecordingClient]:
     api = RecordingClient(answers)
-    return KubernetesTargetDriver(_target(tmp_path).driver, _target(tmp_path), client=api, start_timeout_s=0), api
+    driver = _target(tmp_path).driver
+    assert driver is not None
+    return KubernetesTargetDriver(driver, _target(tmp_path), client=api, start_timeout_s=0), api
 
 
 POD = "/api/v1/namespaces/redis/pods/sentinel-redis-1-0"
@@ -187,7 +189,11 @@ def test_target_heal_all_runs_the_sweep(tmp_path: Path, monkeypatch: pytest.Monk
     import targets.target_kubernetes as tk
     swept: list[str] = []
     monkeypatch.setattr(tk, "api_client", lambda cfg, tg: RecordingClient())
-    monkeypatch.setattr(tk.KubernetesTargetDriver, "sweep", lambda self: swept.append("swept") or ["removed x"])
+
+    def sweep(self: tk.KubernetesTargetDriver) -> list[str]:
+        swept.append("swept")
+        return ["removed x"]
+    monkeypatch.setattr(tk.KubernetesTargetDriver, "sweep", sweep)
     monkeypatch.setattr(tk.KubernetesTargetDriver, "state", lambda self, name: "running")
     topo = target.TargetTopology(_target(tmp_path))
     assert topo.heal_all()[:1] == ["removed x"] and swept == ["swept"]

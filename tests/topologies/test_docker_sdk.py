@@ -45,7 +45,8 @@ def test_docker_node_control_starts_no_process(lab: LabManager, monkeypatch: pyt
     monkeypatch.setattr(subprocess, "Popen", no_process)
     try:
         assert be.node_state("redis-1") == "running"
-        assert be.netns_pid() > 1
+        pid = be.netns_pid()
+        assert pid is not None and pid > 1
         be.pause("redis-1")
         assert be.node_state("redis-1") == "paused"
         be.resume("redis-1")

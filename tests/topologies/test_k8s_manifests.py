@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes_validate
 import pytest
@@ -54,15 +54,30 @@ def test_validation_catches_a_bad_field() -> None:
         kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
 
 
-_MODELS = {"StatefulSet": k8s.V1StatefulSet, "Service": k8s.V1Service, "ConfigMap": k8s.V1ConfigMap,
-           "Job": k8s.V1Job, "ServiceAccount": k8s.V1ServiceAccount, "Role": k8s.V1Role,
-           "RoleBinding": k8s.V1RoleBinding, "PersistentVolumeClaim": k8s.V1PersistentVolumeClaim}
+class _Model(Protocol):
+    """What the test reads from any of the client's top-level models."""
+
+    @property
+    def metadata(self) -> k8s.V1ObjectMeta | None: ...
+
+
+class _ModelClass(Protocol):
+    """A client model class: `from_dict` is a classmethod returning an instance or None."""
+
+    def from_dict(self, obj: dict[str, Any] | None) -> _Model | None: ...
+
+
+_MODELS: dict[str, _ModelClass] = {
+    "StatefulSet": k8s.V1StatefulSet, "Service": k8s.V1Service, "ConfigMap": k8s.V1ConfigMap,
+    "Job": k8s.V1Job, "ServiceAccount": k8s.V1ServiceAccount, "Role": k8s.V1Role,
+    "RoleBinding": k8s.V1RoleBinding, "PersistentVolumeClaim": k8s.V1PersistentVolumeClaim}
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if "chaos" not in p.parts], ids=lambda p: p.name)
 def test_manifests_load_as_client_models(path: Path) -> None:
     for doc in _docs(path):
         obj = _MODELS[doc["kind"]].from_dict(doc)
+        assert obj is not None and obj.metadata is not None
         assert obj.metadata.name == doc["metadata"]["name"]
 
 
@@ -77,8 +92,12 @@ def test_topology_shape(topology: str) -> None:
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     for node in spec.nodes:
         sts = sets[f"{topology}-{node.name}"]
-        pod = k8s.V1StatefulSet.from_dict(sts).spec.template.spec
+        model = k8s.V1StatefulSet.from_dict(sts)
+        assert model is not None
+        pod = model.spec.template.spec
+        assert pod is not None
         tox = next(c for c in pod.containers if c.name == "toxiproxy")
+        assert tox.ports is not None
         assert {p.container_port for p in tox.ports} >= set(node.proxy_ports())
         proxies = json.loads(cm["data"][f"toxiproxy-{node.name}.json"])
         assert {p["listen"] for p in proxies} == {f"0.0.0.0:{p}" for p in node.proxy_ports()}

@@ -11,6 +11,7 @@ from topologies.outage import client_share, spread
 def test_outage_splits_into_server_and_client_share() -> None:
     got = client_share(kill_t=100.0, promoted_t=102.25, first_ok_t=102.5)
     assert got == pytest.approx({"outage_s": 2.5, "server_s": 2.25, "client_s": 0.25})
+    assert got["server_s"] is not None and got["client_s"] is not None
     assert got["server_s"] + got["client_s"] == pytest.approx(got["outage_s"])
 
 

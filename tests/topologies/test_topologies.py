@@ -107,7 +107,9 @@ def test_cluster_write_on_each_primary_is_read_from_its_replica(lab: LabManager,
             rc.set(key, "v")
             with topo.node_client(replica, decode_responses=True) as c:
                 c.execute_command("READONLY")
-                wait_until(lambda c=c, key=key: c.get(key) == "v", 10, f"{key} on {replica}")
+                def replicated(c: redis.Redis = c, key: str = key) -> bool:  # mypy infers no lambda with defaults
+                    return c.get(key) == "v"
+                wait_until(replicated, 10, f"{key} on {replica}")
 
 
 def _key_on(rc: RedisCluster, primary: str, topo: api.Topology) -> str:
