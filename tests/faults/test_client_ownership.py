@@ -46,7 +46,8 @@ def test_an_unregistered_pid_is_refused_and_nothing_is_signalled(sleeper: subpro
     for kind in ("client_pause", "client_kill"):
         with pytest.raises(LabError, match=f"process {sleeper.pid} .*is not a client the lab started"):
             kinds.make(kind, f"pid:{sleeper.pid}").validate(_topo())
-    assert _state(sleeper.pid) in ("S", "R") and sleeper.poll() is None
+    # neither stopped (T) nor killed (Z, X); under load a just-started sleep may be in D or R
+    assert _state(sleeper.pid) not in ("T", "t", "Z", "X") and sleeper.poll() is None
 
 
 def test_pid_1_and_the_injector_itself_are_refused_even_when_vouched_for() -> None:

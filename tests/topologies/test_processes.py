@@ -49,9 +49,12 @@ def test_state_follows_the_process_and_a_reused_pid_is_never_signalled(sleeper: 
 
 
 def test_children_are_the_live_descendants_named_by_pid_and_start_time(sleeper: OwnedProcess) -> None:
-    kids = wait_until(lambda: sleeper.children() or None, 5, "the shell's sleep")
+    def sleeping() -> list[OwnedProcess] | None:  # the forked child is `sh` until it execs `sleep`
+        kids = sleeper.children()
+        return kids if kids and Path(f"/proc/{kids[0].pid}/cmdline").read_bytes().startswith(b"sleep") else None
+
+    kids = wait_until(sleeping, 5, "the shell's sleep")
     assert [k.start_ticks for k in kids] == [_stat_ticks(k.pid) for k in kids]
-    assert Path(f"/proc/{kids[0].pid}/cmdline").read_bytes().startswith(b"sleep")
     kids[0].terminate(timeout_s=2)
     assert sleeper.children() == []
 
