@@ -31,7 +31,6 @@ from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, jittered_ttl_
 from patterns.products_db import Product, ProductsDB
 
 T = TypeVar("T")
-RECENT_LOAD_S = 1.0  # s a finished load answers the misses issued before it began (see CacheAside._load)
 
 _INVALIDATE_FAILURES: tuple[type[BaseException], ...] = (CircuitBreakerError, *REDIS_FAILURES)
 
@@ -180,9 +179,6 @@ class CacheAside:
         self._fill = client.register_script(_FILL)
         self._invalidate = client.register_script(_INVALIDATE)
         self._inflight: dict[int, tuple[int, asyncio.Task[Product | None]]] = {}  # id -> (generation, load)
-        # The last finished load per product, for RECENT_LOAD_S: (generation, monotonic start, result).
-        # A miss whose GET was issued before that load started gets its result instead of a new query.
-        self._recent: dict[int, tuple[int, float, Product | None]] = {}
         # Bumped when a write starts, commits and finishes invalidating: a read or load that
         # began under an older generation neither fills the near cache nor is joined.
         self._generation: dict[int, int] = {}
@@ -220,7 +216,6 @@ class CacheAside:
         ``db`` (a miss, then filled) or ``fallback`` (Redis failed or the breaker is open)."""
         key = self.key(product_id)
         generation = self._generation.get(product_id, 0)
-        issued = time.monotonic()  # before the GET: a load that started later is at least as fresh
         if self._near is not None:
             found, value = self._near.get(key)
             if found and self._fresh(product_id, value):
@@ -233,23 +228,23 @@ class CacheAside:
             raw = await self._redis(lambda: self.client.get(key))
         except CircuitBreakerError as exc:
             self.counters.inc("breaker_rejections")
-            return await self._fallback(product_id, exc, issued), "fallback"
+            return await self._fallback(product_id, exc), "fallback"
         except REDIS_FAILURES as exc:
-            return await self._fallback(product_id, exc, issued), "fallback"
+            return await self._fallback(product_id, exc), "fallback"
 
         entry = json.loads(raw) if raw is not None else None
         if entry is None or entry.get("t"):  # absent, or a tombstone left by a write
             self.counters.inc("misses")
-            return await self._load(product_id, fill=True, issued=issued), "db"
+            return await self._load(product_id, fill=True), "db"
         self.counters.inc("hits")
         value = Product.from_dict(entry["v"]) if entry["v"] is not None else None
         if not self._fresh(product_id, value):  # older than our own write: its invalidation failed or was lost
             self.counters.inc("stale_rejected")
-            return await self._load(product_id, fill=True, issued=issued), "db"
+            return await self._load(product_id, fill=True), "db"
         now_ms = time.time() * 1000
         if xfetch_should_refresh(now_ms, entry["e"], entry["d"], self.config.xfetch_beta, self._rng.random()):
             self.counters.inc("early_refreshes")
-            return await self._load(product_id, fill=True, issued=issued), "db"
+            return await self._load(product_id, fill=True), "db"
         if self._near is not None and self._generation.get(product_id, 0) == generation:
             self._near.put(key, value)
         return value, "cache"
@@ -258,25 +253,18 @@ class CacheAside:
         """Not older than the newest revision this process committed for the product."""
         return product is None or product.revision >= self._floor.get(product_id, 0)
 
-    async def _fallback(self, product_id: int, exc: BaseException, issued: float | None = None) -> Product | None:
+    async def _fallback(self, product_id: int, exc: BaseException) -> Product | None:
         if self.config.fallback is FallbackMode.NONE:
             raise CacheUnavailableError(f"redis unavailable for {self.key(product_id)}: {exc!r}") from exc
         self.counters.inc("fallbacks")
-        return await self._load(product_id, fill=False, issued=issued)
+        return await self._load(product_id, fill=False)
 
-    async def _load(self, product_id: int, fill: bool, issued: float | None = None) -> Product | None:
+    async def _load(self, product_id: int, fill: bool) -> Product | None:
         """One database load per product and generation: a read issued after a write
-        in this process never joins a load that started before it. A read issued (monotonic
-        ``issued``) before a load of its generation started takes that load's result even when
-        the load already finished: its GET may have missed before the fill landed and been
-        handled only after (a late reply under load), and a fresh query would return nothing newer."""
+        in this process never joins a load that started before it."""
         generation = self._generation.get(product_id, 0)
         if not self.config.single_flight:
             return await self._load_and_fill(product_id, fill, generation)
-        recent = self._recent.get(product_id)
-        if issued is not None and recent is not None and recent[0] == generation and recent[1] >= issued:
-            self.counters.inc("single_flight_joins")
-            return recent[2]
         current = self._inflight.get(product_id)
         if current is not None and current[0] == generation:
             task = current[1]
@@ -318,18 +306,7 @@ class CacheAside:
                 self.counters.inc("fill_failures")  # error already counted by type
         if self._near is not None and self._generation.get(product_id, 0) == generation:
             self._near.put(key, product)
-        if self.config.single_flight and self._generation.get(product_id, 0) == generation:
-            self._remember(product_id, (generation, started, product))
         return product
-
-    def _remember(self, product_id: int, load: tuple[int, float, Product | None]) -> None:
-        """Keep a finished load for RECENT_LOAD_S (see ``_load``), then forget it."""
-        self._recent[product_id] = load
-
-        def forget() -> None:
-            if self._recent.get(product_id) is load:
-                del self._recent[product_id]
-        asyncio.get_running_loop().call_later(RECENT_LOAD_S, forget)
 
     # -- write path ----------------------------------------------------------
 

@@ -78,48 +78,6 @@ def test_single_flight_collapses_a_stampede(app_client_factory: Any, prefix: str
         db.close()
 
 
-class LateReplies:
-    """The real client, except that every GET after the first is answered at once (a miss: nothing
-    is filled yet) but handed back only when ``release`` is set: a reply handled late under load."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.release = asyncio.Event()
-        self.gets = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    async def get(self, key: str) -> Any:
-        self.gets += 1
-        reply = await self._client.get(key)
-        if self.gets > 1:
-            await self.release.wait()
-        return reply
-
-
-def test_a_miss_handled_after_the_load_finished_joins_it(app_client_factory: Any, prefix: str,
-                                                          db: ProductsDB) -> None:
-    """Single flight also covers the miss whose GET went out before the load began but whose reply
-    is handled after the load finished: a new query could return nothing newer."""
-    async def main() -> None:
-        client = await open_client(app_client_factory)
-        try:
-            late = LateReplies(client)
-            cache = CacheAside(late, db, CacheConfig(key_prefix=prefix))
-            first = asyncio.create_task(cache.get_product(7))
-            second = asyncio.create_task(cache.get_product(7))
-            await first
-            assert late.gets == 2 and db.queries == 1  # the second GET missed and is held back
-            late.release.set()
-            assert await second == await first
-            assert db.queries == 1 and cache.counters["single_flight_joins"] == 1
-        finally:
-            await client.aclose()
-
-    asyncio.run(main())
-
-
 def test_write_invalidates_and_next_read_sees_it(app_client_factory: Any, prefix: str, db: ProductsDB) -> None:
     async def main() -> None:
         client = await open_client(app_client_factory)
