@@ -105,15 +105,6 @@ def deployment(tmp_path: Path) -> Iterator[dep.Deployment]:
         d.stop()
 
 
-def _foreign(value: bytes | None = None) -> bytes | None:
-    r = redis.Redis(port=27101, password=dep.PASSWORD)
-    if value is not None:
-        r.set("app:foreign", value)
-    got = r.get("app:foreign")
-    assert not isinstance(got, str)  # decode_responses is off: bytes or None
-    return got
-
-
 def _section_it_cannot_run(path: Path) -> str:
     """A section of the quick catalogue none of whose rows the target can run."""
     from experiments import registry
@@ -128,7 +119,6 @@ def _section_it_cannot_run(path: Path) -> str:
 @pytest.mark.integration
 def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep.Deployment, tmp_path: Path) -> None:
     path = deployment.target_file(tmp_path / "target.yml", ["kill", "latency", "partition"])
-    assert _foreign(b"keep-me") == b"keep-me"
     out = tmp_path / "results"
     # the catalogue's rows that can run there (one section), the others skipped with their reason
     demo = cli("demo", "--target", str(path), "--only", "cache-aside", "--out", str(out / "demo"))
@@ -157,8 +147,12 @@ def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep
                                                           "attributes": {"latency": 100}}, timeout=5).raise_for_status()
     requests.post(f"{api_}/proxies/redis-3", json={"enabled": False}, timeout=5).raise_for_status()
     os.kill(int((deployment.root / "sentinel-3.pid").read_text()), 19)
-    redis.Redis(port=dep._names()[[n for n, _d, _p in dep._names()].index(primary)][1],
-                password=dep.PASSWORD).set(f"{dep.PREFIX}leftover", 1)
+    on_primary = redis.Redis(port=dep._names()[[n for n, _d, _p in dep._names()].index(primary)][1],
+                             password=dep.PASSWORD)
+    on_primary.set(f"{dep.PREFIX}leftover", 1)
+    # someone else's key, written now: a kill of this unpersisted deployment's primary may lose any key (a
+    # primary restarted empty before Sentinel noticed), so only the heal's deletions are judged on it
+    on_primary.set("app:foreign", b"keep-me")
     res = cli("heal", "--target", str(path))
     assert res.returncode == 0, res.stderr
     proxies = requests.get(f"{api_}/proxies", timeout=5).json()
