@@ -249,35 +249,28 @@ def _runnable_on(target_file: str, items: list[Item], skipped: list[str]) -> lis
 
 def _run_one(outcome: Outcome, profile: str, backend: str, out: str, seed: int, workers: int = 1,
              target: str | None = None) -> None:
+    """One run of ``outcome``'s row. On the lab's own topologies the right one is brought up first
+    and a broken one taken down; on a ``target`` (an existing deployment) nothing is started or stopped."""
     item = outcome.item
     exp = registry.get(item.experiment)
-    if target is not None:  # an existing deployment: nothing to start, stop or rebuild
-        try:
-            run_dir = run_experiment(RunRequest(item.experiment, profile=profile, out=out, progress=False, seed=seed,
-                                                workers=workers if exp.scenario.parallel else 1, target=target))
-            outcome.run_dirs.append(run_dir)
-            outcome.results.append(json.loads((run_dir / RESULT_FILE).read_text()))
-        except Exception as exc:  # noqa: BLE001 - one broken run must not stop the catalogue; it is reported
-            outcome.error = exc.line() if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
-        return
-    current = api.current()
     own = exp.topology_options is not None  # the run starts its own topology
-    if current is not None and (current.name != item.topology or own):
-        api.down()
+    if target is None:
+        current = api.current()
+        if current is not None and (current.name != item.topology or own):
+            api.down()
+    where: dict[str, Any] = ({"target": target} if target is not None
+                             else {"topology": item.topology, "backend": backend})
     try:
-        if api.current() is None and not own:
+        if target is None and api.current() is None and not own:
             api.up(item.topology, backend=backend)
-        run_dir = run_experiment(RunRequest(item.experiment, topology=item.topology, backend=backend,
-                                            profile=profile, out=out, progress=False, seed=seed,
-                                            workers=workers if exp.scenario.parallel else 1))
+        run_dir = run_experiment(RunRequest(item.experiment, profile=profile, out=out, progress=False, seed=seed,
+                                            workers=workers if exp.scenario.parallel else 1, **where))
         outcome.run_dirs.append(run_dir)
         outcome.results.append(json.loads((run_dir / RESULT_FILE).read_text()))
-    except LabError as exc:
-        outcome.error = exc.line()
-        api.down()  # a broken topology is rebuilt for the next run
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the catalogue; it is reported
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        api.down()
+        outcome.error = exc.line() if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
+        if target is None:
+            api.down()  # a broken topology is rebuilt for the next run
 
 
 def _meta(profile: str, backend: str, repeat: int, elapsed_s: float, command: str) -> dict[str, Any]:

@@ -405,8 +405,6 @@ def demo(profile: str, backend: str, out_dir: str, only: str | None, repeat: int
                        "e.g. --workers 2 on a 2-core machine")
     _require_writable_dir(out_dir)
     command = "redislab demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "redislab demo"
-    if target_file:
-        _open_target(target_file, need_password=False)  # a bad file fails here, in one line
     skipped: list[str] = []
     with runlock.hold(f"redislab demo --profile {profile}"):
         outcomes, index = run_catalogue(profile, backend, out_dir, console=err, repeat=repeat, command=command,

@@ -289,7 +289,7 @@ class Topology:
         it times out (Shopify/toxiproxy issue 558, open). Every toxic goes with the process; on
         Docker the nodes sharing its network namespace restart too (see ``start_proxy``)."""
         self.backend.kill_proxy()
-        return self.start_proxy().replace("it had died", "its API hung")
+        return "killed the lab's Toxiproxy (its API hung), then " + self.start_proxy()
 
     # -- network hooks (overridden by targets.target.TargetTopology) ---------------------
     def toxiproxy_address(self) -> tuple[str, int]:

@@ -75,9 +75,7 @@ class LocalBackend:
         """SIGKILL the lab's own Toxiproxy (also when stopped or hung)."""
         proc = self.procs.get(TOXIPROXY)
         if proc is not None and proc.alive():
-            proc.signal(signal.SIGCONT)
-            proc.signal(signal.SIGKILL)
-            proc.wait_gone(5.0)
+            _sigkill(proc)
 
     def start_proxy(self) -> str:
         """Start Toxiproxy again after it died (every proxy enabled, no toxics). Returns what it did."""
@@ -119,10 +117,7 @@ class LocalBackend:
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown, no final save."""
-        proc = self._proc(name)
-        proc.signal(signal.SIGCONT)
-        proc.signal(signal.SIGKILL)
-        proc.wait_gone(5.0)
+        _sigkill(self._proc(name))
 
     def stop(self, name: str) -> None:
         """Graceful stop (SIGTERM: Redis persists as configured, then exits)."""
@@ -227,3 +222,10 @@ def remove_run_dirs() -> list[str]:
     gone = [f"run directory {d}" for d in sorted(root.iterdir())] if root.exists() else []
     shutil.rmtree(root, ignore_errors=True)
     return gone
+
+
+def _sigkill(proc: OwnedProcess) -> None:
+    """SIGKILL an owned process, stopped (SIGSTOP) or not, and wait until it is gone (5 s)."""
+    proc.signal(signal.SIGCONT)
+    proc.signal(signal.SIGKILL)
+    proc.wait_gone(5.0)
