@@ -8,6 +8,7 @@ from typing import Any
 
 from . import fmt
 from .pages import Cell, CellLike, Code, Heading, Image, Page, Para, Table
+from .priority import Priority
 
 TIMELINE_FILE = "timeline.png"
 HISTORY_FILE = "history.jsonl"
@@ -184,6 +185,8 @@ def run_page(result: Mapping[str, Any], links: Mapping[str, str] | None = None) 
     page.add(Heading("How these figures were computed"), Para.of(method_text(result)))
     if result.get("client_policy"):
         page.add(Para.of(client_policy_text(result)))
+    if result.get("generator_priority"):
+        page.add(Para.of(generator_priority_text(result["generator_priority"])))
     if result.get("reproduce"):
         page.add(Heading("Reproduce"), Code(result["reproduce"]))
     files: list[CellLike] = [Cell("history.jsonl", href=HISTORY_FILE), " · ", Cell("result.json", href="result.json"),
@@ -201,6 +204,11 @@ def client_policy_text(result: Mapping[str, Any]) -> str:
     cost = (f" After each promotion the clients needed {fmt.spread(share, fmt.secs)} more to be served again."
             if share and share.get("n") else "")
     return f"Client policy (the scenario's app client; redis-py retries under one call: retries): {policy}.{cost}"
+
+
+def generator_priority_text(priority: Mapping[str, Any]) -> str:
+    """What the load generator's schedule thread ran at (:mod:`experiments.priority`)."""
+    return Priority(int(priority["requested_nice"]), int(priority["nice"]), str(priority.get("reason") or "")).text()
 
 
 def hypothesis_text(result: Mapping[str, Any]) -> str:

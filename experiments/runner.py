@@ -32,6 +32,7 @@ from experiments import generator, observer, registry
 from experiments.children import Children
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
+from experiments.priority import schedule_priority
 from experiments.report import render_run, write_index
 from experiments.target_fit import runnable
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
@@ -302,16 +303,19 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             if ctx.client_policy is not None:
                 _record_config(run_dir, client_policy=ctx.client_policy.as_config())
             progress.started = time.monotonic()
-            # waiting for one of the app's slots counts as latency (measured from the intended time)
-            if req.workers == 1:
-                await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
-                                   slots=Slots(exp.concurrency))
-            else:
-                _, ctx.worker_states = await generator.run_in_processes(
-                    children, writer, workload, req.workers, "experiments.generator:scenario_source",
-                    {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
-                     "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
-                    summary=progress.counts)
+            # the schedule's thread gets a core before the system under test does (experiments.priority)
+            with schedule_priority() as priority:
+                _record_config(run_dir, generator_priority=priority.as_config())
+                # waiting for one of the app's slots counts as latency (measured from the intended time)
+                if req.workers == 1:
+                    await run_workload(scenario.op, workload, writer, on_phase=on_phase, summary=progress.counts,
+                                       slots=Slots(exp.concurrency))
+                else:
+                    _, ctx.worker_states = await generator.run_in_processes(
+                        children, writer, workload, req.workers, "experiments.generator:scenario_source",
+                        {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
+                         "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
+                        summary=progress.counts)
             progress.phase = "drain and final read"
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: heal first, skip the settle-and-read
             interrupted = True

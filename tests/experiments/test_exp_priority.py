@@ -1,0 +1,51 @@
+"""The generator's schedule thread runs ahead of the system under test, and nothing it starts inherits that."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from experiments.priority import GENERATOR_NICE, NICE_ENV, requested_nice, schedule_priority
+from labcommon.errors import LabError
+
+
+def _thread_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+
+def test_the_schedule_thread_is_raised_and_what_it_starts_is_not() -> None:
+    before = _thread_nice()
+    seen: dict[str, int] = {}
+    with schedule_priority(GENERATOR_NICE) as prio:
+        seen["loop"] = _thread_nice()
+        t = threading.Thread(target=lambda: seen.__setitem__("thread", _thread_nice()))
+        t.start()
+        t.join()
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True)
+        seen["process"] = int(child.stdout)
+    assert _thread_nice() == before
+    if os.geteuid() != 0:
+        assert prio.nice == before and "not permitted" in prio.reason
+        return
+    assert prio.nice == seen["loop"] == GENERATOR_NICE and prio.reason == ""
+    assert seen["thread"] == 0 and seen["process"] == 0  # SCHED_RESET_ON_FORK: started at nice 0
+    assert "nice -10" in prio.text()
+
+
+def test_zero_turns_the_raise_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NICE_ENV, "0")
+    with schedule_priority() as prio:
+        assert _thread_nice() == 0
+    assert prio.requested == 0 and prio.nice == 0
+
+
+@pytest.mark.parametrize("value", ["-21", "5", "fast"])
+def test_a_bad_nice_value_is_one_line(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(NICE_ENV, value)
+    with pytest.raises(LabError, match="accepted: an integer from -20 to 0"):
+        requested_nice()
