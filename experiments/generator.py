@@ -35,7 +35,7 @@ from typing import Any
 
 from experiments.children import Children, config_from_argv, orphaned, ready, watch_parent, write_json_atomically
 from experiments.history import RUN_END, RUN_START, HistoryWriter, PhaseWindow
-from experiments.priority import schedule_priority
+from experiments.priority import raise_default_executor, schedule_priority
 from experiments.workload import (
     OpFn,
     OpResult,
@@ -187,7 +187,8 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         ready(cfg)
         offset = await _wait_go(cfg)
         source.on_start(config.phase_windows(offset))
-        with schedule_priority():  # same privileges as the run's process, which records the outcome
+        with schedule_priority() as priority:  # same privileges as the run's process, which records the outcome
+            raise_default_executor(priority)
             summary = await generate(source.op, config, writer, offset, share=share, slots=slots)
         state = await source.close()
         write_json_atomically(Path(cfg["result_file"]), {"summary": summary.to_wire(), "state": state})

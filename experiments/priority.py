@@ -8,8 +8,14 @@ figures described the generator, not Redis (``send_lag`` unknown). In production
 clients run on other machines; here the schedule's event-loop thread runs at
 ``GENERATOR_NICE`` for the duration of the schedule, so it gets a core first, and
 *only* that thread: it is put under ``SCHED_RESET_ON_FORK`` (sched(7)) first, so every
-thread and process it starts (a fault's thread, a Redis restarted by a fault, the
-SQLite pool) starts at nice 0 like the rest of the system under test.
+process it starts (a Redis restarted by a fault, a child process) starts at nice 0 like
+the rest of the system under test. The process's worker threads (the default executor:
+SQLite writes of the lock and cache scenarios; the fault plan's thread) run at the same
+nice value through :func:`thread_pool`: the GIL makes a process's Python threads one
+scheduling unit, and a worker thread preempted while it holds the GIL stalls the loop
+however high the loop's own priority (measured: ``lock-kill``, whose every critical
+section writes SQLite from a worker thread, kept a 20 ms p99 send lag with the loop
+alone raised).
 
 Raising needs CAP_SYS_NICE (root, or an RLIMIT_NICE allowance); without it the thread
 keeps its nice value and the run's config says so (its ``send_lag`` check still
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labcommon.errors import LabError
@@ -40,14 +47,18 @@ class Priority:
 
     def as_config(self) -> dict[str, object]:
         return {"requested_nice": self.requested, "nice": self.nice, "reason": self.reason,
-                "scope": "the schedule's event-loop thread only; threads and processes it starts run at nice 0 "
-                         "(SCHED_RESET_ON_FORK)"}
+                "scope": "the generator process's event-loop and worker threads; processes they start run at "
+                         "nice 0 (SCHED_RESET_ON_FORK)"}
+
+    @property
+    def raised(self) -> bool:
+        return self.nice == self.requested and self.nice < 0
 
     def text(self) -> str:
         """One sentence for the run's report."""
-        if self.nice == self.requested and self.nice < 0:
-            return (f"The load generator's schedule thread ran at nice {self.nice} (ahead of Redis on this machine; "
-                    "what it starts runs at nice 0).")
+        if self.raised:
+            return (f"The load generator's threads ran at nice {self.nice} during the schedule (ahead of Redis on "
+                    "this machine; the processes they start run at nice 0).")
         return f"The load generator's schedule thread ran at nice {self.nice}" + (
             f" ({self.reason})." if self.reason else ".")
 
@@ -67,6 +78,40 @@ def requested_nice() -> int:
     return value
 
 
+def _raise_this_thread(nice: int) -> None:
+    """The calling thread at ``nice`` with ``SCHED_RESET_ON_FORK`` (what it starts begins at nice 0)."""
+    os.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+def _worker_initializer(nice: int) -> None:
+    """A pool thread's first act: take the generator's priority when the process may (else stay)."""
+    with contextlib.suppress(OSError, AttributeError):
+        if nice < os.getpriority(os.PRIO_PROCESS, 0):
+            _raise_this_thread(nice)
+
+
+def thread_pool(nice: int, max_workers: int | None = None, name: str = "lab") -> ThreadPoolExecutor:
+    """A thread pool whose threads run at ``nice`` where the process may raise them (see the
+    module's docstring), else at the nice value they start with."""
+    return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name,
+                              initializer=_worker_initializer, initargs=(nice,))
+
+
+def raise_default_executor(priority: Priority) -> None:
+    """Once the schedule's thread is raised: the running loop's default executor (``to_thread``)
+    becomes a pool at the same nice value; the previous pool finishes what it runs and goes."""
+    if not priority.raised:
+        return
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    previous = getattr(loop, "_default_executor", None)
+    loop.set_default_executor(thread_pool(priority.nice))
+    if previous is not None:
+        previous.shutdown(wait=False)
+
+
 @contextlib.contextmanager
 def schedule_priority(nice: int | None = None) -> Iterator[Priority]:
     """Run the calling thread at ``nice`` (default :func:`requested_nice`) inside the block, with
@@ -77,9 +122,7 @@ def schedule_priority(nice: int | None = None) -> Iterator[Priority]:
         yield Priority(want, before, "" if want == before else "already lower than asked for")
         return
     try:
-        # first the flag (threads and processes started from now on begin at nice 0), then the raise
-        os.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))
-        os.setpriority(os.PRIO_PROCESS, 0, want)
+        _raise_this_thread(want)
     except (PermissionError, AttributeError, OSError) as exc:
         reason = ("not permitted: needs CAP_SYS_NICE (root) or an RLIMIT_NICE allowance"
                   if isinstance(exc, PermissionError) else f"not supported here ({exc})")

@@ -19,7 +19,6 @@ import random
 import shlex
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from experiments import generator, observer, registry
 from experiments.children import Children
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
-from experiments.priority import schedule_priority
+from experiments.priority import raise_default_executor, requested_nice, schedule_priority, thread_pool
 from experiments.report import render_run, write_index
 from experiments.target_fit import runnable
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
@@ -263,7 +262,8 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
 
     # Fault plans and injections get a thread of their own: queued behind the workload's own
     # to_thread calls (SQLite writes ...) in the default pool, a fault would land late.
-    fault_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fault")
+    # at the generator's priority when it may be raised (a thread holding the GIL stalls the loop)
+    fault_thread = thread_pool(requested_nice(), max_workers=1, name="fault")
 
     async def in_fault_thread(fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(fault_thread, functools.partial(fn, *args))
@@ -305,6 +305,7 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             progress.started = time.monotonic()
             # the schedule's thread gets a core before the system under test does (experiments.priority)
             with schedule_priority() as priority:
+                raise_default_executor(priority)
                 _record_config(run_dir, generator_priority=priority.as_config())
                 # waiting for one of the app's slots counts as latency (measured from the intended time)
                 if req.workers == 1:

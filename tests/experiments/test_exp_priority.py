@@ -49,3 +49,34 @@ def test_a_bad_nice_value_is_one_line(monkeypatch: pytest.MonkeyPatch, value: st
     monkeypatch.setenv(NICE_ENV, value)
     with pytest.raises(LabError, match="accepted: an integer from -20 to 0"):
         requested_nice()
+
+
+def test_the_process_pools_threads_share_the_raise_and_what_they_start_does_not() -> None:
+    """A worker thread that holds the GIL at nice 0 would stall the raised loop (priority inversion)."""
+    import asyncio
+
+    from experiments.priority import raise_default_executor, thread_pool
+    from experiments.workload import run_loop
+
+    def in_worker() -> tuple[int, int]:
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True)
+        return _thread_nice(), int(child.stdout)
+
+    async def main() -> tuple[int, tuple[int, int], tuple[int, int]]:
+        with schedule_priority(GENERATOR_NICE) as prio:
+            raise_default_executor(prio)
+            default = await asyncio.to_thread(in_worker)
+            pool = thread_pool(prio.nice, max_workers=1)
+            try:
+                own = await asyncio.get_running_loop().run_in_executor(pool, in_worker)
+            finally:
+                pool.shutdown()
+        return prio.nice, default, own
+
+    nice, default, own = run_loop(main())
+    if os.geteuid() != 0:
+        assert default[0] == own[0] == 0 and nice == 0
+        return
+    assert nice == GENERATOR_NICE
+    assert default == own == (GENERATOR_NICE, 0)  # threads raised; the process a thread starts at nice 0
