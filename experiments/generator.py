@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.children import Children, config_from_argv, orphaned, ready, watch_parent, write_json_atomically
+from experiments.gc_pauses import frozen_heap
 from experiments.history import RUN_END, RUN_START, HistoryWriter, PhaseWindow
 from experiments.priority import raise_default_executor, schedule_priority
 from experiments.workload import (
@@ -187,7 +188,8 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         ready(cfg)
         offset = await _wait_go(cfg)
         source.on_start(config.phase_windows(offset))
-        with schedule_priority() as priority:  # same privileges as the run's process, which records the outcome
+        # same privileges as the run's process, which records the outcome
+        with schedule_priority() as priority, frozen_heap():
             raise_default_executor(priority)
             summary = await generate(source.op, config, writer, offset, share=share, slots=slots)
         state = await source.close()

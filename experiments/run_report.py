@@ -186,7 +186,7 @@ def run_page(result: Mapping[str, Any], links: Mapping[str, str] | None = None) 
     if result.get("client_policy"):
         page.add(Para.of(client_policy_text(result)))
     if result.get("generator_priority"):
-        page.add(Para.of(generator_priority_text(result["generator_priority"])))
+        page.add(Para.of(generator_priority_text(result["generator_priority"], result.get("generator_gc"))))
     if result.get("reproduce"):
         page.add(Heading("Reproduce"), Code(result["reproduce"]))
     files: list[CellLike] = [Cell("history.jsonl", href=HISTORY_FILE), " · ", Cell("result.json", href="result.json"),
@@ -206,9 +206,17 @@ def client_policy_text(result: Mapping[str, Any]) -> str:
     return f"Client policy (the scenario's app client; redis-py retries under one call: retries): {policy}.{cost}"
 
 
-def generator_priority_text(priority: Mapping[str, Any]) -> str:
-    """What the load generator's schedule thread ran at (:mod:`experiments.priority`)."""
-    return Priority(int(priority["requested_nice"]), int(priority["nice"]), str(priority.get("reason") or "")).text()
+def generator_priority_text(priority: Mapping[str, Any], gc: Mapping[str, Any] | None = None) -> str:
+    """What the load generator's threads ran at (:mod:`experiments.priority`) and what the garbage
+    collector took from it during the schedule (:mod:`experiments.gc_pauses`)."""
+    text = Priority(int(priority["requested_nice"]), int(priority["nice"]), str(priority.get("reason") or "")).text()
+    if gc:
+        full = int(gc["collections"].get("2", 0))
+        longest = max(float(ms) for ms in gc["max_pause_ms"].values())
+        text += (f" Garbage collection during the schedule ({gc['frozen_objects']} objects alive at its start "
+                 f"frozen out of it): {sum(int(n) for n in gc['collections'].values())} collections, {full} full, "
+                 f"the longest {longest:.1f} ms.")
+    return text
 
 
 def hypothesis_text(result: Mapping[str, Any]) -> str:

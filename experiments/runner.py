@@ -29,6 +29,7 @@ from rich.table import Table
 
 from experiments import generator, observer, registry
 from experiments.children import Children
+from experiments.gc_pauses import frozen_heap
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
 from experiments.priority import raise_default_executor, requested_nice, schedule_priority, thread_pool
@@ -304,7 +305,7 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
                 _record_config(run_dir, client_policy=ctx.client_policy.as_config())
             progress.started = time.monotonic()
             # the schedule's thread gets a core before the system under test does (experiments.priority)
-            with schedule_priority() as priority:
+            with schedule_priority() as priority, frozen_heap() as gc_pauses:
                 raise_default_executor(priority)
                 _record_config(run_dir, generator_priority=priority.as_config())
                 # waiting for one of the app's slots counts as latency (measured from the intended time)
@@ -317,6 +318,7 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
                         {"experiment": exp.name, "options": dict(exp.options), "seed": req.seed, "run_id": run_id,
                          "run_dir": str(run_dir)}, on_phase=on_phase, concurrency=exp.concurrency,
                         summary=progress.counts)
+            _record_config(run_dir, generator_gc=gc_pauses.as_config())
             progress.phase = "drain and final read"
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: heal first, skip the settle-and-read
             interrupted = True
