@@ -28,10 +28,22 @@ def _slo_text(p: Mapping[str, Any]) -> str:
     return f"availability >= {fmt_pct(p['availability_min'])} and p99 <= {p['p99_max_ms']:g} ms"
 
 
-def _judge(segments: dict[str, list[Op]], p: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Summaries of each non-empty segment and the SLO violations among them."""
+def _p99_ms(values_s: list[float]) -> float:
+    values = sorted(values_s)
+    return values[min(len(values) - 1, int(0.99 * len(values)))] * 1000
+
+
+def _judge(segments: dict[str, list[Op]], p: Mapping[str, Any],
+           max_lag_ms: float | None = None) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Summaries of each non-empty segment, the SLO violations among them, and the p99 excesses
+    that cannot be judged: the segment's p99 from intended start is over the SLO, the p99 from
+    the actual send is not, and the generator's own p99 send lag in the segment exceeds
+    ``max_lag_ms`` (default: ``send_lag``'s bound): the excess is the generator's delay, not
+    Redis's. Availability is judged whatever the lag (a late request still got its answer)."""
+    bound = SEND_LAG_DEFAULTS["max_p99_ms"] if max_lag_ms is None else max_lag_ms
     per: dict[str, Any] = {}
     violations: list[str] = []
+    undecided: list[str] = []
     for name, ops in segments.items():
         if not ops:
             continue
@@ -40,8 +52,30 @@ def _judge(segments: dict[str, list[Op]], p: Mapping[str, Any]) -> tuple[dict[st
         if s["availability"] is not None and s["availability"] < p["availability_min"]:
             violations.append(f"{name}: availability {fmt_pct(s['availability'])} < {fmt_pct(p['availability_min'])}")
         if s["p99_ms"] is not None and s["p99_ms"] > p["p99_max_ms"]:
-            violations.append(f"{name}: p99 {s['p99_ms']:.1f} ms > {p['p99_max_ms']:g} ms")
-    return per, violations
+            excess = f"{name}: p99 {s['p99_ms']:.1f} ms > {p['p99_max_ms']:g} ms"
+            sent = [o for o in ops if not dropped(o)]
+            lag_p99 = _p99_ms([o.send_lag for o in sent]) if sent else 0.0
+            ok = [o for o in ops if o.ok]
+            service_p99 = _p99_ms([o.end - o.start for o in ok]) if ok else 0.0
+            s["send_lag_p99_ms"], s["p99_from_send_ms"] = round(lag_p99, 3), round(service_p99, 3)
+            if lag_p99 > bound and service_p99 <= p["p99_max_ms"]:
+                undecided.append(f"{excess} only counted from the intended start: from the actual send p99 is "
+                                 f"{service_p99:.1f} ms, and the load generator fell behind in it (p99 send lag "
+                                 f"{lag_p99:.1f} ms > {bound:g} ms)")
+            else:
+                violations.append(excess)
+    return per, violations, undecided
+
+
+def _verdict(name: str, claim: str, metrics: dict[str, Any], violations: list[str], undecided: list[str],
+             held: str) -> CheckResult:
+    """Violated on any violation; else undecided when an excess was the generator's; else held."""
+    metrics["undecided"] = undecided
+    if violations:
+        return judged(name, True, metrics, "Did not hold: " + "; ".join(violations) + ".", claim)
+    if undecided:
+        return CheckResult(name, UNKNOWN, metrics, "Undecided: " + "; ".join(undecided) + ".", claim)
+    return judged(name, False, metrics, held, claim)
 
 
 def steady_state(history: History, final_state: Mapping[str, Any],
@@ -54,16 +88,14 @@ def steady_state(history: History, final_state: Mapping[str, Any],
     for c in history.cycles():
         if c.fault.end is not None:
             segments[f"after heal {c.index}"] = [o for o in history.after(c) if o.intended >= c.heal + p["grace_s"]]
-    per, violations = _judge(segments, p)
+    per, violations, undecided = _judge(segments, p)
     metrics = {"per_segment": per, "hypothesis": {"availability_min": p["availability_min"],
                                                   "p99_max_ms": p["p99_max_ms"], "grace_s": p["grace_s"]},
                "violations": violations}
     if not per:
         return CheckResult("steady_state", UNKNOWN, metrics, "No operations outside the fault window to judge.",
                            claim)
-    if violations:
-        return judged("steady_state", True, metrics, "Did not hold: " + "; ".join(violations) + ".", claim)
-    return judged("steady_state", False, metrics, f"Held in {', '.join(per)}.", claim)
+    return _verdict("steady_state", claim, metrics, violations, undecided, f"Held in {', '.join(per)}.")
 
 
 DURING_DEFAULTS = {"availability_min": 0.99, "p99_max_ms": 50.0}
@@ -76,13 +108,11 @@ def during_fault(history: History, final_state: Mapping[str, Any],
     p = get_params("during_fault", params, DURING_DEFAULTS)
     claim = f"served through the fault: {_slo_text(p)} in every fault window"
     segments = {f"fault {c.index}": history.during(c) for c in history.cycles()}
-    per, violations = _judge(segments, p)
+    per, violations, undecided = _judge(segments, p)
     metrics = {"per_cycle": per, "violations": violations}
     if not per:
         return CheckResult("during_fault", UNKNOWN, metrics, "No operation was intended during a fault.", claim)
-    if violations:
-        return judged("during_fault", True, metrics, "Did not hold: " + "; ".join(violations) + ".", claim)
-    return judged("during_fault", False, metrics, f"Held in {', '.join(per)}.", claim)
+    return _verdict("during_fault", claim, metrics, violations, undecided, f"Held in {', '.join(per)}.")
 
 
 ERRORS_DEFAULTS = {

@@ -192,3 +192,36 @@ def test_send_lag_generator_behind_is_unknown_not_fail() -> None:
     late = history(*[op("get", None, start=i / 10 + 0.05, intended=i / 10) for i in range(10)])
     r = run_check("send_lag", late, {})
     assert r.verdict == "unknown" and r.metrics["send_lag_p99_ms"] == pytest.approx(50)
+
+
+def _late(ops: list, lag_s: float, every: int = 1) -> list:
+    """Ops the generator sent ``lag_s`` late (every ``every``-th one), each served at once."""
+    for i, o in enumerate(ops):
+        if i % every == 0:
+            o.start += lag_s
+            o.end += lag_s
+    return ops
+
+
+def test_a_p99_excess_that_is_the_generators_own_lag_is_undecided_not_violated() -> None:
+    # before the fault every op was sent 120 ms late (a stalled generator) and served in 1 ms
+    base = _late(steady("get", 0, 10, phase="baseline"), 0.120)
+    h = history(phase("baseline", 0, 10), phase("fault", 10, 20), phase("recovery", 20, 30), *fault(10, 20), base,
+                steady("get", 20, 30, phase="recovery"))
+    r = run_check("steady_state", h, {}, {})
+    assert r.verdict == "unknown", r.explanation
+    assert "load generator fell behind" in r.explanation and "from the actual send p99 is 1.0 ms" in r.explanation
+
+
+def test_a_slow_server_is_still_violated_when_the_generator_also_lagged() -> None:
+    # sent 20 ms late *and* served in 150 ms: Redis was slow even counted from the send
+    base = _late(steady("get", 0, 10, latency=0.150, phase="baseline"), 0.020)
+    h = history(phase("baseline", 0, 10), phase("fault", 10, 20), phase("recovery", 20, 30), *fault(10, 20), base,
+                steady("get", 20, 30, phase="recovery"))
+    r = run_check("steady_state", h, {}, {})
+    assert r.verdict == "violated" and "before the fault: p99" in r.explanation
+
+
+def test_a_generator_on_schedule_leaves_a_p99_excess_violated() -> None:
+    r = run_check("steady_state", _run(recovery_latency=0.2), {}, {})
+    assert r.verdict == "violated" and "after heal 1: p99" in r.explanation
