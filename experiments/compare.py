@@ -109,6 +109,7 @@ class FigureComparison:
     label: str
     unit: str
     margin: float
+    margin_why: str
     a: list[float]
     b: list[float]
     low: float | None
@@ -133,8 +134,8 @@ def compare_figure(fig: Figure, a: Sequence[float], b: Sequence[float]) -> Figur
         outcome = WITHIN if low <= b_median <= high else OUTSIDE
         why = (f"B's median {fig.show(b_median)} is {'inside' if outcome == WITHIN else 'outside'} "
                f"A's range {fig.show(min(a))} to {fig.show(max(a))} widened by {fig.margin:g} {fig.unit}")
-    return FigureComparison(fig.key, fig.label, fig.unit, fig.margin, list(a), list(b), low, high, b_median,
-                            outcome, why)
+    return FigureComparison(fig.key, fig.label, fig.unit, fig.margin, fig.why, list(a), list(b), low, high,
+                            b_median, outcome, why)
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def test_cli_exit_status_and_json(tmp_path: Path) -> None:
     doc = json.loads(ok.stdout)
     assert doc["matches"] and doc["outside"] == [] and doc["experiment"] == "splitbrain-plain"
     assert {f["key"]: f["outcome"] for f in doc["figures"]}["availability_during"] == "within"
+    assert all(f["margin_why"] and f["unit"] for f in doc["figures"])  # every tolerance is stated, with its unit
     bad = _cli("compare", str(a), str(far))
     assert bad.returncode == 1, bad.stderr
     assert any(ln.startswith("outside") and "availability during the fault" in ln for ln in bad.stdout.splitlines())
