@@ -299,7 +299,7 @@ class Partition(Fault):
     def inject(self, topo: Topology) -> None:
         a, b = self.sides(topo)
         if topo.is_target:
-            self.saved["disabled"] = topo.cut(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
+            self.saved["cut"] = topo.cut(a, b)  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             return
         rules = netfilter.partition_rules(topo.spec, netfilter.resolve(topo.spec, a),
                                           netfilter.resolve(topo.spec, b))
@@ -313,9 +313,9 @@ class Partition(Fault):
     def heal(self, topo: Topology) -> None:
         if topo.is_target:
             try:
-                topo.uncut(self.saved.get("disabled", []))  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
+                topo.uncut(self.saved.get("cut", []))  # type: ignore[attr-defined]  # topo.is_target: a TargetTopology
             except ToxiproxyGone:
-                pass  # a restarted Toxiproxy starts with every proxy enabled
+                pass  # a restarted Toxiproxy starts without toxics
             return
         if topo.backend.name == "docker" and topo.backend.node_state("toxiproxy") == "stopped":
             return  # the namespace, and its rules, died with the Toxiproxy container

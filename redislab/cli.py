@@ -367,6 +367,25 @@ def report(run_dir: str | None, out_dir: str) -> None:
 
 
 @cli.command()
+@click.argument("run_a", metavar="RUN_DIR_A")
+@click.argument("run_b", metavar="RUN_DIR_B")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def compare(run_a: str, run_b: str, as_json: bool) -> None:
+    """Does run B lie within run A's spread? Two runs of the same experiment, figure by figure (per
+    fault cycle, A's range widened by a stated margin) and claim by claim. Exit 0 when no figure is
+    outside and the verdicts agree, 1 otherwise."""
+    from experiments.compare import compare_runs, lines
+    result = compare_runs(run_a, run_b)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for line in lines(result):
+            out.print(line, highlight=False, markup=False)
+    if not result.matches:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--profile", default="quick", show_default=True,
               help="quick (55 short runs) or full (~110 runs, every topology)")
 @click.option("--backend", default="auto", show_default=True, metavar="|".join(api.BACKENDS))

@@ -14,7 +14,8 @@ Sentinels and master name, the password by environment-variable name, a driver f
 What the lab promises on a target: it writes only keys under ``limits.key_prefix`` and deletes
 them afterwards (SCAN + UNLINK, never FLUSHALL); it injects only allowed faults, and kill / stop /
 pause only with ``allow_destructive: true``; a partition is made only when the declared proxies
-cut both directions (see ``TargetTopology.partition_plan``).
+cut both directions (see ``TargetTopology.partition_plan``), and it stalls traffic through them
+(``TargetTopology.cut``) rather than refusing it.
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ TARGET_ENV = "REDISLAB_TARGET"  # set by the runner so child processes (the obse
 DESTRUCTIVE = frozenset({"kill", "stop", "pause"})
 PROXY_FAULTS = frozenset({"latency", "bandwidth", "timeout", "reset_peer", "slow_close", "limit_data", "down"})
 LAB_TOXIC_PREFIX = "lab-"  # every toxic the lab adds is named lab-<fault>-<stream> (faults.kinds.Toxic)
+PARTITION_TOXIC = f"{LAB_TOXIC_PREFIX}partition-"  # + stream: the toxics a partition adds (TargetTopology.cut)
+STREAMS = ("upstream", "downstream")
 COMMAND_TIMEOUT_S = 30.0  # default limit for one driver command
 PROBE_TIMEOUT_S = 1.0
 GROUPS = ("a", "b")
@@ -531,7 +534,7 @@ class TargetTopology(api.Topology):
         return y.route.proxy
 
     def partition_plan(self, a: list[str], b: list[str]) -> list[str]:
-        """The proxies to disable so that nothing passes between sides ``a`` and ``b`` in either
+        """The proxies to cut so that nothing passes between sides ``a`` and ``b`` in either
         direction, or a LabError naming the connection that no declared proxy can cut alone."""
         known = self.partition_members()
         for m in a + b:
@@ -563,17 +566,24 @@ class TargetTopology(api.Topology):
         return sorted(cut)
 
     def cut(self, a: list[str], b: list[str]) -> list[str]:
+        """Partition ``a`` from ``b``: a ``timeout`` toxic (0: hold the data until it is removed) on both
+        streams of every proxy of ``partition_plan``, so traffic between the sides stalls, established
+        connections included, as a network partition (and the lab's own, iptables DROP) makes it; a
+        disabled proxy would refuse connections at once, which clients and Sentinel see as a kill.
+        Returns the proxies cut."""
         tp = for_topology(self)
         done: list[str] = []
         for proxy in self.partition_plan(a, b):
-            tp.set_enabled(proxy, False)
+            for stream in STREAMS:
+                tp.add_toxic(proxy, PARTITION_TOXIC + stream, "timeout", stream, {"timeout": 0})
             done.append(proxy)
         return done
 
     def uncut(self, proxies: list[str]) -> None:
         tp = for_topology(self)
         for proxy in proxies:
-            tp.set_enabled(proxy, True)
+            for stream in STREAMS:
+                tp.remove_toxic(proxy, PARTITION_TOXIC + stream)
 
     # -- limits and experiments ---------------------------------------------------------------
     def check_fault(self, kind: str) -> None:

@@ -67,6 +67,8 @@ def _cases(out: Path) -> list[list[str]]:
         ["run", "cache-primary-kill", "--workers", "2", *o],  # a scenario that runs in one generator process
         ["run", "counter-kill", "--workers", "9", *o],
         ["report", str(out / "nope")], ["report", "--out", "/proc/redislab-cannot-exist"],
+        ["compare"], ["compare", str(out / "nope")], ["compare", str(out / "nope"), str(out / "nope")],
+        ["compare", "", "\x00"], ["compare", "/dev/null", "/proc"],
         ["demo", "--profile", "extreme", *o], ["demo", "--backend", "podman", *o], ["demo", "--only", "nothing", *o],
         ["demo", "--only", ",", *o], ["demo", "--out", "/proc/redislab-cannot-exist"],
     ]

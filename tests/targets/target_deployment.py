@@ -2,6 +2,10 @@
 redis-sentinel processes and a separately started toxiproxy-server, ports 27000-27499,
 a password, everything under one temporary directory. Used by the target tests.
 
+Configured like the lab's own Sentinel topology where that shapes a fault's figures (Sentinel
+down-after-milliseconds 1000 and failover-timeout 10000, quorum 2, repl-diskless-sync-delay 0,
+no persistence), so the tests can compare the figures of both (``redislab compare``).
+
 Ports: node i (1..3) direct 27100+i, announced (proxy) 27000+i, group a 27200+i, group b
 27300+i; Sentinel i direct 27110+i, announced 27010+i, groups 27210+i / 27310+i; Toxiproxy API 27474.
 """
@@ -76,7 +80,10 @@ class Deployment:
             conf = [f"port {direct}", "bind 127.0.0.1", f"dir {self.root}", f"pidfile {self.root}/{name}.pid",
                     "daemonize yes", f"logfile {self.root}/{name}.log", f"dbfilename {name}.rdb", "save ''",
                     f"requirepass {PASSWORD}", f"masterauth {PASSWORD}", "replica-announce-ip 127.0.0.1",
-                    f"replica-announce-port {port}"]
+                    f"replica-announce-port {port}",
+                    # as the lab's own nodes (topologies/config.py): a replica's full sync starts at once,
+                    # not after 5 s, so a demoted old primary is back in sync as fast as on the lab's topology
+                    "repl-diskless-sync-delay 0"]
             if i > 1:
                 conf.append("replicaof 127.0.0.1 27001")
             (self.root / f"{name}.conf").write_text("\n".join(conf) + "\n")
