@@ -30,6 +30,7 @@ killed primary's replica's ``ROLE``, polled every 5 ms on its direct port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import queue
@@ -45,7 +46,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from labcommon.errors import LabError
+from labcommon.errors import LabError, NotReadyError
 from labcommon.poll import wait_until
 from patterns.common import Counters, RetryPolicy, prepare_client
 from topologies import api, health
@@ -385,8 +386,8 @@ def failover_trial(topo: api.Topology, clients: list[str] | None = None, hold_s:
             deadline = killed + ACK_DEADLINE_S
             while len(reports) < len(names) and time.monotonic() < deadline:
                 _collect(out, reports, timeout_s=0.1)
-            while watch.promoted_t() is None and time.monotonic() < deadline:
-                time.sleep(0.05)  # polls the watcher's own record, with the trial's deadline
+            with contextlib.suppress(NotReadyError):  # no promotion by the deadline: the result says so
+                wait_until(watch.promoted_t, max(0.0, deadline - time.monotonic()), "a promotion")
     finally:
         stop.set()
         if paused:
@@ -426,13 +427,19 @@ def _collect(out: Any, reports: dict[str, dict[str, Any]], timeout_s: float) -> 
 
 
 def _wait_ready(readies: dict[str, Any], out: Any, reports: dict[str, dict[str, Any]]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not all(e.is_set() for e in readies.values()):
-        _collect(out, reports, timeout_s=0.05)
+    """Until every client writes (``NotReadyError`` naming the missing ones after
+    ``READY_TIMEOUT_S``); a client that reported an error ends the wait at once (``LabError``)."""
+
+    def missing() -> list[str]:
+        return [n for n, e in readies.items() if not e.is_set()]
+
+    def all_writing() -> bool:
+        _collect(out, reports, timeout_s=0.05)  # blocks up to 0.05 s: the poll's interval
         failed = {n: r["error"] for n, r in reports.items() if "error" in r}
         if failed:
             raise LabError(f"client(s) failed before the kill: {failed}", "is the topology healthy? `redislab status`")
-        if time.monotonic() > deadline:
-            missing = [n for n, e in readies.items() if not e.is_set()]
-            raise LabError(f"client(s) {missing} not writing after {READY_TIMEOUT_S:.0f} s", "`redislab status`")
+        return not missing()
+
+    wait_until(all_writing, READY_TIMEOUT_S, "failover probe clients writing",
+               lambda: f"not writing: {', '.join(missing())}; see `redislab status`", interval_s=0, fatal=(LabError,))
 

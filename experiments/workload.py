@@ -49,7 +49,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
-from redis.exceptions import RedisError
+
+from patterns.failures import Effect
+from patterns.failures import classify as classify_failure
 
 from .history import (
     FAIL,
@@ -90,37 +92,17 @@ class OpResult(NamedTuple):
 OpFn = Callable[[int, random.Random], Awaitable["OpResult | tuple[Any, ...]"]]
 PhaseHook = Callable[[PhaseWindow], "Awaitable[None] | None"]
 
-# Exception class names that prove the request never took effect although
-# they derive from a connection error class.
-_NOT_APPLIED = {"ConnectionRefusedError", "BusyLoadingError", "MaxConnectionsError", "MasterNotFoundError",
-                "AuthenticationError", "AuthenticationWrongNumberOfArgsError"}
-
 
 def classify(exc: BaseException) -> tuple[Outcome, str]:
-    """Map an exception raised by an operation *with an effect* to (outcome, error type).
-
-    An exception that wraps another (``raise X from redis_error``) and is not itself
-    a Redis or OS error is judged by its cause.
-    Timeouts and dropped connections -> ``unknown`` (the command may have run);
-    a refused connection, a "connecting to" failure, an exhausted client pool,
-    loading/auth errors and every other error (e.g. READONLY, ClusterDown)
-    -> ``fail``. For a read, see :func:`classify_read`.
-    """
-    cause = exc.__cause__
-    if cause is not None and not isinstance(exc, (RedisError, OSError)):
-        # a pattern's boundary exception (LockUnavailable, GeoUnavailable ...) wrapping
-        # the Redis error that caused it: judged by that cause, named by both
-        outcome, inner = classify(cause)
-        return outcome, f"{type(exc).__name__}({inner})"
-    name = type(exc).__name__
-    mro = {c.__name__ for c in type(exc).__mro__}
-    if any("Timeout" in n for n in mro):
-        return UNKNOWN, name
-    if name in _NOT_APPLIED or "connecting to" in str(exc):
-        return FAIL, name
-    if "ConnectionError" in mro or "ConnectionResetError" in mro or "BrokenPipeError" in mro:
-        return UNKNOWN, name
-    return FAIL, name
+    """Map an exception raised by an operation *with an effect* to (outcome, error type):
+    ``fail`` only when ``patterns.failures.classify`` has evidence that the command did not
+    execute (a refused connect, a refusal reply such as READONLY or CLUSTERDOWN, an
+    exhausted pool ...); ``unknown`` when it may have executed (a timeout, a connection
+    dropped after the command was sent, an error raised after it ran). A pattern's own
+    exception wrapping a Redis error is judged by that cause and named by both. For a
+    read, see :func:`classify_read`."""
+    failure = classify_failure(exc)
+    return (FAIL if failure.effect is Effect.NOT_EXECUTED else UNKNOWN), failure.name
 
 
 def classify_read(exc: BaseException) -> tuple[Outcome, str]:

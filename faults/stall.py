@@ -26,6 +26,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
@@ -126,23 +127,24 @@ def end(topo: Topology, node: str, how: str, timeout_s: float) -> str:
 
 
 def _script_kill(topo: Topology, node: str, timeout_s: float) -> str:
-    """SCRIPT KILL until no script runs. Before the busy threshold the server reads nothing, so
-    the command waits in the socket (timeout: the threshold and then some)."""
+    """SCRIPT KILL until no script runs, every 0.1 s for ``timeout_s`` seconds (then the last
+    error is raised). Before the busy threshold the server reads nothing, so the command waits
+    in the socket (timeout: what is left of ``timeout_s``, at least 1 s)."""
     deadline = time.monotonic() + timeout_s
-    while True:
+
+    def kill() -> str:
         try:
             with _client(topo, node, max(1.0, deadline - time.monotonic())) as c:
                 c.execute_command("SCRIPT", "KILL")
-            return "killed the script (SCRIPT KILL)"
         except redis.ResponseError as exc:
             if "NOTBUSY" in str(exc).upper():
                 return ""
-            if time.monotonic() >= deadline:
-                raise
-        except (redis.ConnectionError, redis.TimeoutError):
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(0.1)
+            raise
+        return "killed the script (SCRIPT KILL)"
+
+    retrying = Retrying(retry=retry_if_exception_type((redis.ResponseError, redis.ConnectionError, redis.TimeoutError)),
+                        stop=stop_after_delay(timeout_s), wait=wait_fixed(0.1), reraise=True)
+    return retrying(kill)
 
 
 def busy_threshold(topo: Topology, node: str) -> str:

@@ -43,7 +43,7 @@ from typing import TypeVar
 
 import pybreaker
 
-from patterns.common import REDIS_FAILURES
+from patterns.failures import REDIS_FAILURES
 
 T = TypeVar("T")
 

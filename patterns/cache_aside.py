@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from patterns.breaker import AsyncBreaker, CircuitBreakerError, StateListener
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, jittered_ttl_ms
+from patterns.common import Counters, RetryPolicy, jittered_ttl_ms
+from patterns.failures import REDIS_FAILURES
 from patterns.products_db import Product, ProductsDB
 
 T = TypeVar("T")

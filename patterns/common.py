@@ -1,4 +1,4 @@
-"""Shared pieces for the patterns: counters, error classification, retry policy.
+"""Shared pieces for the patterns: counters, retry policy, keys (errors: ``patterns.failures``).
 
 One retry mechanism is used everywhere: tenacity's ``AsyncRetrying`` built by
 ``RetryPolicy``. The redis-py client's own ``Retry`` (set on the client by
@@ -10,7 +10,6 @@ visible and counted.
 from __future__ import annotations
 
 import asyncio
-import enum
 import random
 import time
 from collections import Counter
@@ -18,21 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    MaxConnectionsError,
-    ReadOnlyError,
-    RedisClusterException,
-    RedisError,
-    TryAgainError,
-)
-from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
-    TimeoutError as RedisTimeoutError,
-)
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -42,47 +26,9 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from patterns.failures import EARLIER_ATTEMPT_NOTE, REDIS_FAILURES, classify, is_transient
+
 T = TypeVar("T")
-
-#: Every exception that means "Redis did not give us an answer". Note that
-#: ``RedisClusterException`` (e.g. "cannot connect to any startup node") is NOT
-#: a ``RedisError`` subclass, and ``asyncio.timeout`` raises the builtin
-#: ``TimeoutError``; both are caught at the pattern boundary.
-REDIS_FAILURES: tuple[type[BaseException], ...] = (
-    RedisError,
-    RedisClusterException,
-    TimeoutError,
-)
-
-
-class ErrorKind(enum.Enum):
-    """What a failure means for the caller."""
-
-    UNAVAILABLE = "unavailable"  # command was not executed (connect refused, cluster down)
-    TIMEOUT = "timeout"  # outcome unknown: the command may have been executed
-    READONLY = "readonly"  # talked to a demoted primary (failover in progress)
-    REJECTED = "rejected"  # server answered with an error: a bug, not an outage
-    SATURATED = "saturated"  # client pool exhausted (MaxConnectionsError): nothing was sent
-
-
-def classify(exc: BaseException) -> ErrorKind:
-    """Map a Redis client exception to an ``ErrorKind``."""
-    if isinstance(exc, (RedisTimeoutError, TimeoutError)):
-        return ErrorKind.TIMEOUT
-    if isinstance(exc, MaxConnectionsError):
-        return ErrorKind.SATURATED
-    if isinstance(exc, ReadOnlyError):
-        return ErrorKind.READONLY
-    if isinstance(exc, (RedisConnectionError, ClusterDownError, TryAgainError, RedisClusterException)):
-        return ErrorKind.UNAVAILABLE
-    if isinstance(exc, BusyLoadingError):
-        return ErrorKind.UNAVAILABLE
-    return ErrorKind.REJECTED
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same command may succeed (outage, timeout, failover)."""
-    return isinstance(exc, REDIS_FAILURES) and classify(exc) is not ErrorKind.REJECTED
 
 
 class Counters:
@@ -123,8 +69,10 @@ class RetryPolicy:
     it, and each attempt is cut (``TimeoutError``, outcome unknown) at it;
     ``attempt_timeout_s`` bounds one attempt (on top of the client's socket
     timeout). Only transient errors
-    (see ``is_transient``) are retried. A retried write after a TIMEOUT may
-    execute twice: each pattern documents whether that is safe.
+    (see ``is_transient``) are retried. A retried write after an attempt that may
+    have executed (``patterns.failures``) may execute twice: each pattern documents
+    whether that is safe; the error re-raised after such an attempt carries
+    ``EARLIER_ATTEMPT_NOTE``, so it is never classified "not executed".
     """
 
     attempts: int = 3
@@ -143,8 +91,10 @@ class RetryPolicy:
         """Run ``op`` under this policy; every failed attempt is counted by type."""
 
         deadline = None if self.deadline_s is None else time.monotonic() + self.deadline_s
+        maybe_executed = False  # an earlier attempt may have executed: later errors say so
 
         async def attempt() -> T:
+            nonlocal maybe_executed
             limit = self.attempt_timeout_s
             if deadline is not None:
                 left = max(0.0, deadline - time.monotonic())
@@ -156,6 +106,9 @@ class RetryPolicy:
                     return await op()
             except REDIS_FAILURES as exc:
                 counters.error(exc)
+                if maybe_executed and EARLIER_ATTEMPT_NOTE not in getattr(exc, "__notes__", ()):
+                    exc.add_note(EARLIER_ATTEMPT_NOTE)
+                maybe_executed = maybe_executed or classify(exc).may_have_executed
                 raise
 
         if self.attempts <= 1:

@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagged
+from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.failures import REDIS_FAILURES
 
 T = TypeVar("T")
 

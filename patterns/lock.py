@@ -21,7 +21,8 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_before_delay, wait_random_exponential
 
-from patterns.common import REDIS_FAILURES, Counters, ErrorKind, RetryPolicy, classify, is_transient, tagged
+from patterns.common import Counters, RetryPolicy, tagged
+from patterns.failures import REDIS_FAILURES, classify, is_transient
 
 COUNTERS = (
     "acquired",
@@ -231,7 +232,7 @@ class DistributedLock:
                 uncertain = True
                 raise LockUnavailable(f"{self.key}: no reply before the deadline") from exc
             except LockUnavailable as exc:
-                uncertain = uncertain or (exc.__cause__ is not None and classify(exc.__cause__) is ErrorKind.TIMEOUT)
+                uncertain = uncertain or (exc.__cause__ is not None and classify(exc.__cause__).may_have_executed)
                 raise
 
         retrying = AsyncRetrying(

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, is_transient, tagged
+from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.failures import REDIS_FAILURES, is_transient
 
 COUNTERS = ("updates", "late_reports", "update_failures", "searches", "stale_answers", "unavailable", "swept",
             "sweep_failures")

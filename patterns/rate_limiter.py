@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, is_transient, tag_for
+from patterns.common import Counters, RetryPolicy, tag_for
+from patterns.failures import REDIS_FAILURES, is_transient
 
 COUNTERS = ("allowed", "denied", "fail_open", "fail_closed", "local_allowed", "local_denied")
 

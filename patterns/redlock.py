@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patterns.common import REDIS_FAILURES, Counters, as_str
+from patterns.common import Counters, as_str
+from patterns.failures import REDIS_FAILURES
 from patterns.lock import LockNotOwned, LockTimeout, LockUnavailable
 
 COUNTERS = (

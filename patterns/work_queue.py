@@ -27,7 +27,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from patterns.common import REDIS_FAILURES, Counters, RetryPolicy, as_str, tagged
+from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.failures import REDIS_FAILURES
 
 CONSUMER_COUNTERS = (
     "delivered",

@@ -10,11 +10,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from labcommon.errors import NotReadyError
+from labcommon.poll import wait_until
 
 PID_MAX = 4_194_304  # the kernel's upper bound for pid_max (2**22)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # start times are counted in these (ticks per second)
@@ -134,13 +136,16 @@ class OwnedProcess:
             self.wait_gone(5.0)
 
     def wait_gone(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """True once the process is gone (reaped if it is our child), False if it still runs
+        after ``timeout_s`` seconds."""
+
+        def gone() -> bool:
             self._reap()
-            if not self.alive():
-                return True
-            time.sleep(0.02)
-        return not self.alive()
+            return not self.alive()
+        try:
+            return wait_until(gone, timeout_s, f"pid {self.pid} gone", interval_s=0.02)
+        except NotReadyError:
+            return False
 
     def _reap(self) -> None:
         with contextlib.suppress(ChildProcessError):

@@ -15,7 +15,6 @@ to the primary Sentinel names and acknowledging, or 15 s).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from experiments import faultplans
@@ -24,6 +23,8 @@ from experiments.final_read import settled_read
 from experiments.model import HYPOTHESIS, Experiment, Scenario, app_client
 from experiments.scenarios.persistence import SetWritesScenario, dataset_sizes
 from faults import kinds, maintenance
+from labcommon.errors import NotReadyError
+from labcommon.poll import wait_until
 from topologies.api import Topology
 
 TIMEOUT_S = 0.25
@@ -50,15 +51,13 @@ def settled(topo: Topology) -> bool:
 
 
 def wait_settled(topo: Topology, timeout_s: float = SETTLE_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if settled(topo):
-                return True
-        except Exception:  # noqa: BLE001 - a node still restarting: not settled yet
-            pass
-        time.sleep(0.2)
-    return False
+    """True once replication settled (a node still restarting: not yet), False when it did not
+    within ``timeout_s`` seconds: a result the caller records, not an error."""
+    try:
+        wait_until(lambda: settled(topo), timeout_s, "replication settled", interval_s=0.2)
+    except NotReadyError:
+        return False
+    return True
 
 
 class EmptyPrimaryScenario(SetWritesScenario):

@@ -12,7 +12,7 @@ and ``effects`` (ids in the handler's idempotent store: the ground truth).
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from typing import Any
 
 from experiments.children import Child
@@ -21,6 +21,8 @@ from experiments.scenarios import queue_worker
 from experiments.scenarios.queue_worker import EffectStore
 from experiments.workload import OpResult, attempt
 from faults import kinds
+from labcommon.errors import NotReadyError
+from labcommon.poll import wait_until_async
 from patterns.work_queue import WorkQueue
 
 CONSUMERS = 2
@@ -90,9 +92,8 @@ class QueueScenario(Scenario):
         return int(pending["pending"]) == 0 and (lag is None or int(lag) == 0)
 
     async def finish(self) -> dict[str, Any]:
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline and not await self._drained():
-            await asyncio.sleep(0.2)
+        with contextlib.suppress(NotReadyError):  # jobs left over: what queue_delivery judges
+            await wait_until_async(self._drained, DRAIN_TIMEOUT_S, "the queue drained", interval_s=0.2)
         for worker in self.workers:
             await asyncio.to_thread(self.ctx.children.stop, worker.name, WORKER_STOP_TIMEOUT_S)
         effects = EffectStore(self.effects_db).ids()  # every worker has stopped: nothing can be added now

@@ -32,6 +32,7 @@ from experiments.model import HYPOTHESIS, Experiment, Scenario, app_policy, warm
 from experiments.workload import OpResult, attempt, classify
 from faults import kinds
 from labcommon.poll import wait_until
+from patterns.failures import unpipelined
 from topologies.api import Topology
 
 SET_KEY = "{splitbrain}:set"
@@ -136,6 +137,9 @@ class NotReplicatedError(Exception):
 def _classify(exc: BaseException) -> tuple[Outcome, str]:
     if isinstance(exc, NotReplicatedError):
         return "unknown", "NotReplicated"  # applied on the primary; may or may not survive
+    failed = unpipelined(exc)  # sadd_confirmed's pipeline: SADD, then WAIT (which writes nothing)
+    if failed is not None and failed[0] == 1:
+        return classify(failed[1])  # the SADD's own error (NOREPLICAS: refused, not written)
     return classify(exc)
 
 

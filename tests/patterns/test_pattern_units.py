@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from patterns.cache_aside import xfetch_should_refresh
-from patterns.common import Counters, ErrorKind, RetryPolicy, classify, is_transient, jittered_ttl_ms, tagged
+from patterns.common import Counters, RetryPolicy, jittered_ttl_ms, tagged
 from patterns.proximity import haversine_m, offset
 from patterns.rate_limiter import LocalTokenBucket, swc_estimate, swc_retry_after_ms
 
@@ -27,16 +26,6 @@ def test_counters_reject_unknown_names_and_count_errors_by_type() -> None:
     assert c.snapshot() == {"retries": 0, "hits": 2, "errors": {"ConnectionError": 2}}
     with pytest.raises(KeyError, match="hits"):
         c.inc("hitz")
-
-
-def test_classify() -> None:
-    assert classify(RedisTimeoutError()) is ErrorKind.TIMEOUT
-    assert classify(TimeoutError()) is ErrorKind.TIMEOUT
-    assert classify(RedisConnectionError()) is ErrorKind.UNAVAILABLE
-    assert classify(ReadOnlyError()) is ErrorKind.READONLY
-    assert classify(ResponseError("WRONGTYPE")) is ErrorKind.REJECTED
-    assert classify(MaxConnectionsError()) is ErrorKind.SATURATED
-    assert is_transient(ReadOnlyError()) and not is_transient(ResponseError("x")) and not is_transient(ValueError())
 
 
 def test_retry_policy_retries_transient_errors_and_counts_each_attempt() -> None:
