@@ -43,7 +43,9 @@ def _short(text: str, limit: int = FINDINGS_CHARS) -> str:
 def _source(summary: Mapping[str, Any]) -> str:
     return (f"From a real run: `{summary['command']}` ({summary['machine']}, {summary['backend']} backend, "
             f"{summary['date']}, commit {summary['commit']}; {len(summary['rows'])} rows in "
-            f"{summary['elapsed_min']} min). Figures are medians with their range over the fault cycles "
+            f"{summary['elapsed_min']} min"
+            + (f"; {summary['note']}" if summary.get("note") else "")  # how it was produced, when not one run
+            + "). Figures are medians with their range over the fault cycles "
             "(n = cycles). The verdict names the violated claim; `undecided` says why.")
 
 

@@ -17,7 +17,37 @@ def test_readme_answer_table_matches_the_committed_summary() -> None:
     assert readme_answers.main([str(SUMMARY), "--check"]) == 0
 
 
-@pytest.mark.parametrize("committed", ["quick.json"])
+def test_readme_showcase_answers_match_their_committed_summary() -> None:
+    assert SHOWCASES_SUMMARY.is_file(), "the README's full-profile showcase answers need their committed summary"
+    assert readme_answers.main([str(SUMMARY), str(SHOWCASES_SUMMARY), "--check"]) == 0
+
+
+def test_every_full_only_showcase_row_says_what_happened_and_whether_it_matches_the_published_expectation() -> None:
+    s = json.loads(SHOWCASES_SUMMARY.read_text())
+    wanted = {(exp, top) for sc in readme_answers.SHOWCASES if not sc.quick for _label, exp, top in sc.variants}
+    assert {(r["experiment"], r["topology"]) for r in s["rows"]} == wanted
+    for r in s["rows"]:
+        assert r["published"] in ("reproduced", "not reproduced", "undecided"), r["experiment"]
+        text = r["published_text"]  # the expectation, what the lab saw, and whether they match
+        assert any(w in text for w in ("The lab reproduced it", "The lab did NOT reproduce it",
+                                       "The lab could not tell")), r["experiment"]
+
+
+def test_a_hand_edited_number_is_caught(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    summary = json.loads(SUMMARY.read_text())
+    readme.write_text("intro\n" + readme_answers.render(summary) + "\nrest\n")
+    assert readme_answers.main([str(SUMMARY), "--readme", str(readme), "--check"]) == 0
+    row = summary["rows"][0]
+    first = readme_answers.fmt.spread(row["availability_during"], readme_answers.FORMATS["availability_during"])
+    readme.write_text(readme.read_text().replace(first, "99.99%", 1))
+    assert readme_answers.main([str(SUMMARY), "--readme", str(readme), "--check"]) == 1
+    readme_answers.main([str(SUMMARY), "--readme", str(readme)])
+    assert readme_answers.main([str(SUMMARY), "--readme", str(readme), "--check"]) == 0
+    assert readme.read_text().startswith("intro\n") and readme.read_text().endswith("\nrest\n")
+
+
+@pytest.mark.parametrize("committed", ["quick.json", "full-showcases.json"])
 def test_summary_names_where_its_figures_come_from(committed: str) -> None:
     s = json.loads((SUMMARY.parent / committed).read_text())
     for key in ("command", "date", "commit", "machine", "profile", "backend"):
@@ -57,6 +87,8 @@ def test_a_showcase_answer_gets_its_own_block_with_each_question_and_what_happen
     assert "The lab did NOT reproduce it." in block and "| not reproduced" in block
     assert "**A thin pipe.**" in block and "| n/a " in block  # a row without a published claim says so
     assert block.index("A stalled thread") < block.index("A thin pipe")  # catalogue order
+    assert "; several runs, one per showcase)" in readme_answers.render({**summary, "note": "several runs, one per "
+                                                                         "showcase"}, "full-showcases")
     readme = tmp_path / "README.md"
     quick = json.loads(SUMMARY.read_text())
     readme.write_text("intro\n" + readme_answers.render(quick) + "\nmiddle\n<!-- answers:full-showcases:begin -->"
