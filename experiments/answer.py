@@ -150,18 +150,37 @@ def short_verdict(row: Row) -> str:
     return f"{'violated' if key == 'violated' else 'undecided'}: {', '.join(names + problems)}"
 
 
-PUBLISHED_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected"}
+# the claims that judge a published (or, for the thin pipe, a computed) expectation: held means reproduced
+PUBLISHED_CLAIMS = {"persistence_loss", "dataset_after_restart", "expectation", "failover_expected",
+                    "replica_staleness", "cache_vs_database"}
+
+
+def published(row: Row) -> tuple[str, str] | None:
+    """(``reproduced`` / ``not reproduced`` / ``undecided``, what happened in words) for a row whose
+    claims judge a published expectation; None for the others. ``reproduced``: every such claim held in
+    every run; ``not reproduced``: one was violated. The words are those claims' evidence (what was
+    published, what the lab saw, whether they match), from the first run showing the worst verdict."""
+    found = [(r, c) for r in row.results for c in r.get("checks", []) if c["name"] in PUBLISHED_CLAIMS]
+    if not found:
+        return None
+    verdicts = [c["verdict"] for _r, c in found]
+    worst = "violated" if "violated" in verdicts else "unknown" if "unknown" in verdicts else "held"
+    word = {"violated": "not reproduced", "unknown": "undecided", "held": "reproduced"}[worst]
+    run = next(r for r, c in found if c["verdict"] == worst)
+    text = " ".join(c.get("explanation", "") for r, c in found if r is run).strip()
+    n = len(row.results)
+    if n > 1:
+        bad = sum(1 for r in row.results if any(c["verdict"] == worst for c in r.get("checks", [])
+                                                 if c["name"] in PUBLISHED_CLAIMS))
+        text += f" ({word} in {bad} of {n} runs)" if worst != "held" else f" (in all {n} runs)"
+    return word, text
 
 
 def published_words(row: Row) -> str:
     """``; as published: reproduced`` (every claim judging a published expectation held in every run),
     ``not reproduced`` (one was violated) or ``undecided``; empty for rows without such a claim."""
-    verdicts = [c["verdict"] for r in row.results for c in r.get("checks", []) if c["name"] in PUBLISHED_CLAIMS]
-    if not verdicts:
-        return ""
-    word = ("not reproduced" if "violated" in verdicts else "undecided" if "unknown" in verdicts
-            else "reproduced")
-    return f"; as published: {word}"
+    found = published(row)
+    return f"; as published: {found[0]}" if found else ""
 
 
 def pattern_line(rows: Sequence[Row]) -> str:
@@ -232,6 +251,13 @@ def answer_page(sections: Sequence[Section], rows: Sequence[Row], header: str) -
     return page
 
 
+def _published_fields(row: Row) -> dict[str, str]:
+    """``published`` (reproduced / not reproduced / undecided) and ``published_text`` (what happened),
+    only for rows judging a published expectation."""
+    found = published(row)
+    return {"published": found[0], "published_text": found[1]} if found else {}
+
+
 def summary(rows: Sequence[Row], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The answer as data (``summary.json``): what the README's table is generated from."""
     out = []
@@ -240,6 +266,7 @@ def summary(rows: Sequence[Row], meta: Mapping[str, Any]) -> dict[str, Any]:
         out.append({"section": r.section, "label": r.label, "experiment": r.experiment, "topology": r.topology,
                     "runs": len(r.results), "verdict": verdict, "verdict_words": words,
                     **{k: pooled(r.results, k).to_json() for k in EXTRACT}, "findings": findings(r),
+                    **_published_fields(r),
                     "send_lag_p99_ms": max((res["metrics"].get("send_lag_p99_ms") or 0 for res in r.results),
                                            default=None)})
     return {**meta, "rows": out}

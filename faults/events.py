@@ -10,8 +10,10 @@ writes events; ``experiments.history`` reads and writes it.
 
 A fault event's fields: ``fault`` ("KIND:TARGET", the id that pairs an inject with its
 heal), ``label`` ("CAPTION (KIND TARGET)", or "KIND TARGET" without a caption),
-``target``, ``params`` (the fault's parameters) and ``took_s`` (how long the action
-took, s).
+``target``, ``params`` (the fault's parameters), ``took_s`` (how long the action
+took, s) and, on a heal, ``outcome`` when the fault has something to say about what it
+did (the steps of a rolling restart, the keys a resharding moved, who ended a stall, an
+error it met half way: ``Fault.outcome()``).
 
 An injection's timestamp is when the injector *began* acting (a ``docker kill`` or a
 Toxiproxy call takes a while, and the fault may bite before it returns), so every
@@ -83,9 +85,10 @@ class EventLog:
         self.sinks.append(sink)
 
     def record(self, kind: str, fault: str, target: str, params: dict[str, Any],
-               at_mono: float | None = None) -> Event:
+               at_mono: float | None = None, outcome: dict[str, Any] | None = None) -> Event:
         """Record a ``fault_inject`` or ``fault_heal`` of fault ``fault`` (its kind) on ``target``,
-        timestamped now, or at ``at_mono`` (an earlier ``time.monotonic()``)."""
+        timestamped now, or at ``at_mono`` (an earlier ``time.monotonic()``). ``outcome``: what the
+        fault did (``Fault.outcome()``), kept in the event when there is something to say."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault event kind {kind!r}; accepted: {', '.join(FAULT_KINDS)}")
         now_mono, now_wall = time.monotonic(), time.time()
@@ -94,6 +97,8 @@ class EventLog:
         name = f"{fault} {target}"
         fields = {"fault": f"{fault}:{target}", "label": f"{self.caption} ({name})" if self.caption else name,
                   "target": target, "params": params, "took_s": round(now_mono - mono, 6)}
+        if outcome:
+            fields["outcome"] = outcome
         event = Event(mono, wall, kind, fields)
         self.events.append(event)
         for sink in self.sinks:

@@ -46,7 +46,7 @@ class FaultInjector:
         finally:
             records.save([r for r in records.active() if not _same(r, fault)])
         if record_event:
-            self.events.record(FAULT_HEAL, fault.kind, fault.target, fault.values)
+            self.events.record(FAULT_HEAL, fault.kind, fault.target, fault.values, outcome=fault.outcome())
 
     @contextmanager
     def active(self, fault: kinds.Fault) -> Iterator[kinds.Fault]:

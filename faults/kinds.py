@@ -87,6 +87,12 @@ class Fault:
     def heal(self, topo: Topology) -> None:
         raise NotImplementedError
 
+    def outcome(self) -> dict[str, Any]:
+        """What the fault did, once healed (JSON-able, for the heal event): empty when the parameters
+        say it all; the faults that act over time say what happened (steps, keys moved, who ended it,
+        an error met half way)."""
+        return {}
+
     def record(self) -> dict[str, Any]:
         """JSON-able description (kept while active, so any process can heal it)."""
         return {"kind": self.kind, "target": self.target, "params": self.values, "saved": self.saved}
@@ -437,6 +443,10 @@ class Restart(Fault):
             elif state == "paused":
                 topo.resume(name)
 
+    def outcome(self) -> dict[str, Any]:
+        """The order, each step done (a round cut short or failed half way shows here) and the error."""
+        return {k: self.saved[k] for k in ("order", "steps", "error") if k in self.saved}
+
 
 class SlowCommand(Fault):
     swept = False
@@ -479,6 +489,11 @@ class SlowCommand(Fault):
         if "lua-time-limit" in self.saved:
             stall.set_busy_threshold(topo, self.target, self.saved["lua-time-limit"])
 
+    def outcome(self) -> dict[str, Any]:
+        """How long the stall lasted and what ended it (e.g. a SCRIPT KILL sent before the heal's: Sentinel's)."""
+        running = getattr(self, "_stall", None)
+        return running.outcome() if running is not None else {}
+
 
 class Reshard(Fault):
     swept = False
@@ -514,7 +529,13 @@ class Reshard(Fault):
         if resharder is not None:
             resharder.join(JOIN_TIMEOUT_S)
             self.saved["moved"] = {str(k): v for k, v in resharder.moved.items()}
-        maintenance.fix_open_slots(topo)
+            if resharder.error is not None:  # the migration stopped half way: heal finishes it, the history says so
+                self.saved["error"] = f"{type(resharder.error).__name__}: {resharder.error}"[:300]
+        self.saved["fixed"] = maintenance.fix_open_slots(topo)
+
+    def outcome(self) -> dict[str, Any]:
+        """Keys moved per slot, the slots heal had to finish, and the error that stopped the migration."""
+        return {k: self.saved[k] for k in ("moved", "fixed", "error") if k in self.saved}
 
 
 FAULTS: dict[str, type[Fault]] = {f.kind: f for f in (

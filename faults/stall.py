@@ -63,12 +63,16 @@ class Stall:
     keys: int = 0
     error: BaseException | None = None
     calls: int = 0  # KEYS calls sent (keys)
+    lasted_s: float | None = None  # from the start to the stall's end, s (None while it runs)
+    ended_by: str = ""  # what ended it, in words
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _began: float = 0.0  # time.monotonic() at the start
 
     def start(self) -> None:
         """Start the stall; raises LabError when the node refuses the command at once (DEBUG not
         enabled, a script error): a stall that never began must not pass for one."""
+        self._began = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"stall-{self.how}", daemon=True)
         self._thread.start()
         self._thread.join(REFUSED_WITHIN_S)
@@ -83,9 +87,11 @@ class Stall:
             if self.how == "lua":
                 with _client(self.topo, self.node, margin) as c:
                     c.eval(SPIN, 0, int(self.duration_s * 1000))
+                self.ended_by = "the script ran its full length"
             elif self.how == "debug_sleep":
                 with _client(self.topo, self.node, margin) as c:
                     c.execute_command("DEBUG", "SLEEP", f"{self.duration_s:.3f}")
+                self.ended_by = "DEBUG SLEEP ran its full length (nothing can interrupt it)"
             else:
                 deadline = time.monotonic() + self.duration_s
                 with _client(self.topo, self.node, margin, SCRATCH_DB) as c:
@@ -94,11 +100,28 @@ class Stall:
                     while not self._stop.is_set() and time.monotonic() < deadline:
                         c.execute_command("KEYS", KEYS_PATTERN)
                         self.calls += 1
+                self.ended_by = ("the heal stopped the KEYS loop" if self._stop.is_set()
+                                 else "the KEYS loop ran its length")
         except redis.ResponseError as exc:
-            if "killed" not in str(exc).lower():  # ours ended by SCRIPT KILL: the heal, not an error
+            if "killed" in str(exc).lower():  # SCRIPT KILL: the heal's, or someone's before it (Sentinel's)
+                self.ended_by = ("the heal's SCRIPT KILL" if self._stop.is_set() else
+                                 "a SCRIPT KILL sent before the heal (not the lab's: Sentinel's)")
+            else:
                 self.error = exc
         except BaseException as exc:  # noqa: BLE001 - reported by the heal
             self.error = exc
+        finally:
+            self.lasted_s = time.monotonic() - self._began
+
+    def outcome(self) -> dict[str, Any]:
+        """How long the stall lasted (s), what ended it, KEYS calls made, an error: for the heal event."""
+        out: dict[str, Any] = {"how": self.how, "lasted_s": None if self.lasted_s is None else round(self.lasted_s, 3),
+                               "ended_by": self.ended_by or ("still running" if self.lasted_s is None else "")}
+        if self.how == "keys":
+            out["calls"] = self.calls
+        if self.error is not None:
+            out["error"] = f"{type(self.error).__name__}: {self.error}"[:300]
+        return out
 
     def stop(self, timeout_s: float) -> None:
         """End the stall: stop the KEYS loop, kill the script, wait for DEBUG SLEEP to end."""

@@ -18,6 +18,7 @@ from . import (
     availability,
     cache,
     failover,
+    fault_outcome,
     leaderboard,
     lock,
     outages,
@@ -65,6 +66,7 @@ REGISTRY: dict[str, CheckFn] = {
     "failover_expected": outages.failover_expected,
     "replica_staleness": outages.replica_staleness,
     "cache_vs_database": outages.cache_vs_database,
+    "fault_outcome": fault_outcome.fault_outcome,
 }
 
 

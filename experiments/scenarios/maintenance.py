@@ -60,7 +60,8 @@ def _sentinel(kind: str, key: str, fault: Any, label: str, source: str, what: st
         name=f"{kind}-{key}", summary=f"{what} ({'no mitigation' if key == 'plain' else key}): acknowledged writes "
         "lost through planned maintenance", pattern="maintenance", topology="sentinel",
         scenario=SplitBrainScenario, fault=fault, fault_label=label, hypothesis={**HYPOTHESIS, "grace_s": 3.0},
-        checks=[*SPLIT_CHECKS, expectation], options=options, concurrency=32,
+        checks=[*SPLIT_CHECKS, expectation, *(["fault_outcome"] if kind == "rolling-restart" else [])],
+        options=options, concurrency=32,
         topology_options={} if kind == "rolling-restart" else None)
 
 

@@ -45,5 +45,6 @@ EXPERIMENTS = [
                 {"name": "expectation", "params": {
                     "check": "leaderboard_increments", "params": COUNTER_CHECKS[0]["params"], "expect": "held",
                     "published": "during resharding a client that follows MOVED and ASK redirections loses no "
-                                 "acknowledged write", "source": "Redis Cluster specification"}}]),
+                                 "acknowledged write", "source": "Redis Cluster specification"}},
+                "fault_outcome"]),
 ]

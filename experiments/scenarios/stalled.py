@@ -67,7 +67,7 @@ def _experiment(name: str) -> Experiment:
         "latency, errors, failover or not", pattern="stalled-thread", topology=topology,
         topologies=tuple(t for t in ("sentinel", "cluster") if t != topology and how != "keys"),
         scenario=CacheScenario, fault=_stall(how), fault_label=f"keep the primary busy ({how})",
-        hypothesis=dict(CACHE_HYPOTHESIS), checks=[*GENERIC_CHECKS, *CACHE_CHECKS, check],
+        hypothesis=dict(CACHE_HYPOTHESIS), checks=[*GENERIC_CHECKS, *CACHE_CHECKS, check, "fault_outcome"],
         options={"fallback": "database+breaker"})
 
 

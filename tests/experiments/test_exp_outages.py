@@ -190,3 +190,30 @@ def test_the_one_line_answer_says_whether_the_published_expectation_was_reproduc
     assert "as published: not reproduced" in line.split("; aof")[0].split("rdb:")[1]
     assert "as published: undecided" in line.split("aof:")[1].split("; plain")[0]
     assert "as published" not in line.split("plain:")[1]
+
+
+# -- the answer says whether the published expectation was reproduced ----------------------------------
+def _published_row(name: str, *verdicts: str) -> answer.Row:
+    checks = [{"name": name, "verdict": v, "metrics": {}, "explanation": f"Published: x. The lab: {v}."}
+              for v in verdicts]
+    return answer.Row("quorum-and-replication", "replica reads", "replica-read-lag", "sentinel",
+                      results=[{"verdict": "held", "checks": checks, "metrics": {}, "claims": [], "violated": []}])
+
+
+@pytest.mark.parametrize("name", ["replica_staleness", "cache_vs_database", "failover_expected", "expectation"])
+def test_each_showcase_claim_judging_an_expectation_gives_the_row_its_sentence(name: str) -> None:
+    held = answer.summary([_published_row(name, "held")], {})["rows"][0]
+    assert held["published"] == "reproduced" and held["published_text"] == "Published: x. The lab: held."
+    bad = answer.summary([_published_row(name, "held", "violated")], {})["rows"][0]
+    assert bad["published"] == "not reproduced" and bad["published_text"].endswith("The lab: violated.")
+    assert "as published: reproduced" in answer.pattern_line([_published_row(name, "held")])
+    plain = answer.summary([_published_row("lost_writes", "held")], {})["rows"][0]
+    assert "published" not in plain and "published_text" not in plain
+
+
+def test_the_four_full_only_showcases_judge_a_published_expectation_in_every_row() -> None:
+    for sc in catalogue.SHOWCASES:
+        if sc.key in ("rolling-restart", "stalled-thread", "bandwidth", "quorum-and-replication"):
+            for _label, exp, _top in sc.variants:
+                names = {c if isinstance(c, str) else c["name"] for c in registry.get(exp).checks}
+                assert names & answer.PUBLISHED_CLAIMS, exp

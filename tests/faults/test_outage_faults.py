@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from faults import kinds, maintenance, stall
+from faults.events import FAULT_HEAL, EventLog
 from faults.injector import FaultInjector, active_faults, heal_all
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
@@ -47,11 +48,30 @@ def test_slow_command_lua_gets_busy_replies_until_script_kill(single: api.Topolo
     with _client(single, 3.0) as c:
         limit = c.config_get("lua-time-limit")["lua-time-limit"]
         fault = kinds.make("slow_command", "redis-1", how="lua", duration_ms=60_000, busy_ms=200)
-        with FaultInjector(single).active(fault):
+        log = EventLog()
+        with FaultInjector(single, log).active(fault):
             busy = wait_until(lambda: _busy(c), 10, "BUSY replies")
             assert "BUSY" in busy
         assert c.ping() is True  # SCRIPT KILL ended a script that would have run for a minute
         assert c.config_get("lua-time-limit")["lua-time-limit"] == limit
+    heal = log.events[-1]
+    assert heal.kind == FAULT_HEAL and heal.fields["outcome"]["ended_by"] == "the heal's SCRIPT KILL"
+    assert 0 < heal.fields["outcome"]["lasted_s"] < 60
+
+
+def test_slow_command_says_when_someone_else_killed_the_script(single: api.Topology) -> None:
+    """As Sentinel does to a primary it considers down and that answers BUSY: the history must say the
+    stall ended before the heal, or a run would be read as a stall held for the whole fault window."""
+    log = EventLog()
+    with _client(single, 3.0) as c:
+        fault = kinds.make("slow_command", "redis-1", how="lua", duration_ms=60_000, busy_ms=200)
+        with FaultInjector(single, log).active(fault):
+            wait_until(lambda: _busy(c), 10, "BUSY replies")
+            c.execute_command("SCRIPT", "KILL")
+            wait_until(lambda: _busy(c) is None, 10, "the script ended")
+    outcome = log.events[-1].fields["outcome"]
+    assert outcome["ended_by"].startswith("a SCRIPT KILL sent before the heal"), outcome
+    assert 0 < outcome["lasted_s"] < 60 and "error" not in outcome
 
 
 def _busy(c: redis.Redis) -> str | None:
