@@ -34,7 +34,7 @@ class _Worker:
 
 def test_a_resharding_that_failed_half_way_says_so_in_its_heal_event() -> None:
     fault = kinds.make("reshard", "redis-2", slots="100,101")
-    fault._resharder = _Worker(RuntimeError("MIGRATE: IOERR"), moved={100: 40})  # type: ignore[attr-defined]
+    fault._resharder = _Worker(RuntimeError("MIGRATE: IOERR"), moved={100: 40})  # type: ignore[attr-defined]  # the worker slot heal reads
     log = EventLog()
     FaultInjector(_topo(), log).heal(fault)
     heal = log.events[-1]
@@ -46,7 +46,7 @@ def test_a_resharding_that_failed_half_way_says_so_in_its_heal_event() -> None:
 def test_a_rolling_restart_that_stopped_half_way_says_which_steps_it_did() -> None:
     fault = kinds.make("restart", "all", hook="failover")
     fault.saved["order"] = ["redis-2", "redis-3", "redis-1"]
-    fault._restarter = _Worker(TimeoutError("no promotion within 30 s"),  # type: ignore[attr-defined]
+    fault._restarter = _Worker(TimeoutError("no promotion within 30 s"),  # type: ignore[attr-defined]  # the worker slot
                                steps=[(1.0, "stop redis-2"), (2.0, "started redis-2")])
     log = EventLog()
     FaultInjector(_topo("redis-1", "redis-2", "redis-3"), log).heal(fault)

@@ -34,7 +34,7 @@ class _Hangup(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         data = self.request.recv(65536)
         with self.server.lock:  # type: ignore[attr-defined]  # set by the fixture
-            self.server.received.append(data)  # type: ignore[attr-defined]
+            self.server.received.append(data)  # type: ignore[attr-defined]  # set by the fixture
 
 
 class HangupServer(socketserver.ThreadingTCPServer):
@@ -83,7 +83,7 @@ CLIENT_KW = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry": Retry(No
 
 def _async_client(port: int) -> redis.asyncio.Redis:
     kw = {**CLIENT_KW, "retry": redis.asyncio.retry.Retry(NoBackoff(), 0)}
-    return redis.asyncio.Redis(host="127.0.0.1", port=port, **kw)  # type: ignore[arg-type]
+    return redis.asyncio.Redis(host="127.0.0.1", port=port, **kw)  # type: ignore[arg-type]  # a mixed-type kwargs dict
 
 
 async def _async_set(port: int) -> BaseException:
@@ -98,7 +98,7 @@ async def _async_set(port: int) -> BaseException:
 
 
 def _sync_set(port: int) -> BaseException:
-    with redis.Redis(host="127.0.0.1", port=port, **CLIENT_KW) as client:  # type: ignore[arg-type]
+    with redis.Redis(host="127.0.0.1", port=port, **CLIENT_KW) as client:  # type: ignore[arg-type]  # mixed-type kwargs
         try:
             client.set("victim-key", "v")
         except Exception as exc:  # noqa: BLE001 - the exception is what the test looks at
