@@ -18,6 +18,7 @@ import requests
 from labcommon.errors import LabError
 from labcommon.poll import wait_until
 from targets.target import TargetTopology, load
+from tests.conftest import LabManager
 from tests.targets import target_deployment as dep
 
 REDISLAB = [sys.executable, "-m", "redislab.cli"]
@@ -142,7 +143,9 @@ def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(600)
-def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep.Deployment, tmp_path: Path) -> None:
+def test_experiments_run_on_a_target_and_heal_leaves_it_as_found(deployment: dep.Deployment, tmp_path: Path,
+                                                                 fresh_lab: LabManager) -> None:
+    """``fresh_lab``: the lab's own runs below bring up their own topology (nothing of the suite's is up)."""
     path = deployment.target_file(tmp_path / "target.yml", ["kill", "latency", "partition"])
     out = tmp_path / "results"
     # the catalogue's rows that can run there (one section), the others skipped with their reason
