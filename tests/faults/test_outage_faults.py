@@ -69,6 +69,9 @@ def test_slow_command_says_when_someone_else_killed_the_script(single: api.Topol
             wait_until(lambda: _busy(c), 10, "BUSY replies")
             c.execute_command("SCRIPT", "KILL")
             wait_until(lambda: _busy(c) is None, 10, "the script ended")
+            # the stall's own client reads the "killed" reply a moment after the node answers others:
+            # heal only once it did, or the heal's start is taken for the kill's sender
+            wait_until(lambda: fault.outcome().get("lasted_s") is not None, 10, "the stall saw its script killed")
     outcome = log.events[-1].fields["outcome"]
     assert outcome["ended_by"].startswith("a SCRIPT KILL sent before the heal"), outcome
     assert 0 < outcome["lasted_s"] < 60 and "error" not in outcome
