@@ -36,7 +36,7 @@ from typing import Any
 from experiments.children import Children, config_from_argv, orphaned, ready, watch_parent, write_json_atomically
 from experiments.gc_pauses import frozen_heap
 from experiments.history import RUN_END, RUN_START, HistoryWriter, PhaseWindow
-from experiments.priority import raise_default_executor, schedule_priority
+from experiments.priority import schedule_priority
 from experiments.workload import (
     OpFn,
     OpResult,
@@ -189,8 +189,7 @@ async def generator_main(cfg: dict[str, Any]) -> None:
         offset = await _wait_go(cfg)
         source.on_start(config.phase_windows(offset))
         # same privileges as the run's process, which records the outcome
-        with schedule_priority() as priority, frozen_heap():
-            raise_default_executor(priority)
+        with schedule_priority(), frozen_heap():
             summary = await generate(source.op, config, writer, offset, share=share, slots=slots)
         state = await source.close()
         write_json_atomically(Path(cfg["result_file"]), {"summary": summary.to_wire(), "state": state})

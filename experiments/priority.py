@@ -5,17 +5,17 @@ Toxiproxy and (Docker backend) dockerd/containerd, and a failover is exactly whe
 they all wake up (replica full sync: a fork and an RDB transfer; container teardown).
 Measured on 2 cores, the generator then waited for a CPU 12-22 ms at p99 and the run's
 figures described the generator, not Redis (``send_lag`` unknown). In production the
-clients run on other machines; here the schedule's event-loop thread runs at
-``GENERATOR_NICE`` for the duration of the schedule, so it gets a core first, and
-*only* that thread: it is put under ``SCHED_RESET_ON_FORK`` (sched(7)) first, so every
-process it starts (a Redis restarted by a fault, a child process) starts at nice 0 like
-the rest of the system under test. The process's worker threads (the default executor:
-SQLite writes of the lock and cache scenarios; the fault plan's thread) run at the same
-nice value through :func:`thread_pool`: the GIL makes a process's Python threads one
-scheduling unit, and a worker thread preempted while it holds the GIL stalls the loop
-however high the loop's own priority (measured: ``lock-kill``, whose every critical
-section writes SQLite from a worker thread, kept a 20 ms p99 send lag with the loop
-alone raised).
+clients run on other machines; here the generator process's threads run at
+``GENERATOR_NICE`` for the duration of the schedule, so they get a core first: the
+event-loop thread (:func:`schedule_priority`), and the worker threads, the default
+executor's (SQLite writes of the lock and cache scenarios) and the fault plan's, through
+:func:`thread_pool`. All of them, not the loop alone: the GIL makes a process's Python
+threads one scheduling unit, and a worker thread preempted while it holds the GIL stalls
+the loop however high the loop's own priority (measured: ``lock-kill``, whose every
+critical section writes SQLite from a worker thread, kept a 20 ms p99 send lag with the
+loop alone raised). Each raised thread is put under ``SCHED_RESET_ON_FORK`` (sched(7))
+first, so every process it starts (a Redis restarted by a fault, a child process) starts
+at nice 0 like the rest of the system under test.
 
 Raising needs CAP_SYS_NICE (root, or an RLIMIT_NICE allowance); without it the thread
 keeps its nice value and the run's config says so (its ``send_lag`` check still
@@ -24,6 +24,7 @@ the raise off.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -103,8 +104,6 @@ def raise_default_executor(priority: Priority) -> None:
     becomes a pool at the same nice value; the previous pool finishes what it runs and goes."""
     if not priority.raised:
         return
-    import asyncio
-
     loop = asyncio.get_running_loop()
     previous = getattr(loop, "_default_executor", None)
     loop.set_default_executor(thread_pool(priority.nice))
@@ -115,7 +114,8 @@ def raise_default_executor(priority: Priority) -> None:
 @contextlib.contextmanager
 def schedule_priority(nice: int | None = None) -> Iterator[Priority]:
     """Run the calling thread at ``nice`` (default :func:`requested_nice`) inside the block, with
-    ``SCHED_RESET_ON_FORK`` so nothing it starts inherits the raise; restored on exit."""
+    ``SCHED_RESET_ON_FORK`` so nothing it starts inherits the raise, and, when a loop runs in it, the
+    loop's default executor at the same value (:func:`raise_default_executor`); restored on exit."""
     want = requested_nice() if nice is None else nice
     before = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's nice value
     if want >= before:
@@ -128,8 +128,15 @@ def schedule_priority(nice: int | None = None) -> Iterator[Priority]:
                   if isinstance(exc, PermissionError) else f"not supported here ({exc})")
         yield Priority(want, os.getpriority(os.PRIO_PROCESS, 0), reason)
         return
+    raised = Priority(want, want, "")
     try:
-        yield Priority(want, want, "")
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop in this thread: no default executor to raise
+    else:
+        raise_default_executor(raised)
+    try:
+        yield raised
     finally:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, before)

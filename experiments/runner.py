@@ -32,7 +32,7 @@ from experiments.children import Children
 from experiments.gc_pauses import frozen_heap
 from experiments.history import HistoryWriter
 from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
-from experiments.priority import raise_default_executor, requested_nice, schedule_priority, thread_pool
+from experiments.priority import requested_nice, schedule_priority, thread_pool
 from experiments.report import render_run, write_index
 from experiments.target_fit import runnable
 from experiments.workload import Slots, WorkloadConfig, WorkloadSummary, run_loop, run_workload
@@ -306,7 +306,6 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             progress.started = time.monotonic()
             # the schedule's thread gets a core before the system under test does (experiments.priority)
             with schedule_priority() as priority, frozen_heap() as gc_pauses:
-                raise_default_executor(priority)
                 _record_config(run_dir, generator_priority=priority.as_config())
                 # waiting for one of the app's slots counts as latency (measured from the intended time)
                 if req.workers == 1:

@@ -55,7 +55,7 @@ def test_the_process_pools_threads_share_the_raise_and_what_they_start_does_not(
     """A worker thread that holds the GIL at nice 0 would stall the raised loop (priority inversion)."""
     import asyncio
 
-    from experiments.priority import raise_default_executor, thread_pool
+    from experiments.priority import thread_pool
     from experiments.workload import run_loop
 
     def in_worker() -> tuple[int, int]:
@@ -65,7 +65,6 @@ def test_the_process_pools_threads_share_the_raise_and_what_they_start_does_not(
 
     async def main() -> tuple[int, tuple[int, int], tuple[int, int]]:
         with schedule_priority(GENERATOR_NICE) as prio:
-            raise_default_executor(prio)
             default = await asyncio.to_thread(in_worker)
             pool = thread_pool(prio.nice, max_workers=1)
             try:
