@@ -28,6 +28,29 @@ def replication_ok(spec: TopologySpec, password: str) -> bool:
     return primaries == 1
 
 
+READINESS_CHANNEL = "__redislab__:readiness"  # a PUBLISH here replicates without touching a key
+ACK_TIMEOUT_MS = 100  # how long the primary's WAIT gives its replicas to acknowledge, milliseconds
+
+
+def replicas_acknowledge(spec: TopologySpec, password: str) -> bool:
+    """Every replica acknowledges a write within ``ACK_TIMEOUT_MS``.
+
+    A replica reports its link up, and the primary lists it online, about a second before
+    the primary streams to it: the primary waits for the replica's first REPLCONF ACK (sent
+    once a second), and until then ``WAIT`` counts it out. A PUBLISH is propagated to the
+    replicas like a write (outside Cluster) and advances this connection's offset, so the
+    probe leaves the dataset as it was.
+    """
+    replicas = len(spec.redis_nodes) - 1  # whichever node is the primary now
+    for node in spec.redis_nodes:
+        with probe_client(node, password) as c:
+            if c.info("replication")["role"] != "master":
+                continue
+            c.publish(READINESS_CHANNEL, "ack?")
+            return int(c.wait(replicas, ACK_TIMEOUT_MS)) >= replicas
+    return False
+
+
 def sentinels_ok(spec: TopologySpec, password: str) -> bool:
     """Every Sentinel knows the primary, both replicas and the two other Sentinels."""
     for s in spec.sentinels:
@@ -63,6 +86,7 @@ class Sentinel(TopologyKind):
 
     def readiness(self, spec: TopologySpec, password: str) -> list[Probe]:
         return [("replication", lambda: replication_ok(spec, password)),
+                ("replicas acknowledging writes", lambda: replicas_acknowledge(spec, password)),
                 ("Sentinel discovery", lambda: sentinels_ok(spec, password))]
 
     def client(self, topo: RunningTopology, asyncio: bool, group: str | None, policy: ClientPolicy | None,
