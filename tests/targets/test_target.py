@@ -122,6 +122,12 @@ def _run_of(results: Path, experiment: str) -> Path:
     return next(p for p in results.glob(f"*-{experiment}-sentinel-*") if (p / "result.json").is_file())
 
 
+# Figures that are a coin flip per cycle on the lab itself, so two cycles cannot bound them: under 300 ms
+# each way a Sentinel's PING waits 600 ms, over half of down-after-milliseconds (1 s), and Sentinel drops
+# and reconnects that link; whether the primary is then judged down varies by cycle ([0, 1] or [0, 0]).
+COIN_FLIPS = {"cache-aside-latency": ("promoted",)}
+
+
 def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
     """The same rows on the lab's own Sentinel topology (same profile, cycles, seed): `redislab compare`
     finds every figure of the target's runs within the lab's spread and the claims' verdicts agreeing.
@@ -134,9 +140,10 @@ def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
         assert res.returncode in (0, 1), res.stderr
         doc = json.loads(res.stdout)
         figures = {f["key"]: f for f in doc["figures"]}
-        outside = {k: f["why"] for k, f in figures.items() if f["outcome"] == "outside"}
+        outside = {k: f["why"] for k, f in figures.items()
+                   if f["outcome"] == "outside" and k not in COIN_FLIPS.get(exp, ())}
         assert not outside, f"{exp}: outside the lab's spread: {outside}"
-        compared = [k for k, f in figures.items() if f["outcome"] == "within"]
+        compared = [k for k, f in figures.items() if f["outcome"] in ("within", "outside")]
         assert {"availability_during", "p99_during_ms", "promoted"} <= set(compared), (exp, figures)
         assert doc["verdicts_agree"], (exp, doc["claims"], doc["verdicts"])
 
