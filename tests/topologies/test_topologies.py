@@ -14,7 +14,6 @@ from topologies import api
 from topologies.compose_gen import project_name
 from topologies.home import lab_home
 from topologies.spec import TOPOLOGIES
-from topologies.topology_kinds.cluster import key_on
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +55,8 @@ def _acknowledged_at_once(topo: api.Topology, replicas: int) -> dict[str, int]:
         with topo.node_client(node.name, socket_timeout=2) as c:
             key = f"t:{uuid.uuid4()}"
             if topo.kind.redis_cluster:
-                me = next(v for v in c.cluster("NODES").values() if "myself" in v["flags"])
-                key = key_on(me["slots"])
+                with topo.client() as rc:
+                    key = _key_on(rc, node.name, topo)
             c.set(key, "acknowledged", px=1000)
             acked[node.name] = int(c.wait(replicas, 100))
     return acked
