@@ -31,7 +31,10 @@ COMPOSE_DIR = Path(__file__).parent / "compose"
 PASSWORD_REF = f"${{{PASSWORD_ENV}:?set {PASSWORD_ENV}, e.g. eval $$(redislab env)}}"
 SECRET = "redislab_password"  # a Compose secret from $REDISLAB_PASSWORD: a file in the container, never env/args
 READ_SECRET = f"$$(cat /run/secrets/{SECRET})"  # shell, in the container ($$: Compose's escape for $)
-AUTH_CONF = "/tmp/redislab-auth.conf"  # requirepass/masterauth of a data node, written 0600 at start
+# A data node's config file (0600): its password and first primary, written when the container is
+# created and kept across its restarts, so Sentinel's CONFIG REWRITE decides the role it restarts in
+# (config.data_node_conf).
+NODE_CONF = "/data/redis.conf"
 _DEFAULTS = Options()
 # Compose-time placeholders (text) in fields that hold numbers/bools at run time: the compose file is text
 _PLACEHOLDERS: dict[str, Any] = {
@@ -90,12 +93,15 @@ def _script(lines: list[str]) -> list[str]:
 
 
 def _redis_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
-    args = config.redis_args(node, spec, bind="0.0.0.0", data_dir="/data", logfile="")
+    args = config.redis_args(node, spec, bind="0.0.0.0", data_dir="/data", logfile="", replicaof_arg=False)
+    first = config.first_primary(node, spec)
+    replicaof = f"replicaof {first[0]} {first[1]}\\n" if first else ""
     # printf is a shell builtin: the password reaches the 0600 file without any command line
-    # (the same lines as config.auth_conf; a password holding " or \ is not supported here)
+    # (the same lines as config.data_node_conf; a password holding " or \ is not supported here)
     script = ["umask 077", f'P="{READ_SECRET}"',
-              f"printf 'requirepass \"%s\"\\nmasterauth \"%s\"\\n' \"$$P\" \"$$P\" > {AUTH_CONF}",
-              "exec " + " ".join(shlex.quote(a) for a in ["redis-server", AUTH_CONF, *args])]
+              f"[ -f {NODE_CONF} ] || printf 'requirepass \"%s\"\\nmasterauth \"%s\"\\n{replicaof}' "
+              f"\"$$P\" \"$$P\" > {NODE_CONF}",
+              "exec " + " ".join(shlex.quote(a) for a in ["redis-server", NODE_CONF, *args])]
     return [*_service_head(spec, node.name), *_script(script)]
 
 

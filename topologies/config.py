@@ -37,13 +37,34 @@ def auth_conf(password: str) -> str:
     return f"requirepass {conf_quote(password)}\nmasterauth {conf_quote(password)}\n"
 
 
+def first_primary(node: NodeSpec, spec: TopologySpec, host_of: HostOf = _loopback) -> tuple[str, int] | None:
+    """The address (host, port) a data node replicates when first started, or None (a primary)."""
+    if not node.replica_of:
+        return None
+    primary = spec.node(node.replica_of)
+    return host_of(primary), primary.port
+
+
+def data_node_conf(node: NodeSpec, spec: TopologySpec, password: str) -> str:
+    """The config file a data node is created with (written 0600, once): its password and, for a
+    replica, its first primary. Sentinel's failover ends with CONFIG REWRITE, so the file then
+    holds the role Sentinel gave the node and a restarted node comes back in it, as a server
+    restarted from its config file does (with ``--replicaof`` as an argument, a promoted replica
+    came back as a replica of its own replica: no primary at all)."""
+    conf = auth_conf(password)
+    first = first_primary(node, spec)
+    return conf + (f"replicaof {first[0]} {first[1]}\n" if first else "")
+
+
 def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, logfile: str,
-               host_of: HostOf = _loopback, source_addr: bool = True) -> list[str]:
+               host_of: HostOf = _loopback, source_addr: bool = True, replicaof_arg: bool = True) -> list[str]:
     """Command-line arguments for a Redis data node, after ``redis-server <auth config file>``.
     They carry no secret: requirepass/masterauth come from the file (see ``auth_conf``).
     ``host_of`` gives the address each node is announced at (default 127.0.0.1);
     ``source_addr=False`` leaves out bind-source-addr (needed where peers are not on loopback).
-    The kind adds its own (``TopologyKind.redis_args``: announced address, replication, cluster mode)."""
+    The kind adds its own (``TopologyKind.redis_args``: announced address, cluster mode).
+    ``replicaof_arg``: the first primary as ``--replicaof`` (Kubernetes, whose pods start from
+    scratch); False where it is a line of the node's config file (``data_node_conf``)."""
     opts = spec.options
     args = [
         "--port", str(node.direct_port),
@@ -64,6 +85,9 @@ def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, 
         "--enable-debug-command", "local" if bind == HOST else "yes",
     ]
     args += topology_kinds.get(spec.name).redis_args(node, spec, host_of)
+    first = first_primary(node, spec, host_of)
+    if replicaof_arg and first:
+        args += ["--replicaof", first[0], str(first[1])]
     return args
 
 

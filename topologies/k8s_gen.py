@@ -30,10 +30,13 @@ from typing import Any
 import yaml
 
 from topologies import chaosmesh, config, images, topology_kinds
-from topologies.compose_gen import AUTH_CONF, SECRET
+from topologies.compose_gen import SECRET
 from topologies.spec import TOXIPROXY_API_PORT, NodeSpec, TopologySpec, build_spec
 
 K8S_DIR = Path(__file__).parent / "kubernetes"
+# requirepass/masterauth of a data node, written 0600 at each start: a pod starts from scratch, its
+# first primary an argument (the StatefulSet, not a config file, decides what a restart comes back as)
+AUTH_CONF = "/tmp/redislab-auth.conf"
 TOPOLOGIES = tuple(k.name for k in topology_kinds.KINDS.values() if k.on_kubernetes)
 PASSWORD_SECRET = "redislab-password"  # kubectl create secret generic redislab-password --from-literal=password=...
 SECRET_DIR = "/run/secrets"

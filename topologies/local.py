@@ -127,9 +127,10 @@ class LocalBackend:
         node = self.spec.node(name)
         if self.node_state(name) != "stopped":
             raise LabError(f"{name} is already running", f"stop or kill it first: redislab node stop {name}")
-        # Same arguments as at first start, as a rebooted server would use its
-        # config file: a restarted old primary comes up as a primary and
-        # Sentinel demotes it; a replica is re-pointed by Sentinel if needed.
+        # Same arguments and config file as at first start, the file as Sentinel's
+        # CONFIG REWRITE left it (config.data_node_conf): a node restarts in the role
+        # Sentinel last gave it; an old primary Sentinel never reached comes up as a
+        # primary and Sentinel demotes it.
         self.procs[name] = OwnedProcess.spawn(self._argv(node, binaries.find("redis-server")),
                                               self._log(node), cwd=self._dir(node))
 
@@ -178,13 +179,13 @@ class LocalBackend:
                                         logfile=str(self._log(node)))
             write_private(d / "sentinel.conf", conf)
         else:
-            write_private(d / "auth.conf", config.auth_conf(self.password))
+            write_private(d / "auth.conf", config.data_node_conf(node, self.spec, self.password))
 
     def _argv(self, node: NodeSpec, server: str) -> list[str]:
         if node.kind == "sentinel":
             return [server, str(self._dir(node) / "sentinel.conf"), "--sentinel"]
         args = config.redis_args(node, self.spec, bind=HOST, data_dir=str(self._dir(node)),
-                                 logfile=str(self._log(node)))
+                                 logfile=str(self._log(node)), replicaof_arg=False)
         return [server, str(self._dir(node) / "auth.conf"), *args]
 
 

@@ -100,6 +100,35 @@ def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab: LabManager,
     wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
 
 
+def test_a_promoted_replica_restarted_at_once_comes_back_as_the_primary(fresh_lab: LabManager, backend: str) -> None:
+    """A node restarts in the role Sentinel last gave it (its config file, which Sentinel's CONFIG
+    REWRITE updates), as a server restarted from its config file does. With its first primary as a
+    ``--replicaof`` argument, a promoted replica killed and restarted within down-after-milliseconds
+    came back as a replica of its own replica: no primary at all (the CI run of
+    empty-primary-restart: MasterNotFoundError for 45 s)."""
+    topo = fresh_lab("sentinel", backend)
+    first = topo.primary()
+    assert first is not None
+    sentinel = topo.sentinel()
+
+    def promoted() -> str | None:
+        _host, port = sentinel.discover_master("lab")
+        return next((n.name for n in topo.spec.redis_nodes if n.port == port and n.name != first), None)
+
+    topo.kill(first)
+    try:
+        new = wait_until(promoted, 30, "Sentinel failover")
+    finally:
+        topo.start(first)
+    wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
+    topo.kill(new)
+    topo.start(new)  # at once: well within down-after-milliseconds, no failover
+    wait_until(lambda: topo.role(new) != "unknown", 10, f"{new} answering")
+    assert topo.role(new) == "primary"
+    with topo.client(decode_responses=True, socket_timeout=1) as master:
+        assert wait_until(lambda: master.set(f"t:{uuid.uuid4()}", "after-restart"), 15, "a write through Sentinel")
+
+
 def test_redlock_nodes_are_independent_primaries(lab: LabManager, backend: str) -> None:
     topo = lab("redlock", backend)
     clients = topo.client(decode_responses=True, socket_timeout=2)

@@ -100,9 +100,6 @@ def node_by_port(spec: TopologySpec, port: int) -> str:
 
 def announce_replica_args(node: NodeSpec, spec: TopologySpec, host_of: HostOf) -> list[str]:
     """Announce the proxied address, so Sentinel (and replicas after a failover) reach this node
-    through its Toxiproxy proxy; then replicate ``node.replica_of`` if set."""
-    args = ["--replica-announce-ip", host_of(node), "--replica-announce-port", str(node.port)]
-    if node.replica_of:
-        primary = spec.node(node.replica_of)
-        args += ["--replicaof", host_of(primary), str(primary.port)]
-    return args
+    through its Toxiproxy proxy. The first primary of a replica (``node.replica_of``) is added by
+    ``topologies.config``: an argument, or a line of the node's config file."""
+    return ["--replica-announce-ip", host_of(node), "--replica-announce-port", str(node.port)]
