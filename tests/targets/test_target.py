@@ -125,7 +125,16 @@ def _run_of(results: Path, experiment: str) -> Path:
 # Figures that are a coin flip per cycle on the lab itself, so two cycles cannot bound them: under 300 ms
 # each way a Sentinel's PING waits 600 ms, over half of down-after-milliseconds (1 s), and Sentinel drops
 # and reconnects that link; whether the primary is then judged down varies by cycle ([0, 1] or [0, 0]).
+# Where the two runs' promotions differ, claims that follow a promotion differ too (a cycle that failed
+# over recovers its throughput later: time_to_recover), so verdicts are compared only when they match.
 COIN_FLIPS = {"cache-aside-latency": ("promoted",)}
+
+
+def _promotions(run: Path) -> list[bool]:
+    """Per cycle: whether a node was promoted (the run's failover_time check)."""
+    checks = json.loads((run / "result.json").read_text())["checks"]
+    check = next(c for c in checks if c["name"] == "failover_time")
+    return [bool(f.get("promoted")) for f in check["metrics"]["failovers"]]
 
 
 def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
@@ -136,7 +145,8 @@ def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
     lab = cli("demo", "--backend", "local", "--only", "cache-aside", "--out", str(lab_out))
     assert lab.returncode == 0, lab.stderr[-2000:]
     for exp in ("cache-aside-kill", "cache-aside-latency", "cache-aside-partition"):
-        res = cli("compare", str(_run_of(lab_out, exp)), str(_run_of(target_runs, exp)), "--json")
+        lab_run, target_run = _run_of(lab_out, exp), _run_of(target_runs, exp)
+        res = cli("compare", str(lab_run), str(target_run), "--json")
         assert res.returncode in (0, 1), res.stderr
         doc = json.loads(res.stdout)
         figures = {f["key"]: f for f in doc["figures"]}
@@ -145,7 +155,8 @@ def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
         assert not outside, f"{exp}: outside the lab's spread: {outside}"
         compared = [k for k, f in figures.items() if f["outcome"] in ("within", "outside")]
         assert {"availability_during", "p99_during_ms", "promoted"} <= set(compared), (exp, figures)
-        assert doc["verdicts_agree"], (exp, doc["claims"], doc["verdicts"])
+        if exp not in COIN_FLIPS or sorted(_promotions(lab_run)) == sorted(_promotions(target_run)):
+            assert doc["verdicts_agree"], (exp, doc["claims"], doc["verdicts"])
 
 
 @pytest.mark.integration
