@@ -94,8 +94,7 @@ def _script(lines: list[str]) -> list[str]:
 
 def _redis_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
     args = config.redis_args(node, spec, bind="0.0.0.0", data_dir="/data", logfile="", replicaof_arg=False)
-    first = config.first_primary(node, spec)
-    replicaof = f"replicaof {first[0]} {first[1]}\\n" if first else ""
+    replicaof = config.replicaof_line(node, spec).replace("\n", "\\n")  # printf's escape
     # printf is a shell builtin: the password reaches the 0600 file without any command line
     # (the same lines as config.data_node_conf; a password holding " or \ is not supported here)
     script = ["umask 077", f'P="{READ_SECRET}"',

@@ -51,9 +51,13 @@ def data_node_conf(node: NodeSpec, spec: TopologySpec, password: str) -> str:
     holds the role Sentinel gave the node and a restarted node comes back in it, as a server
     restarted from its config file does (with ``--replicaof`` as an argument, a promoted replica
     came back as a replica of its own replica: no primary at all)."""
-    conf = auth_conf(password)
+    return auth_conf(password) + replicaof_line(node, spec)
+
+
+def replicaof_line(node: NodeSpec, spec: TopologySpec) -> str:
+    """``replicaof HOST PORT`` and a newline for a replica's config file; '' for a primary."""
     first = first_primary(node, spec)
-    return conf + (f"replicaof {first[0]} {first[1]}\n" if first else "")
+    return f"replicaof {first[0]} {first[1]}\n" if first else ""
 
 
 def redis_args(node: NodeSpec, spec: TopologySpec, *, bind: str, data_dir: str, logfile: str,

@@ -52,11 +52,12 @@ def _acknowledged_at_once(topo: api.Topology, replicas: int) -> dict[str, int]:
     for node in topo.nodes():
         if node.role != "primary":
             continue
-        with topo.node_client(node.name, socket_timeout=2) as c:
+        if topo.kind.redis_cluster:
+            with topo.client() as rc:
+                key = _key_on(rc, node.name, topo)
+        else:
             key = f"t:{uuid.uuid4()}"
-            if topo.kind.redis_cluster:
-                with topo.client() as rc:
-                    key = _key_on(rc, node.name, topo)
+        with topo.node_client(node.name, socket_timeout=2) as c:
             c.set(key, "acknowledged", px=1000)
             acked[node.name] = int(c.wait(replicas, 100))
     return acked
