@@ -15,7 +15,7 @@ from labcommon.errors import LabError
 
 
 def _result(during: Sequence[float | None] = (0.60, 0.70), failovers: Sequence[float | None] = (2.0, 2.4),
-            verdict: str = "held", lost_verdict: str = "held", experiment: str = "splitbrain-plain") -> dict[str, Any]:
+            verdict: str = "held", lost_verdict: str = "held", experiment: str = "cache-aside-kill") -> dict[str, Any]:
     """A result.json with one fault cycle per entry of ``during`` (availability during the fault) and
     ``failovers`` (seconds to the promotion; None: no node promoted)."""
     return {
@@ -73,6 +73,22 @@ def test_outside_when_b_median_leaves_the_widened_range() -> None:
     assert _outcomes(a, b_low)["availability_during"] == "outside"
 
 
+@pytest.mark.parametrize("experiment, fault", [("counter-partition", "partition"), ("splitbrain-plain", "split"),
+                                               ("cache-aside-latency", "latency")])
+def test_a_silent_fault_widens_the_failover_range_by_sentinels_ping_period(experiment: str, fault: str) -> None:
+    """A partition or latency is seen at Sentinel's next PING, 0 to 1 s after the inject: the failover
+    time's range is widened by that period (CI: lab 2.8-3.0 s, target 2.5 s on the same partition row);
+    a kill is seen at once and keeps the narrow margin."""
+    a = _result(failovers=(2.0, 2.4), experiment=experiment)
+    near = _result(failovers=(3.5, 3.6), experiment=experiment)  # 3.55 <= 2.4 + 0.25 + 1.0
+    far = _result(failovers=(3.7, 3.8), experiment=experiment)  # 3.75 > 3.65
+    got = next(f for f in compare_results(a, near).figures if f.key == "failover_s")
+    assert got.outcome == "within" and got.margin == pytest.approx(1.25) and "PING period" in got.margin_why
+    assert _outcomes(a, far)["failover_s"] == "outside"
+    kill_a, kill_near = _result(failovers=(2.0, 2.4)), _result(failovers=(3.5, 3.6))
+    assert _outcomes(kill_a, kill_near)["failover_s"] == "outside"  # cache-aside-kill: margin 0.25 s
+
+
 def test_no_promotion_where_a_promoted_every_cycle_is_outside() -> None:
     """The failover time cannot be compared without promotions, but the promotions themselves can."""
     out = _outcomes(_result(failovers=(2.0, 2.4)), _result(failovers=(None, None)))
@@ -105,7 +121,7 @@ def test_claims_compared_by_verdict() -> None:
 
 
 def test_runs_of_different_experiments_are_refused() -> None:
-    with pytest.raises(LabError, match="run A is 'splitbrain-plain' and run B is 'counter-partition'"):
+    with pytest.raises(LabError, match="run A is 'cache-aside-kill' and run B is 'counter-partition'"):
         compare_results(_result(), _result(experiment="counter-partition"))
 
 
@@ -133,7 +149,7 @@ def test_cli_exit_status_and_json(tmp_path: Path) -> None:
     ok = _cli("compare", str(a), str(same), "--json")
     assert ok.returncode == 0, ok.stderr
     doc = json.loads(ok.stdout)
-    assert doc["matches"] and doc["outside"] == [] and doc["experiment"] == "splitbrain-plain"
+    assert doc["matches"] and doc["outside"] == [] and doc["experiment"] == "cache-aside-kill"
     assert {f["key"]: f["outcome"] for f in doc["figures"]}["availability_during"] == "within"
     assert all(f["margin_why"] and f["unit"] for f in doc["figures"])  # every tolerance is stated, with its unit
     bad = _cli("compare", str(a), str(far))
