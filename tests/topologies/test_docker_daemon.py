@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import DockerDaemon, LabManager
@@ -59,3 +60,17 @@ def test_down_leaves_a_lab_daemon_running_when_it_holds_someone_elses_container(
     assert dockerd.foreign_containers() == []
     assert dockerd.stop_if_owned().stopped
     assert not dockerd.daemon_answers()
+
+
+def test_a_daemon_the_lab_starts_forwards_ports_without_docker_proxy(lab: LabManager) -> None:
+    """Published ports in the kernel, not one docker-proxy process per port (whose CPU made the generator
+    fall behind in a reconnect storm); the topology still answers on 127.0.0.1."""
+    topo = lab("single", "docker")
+    pid = dockerd.owned_pid()
+    if pid is None:
+        pytest.skip("the Docker daemon was not started by the lab: its settings are its owner's")
+    daemon = psutil.Process(pid)
+    assert "--userland-proxy=false" in daemon.cmdline()
+    proxies = [p.pid for p in daemon.children(recursive=True) if p.name() == "docker-proxy"]
+    assert proxies == [], f"docker-proxy processes of the lab's daemon: {proxies}"
+    assert topo.client().ping()
