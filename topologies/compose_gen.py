@@ -35,6 +35,7 @@ READ_SECRET = f"$$(cat /run/secrets/{SECRET})"  # shell, in the container ($$: C
 # created and kept across its restarts, so Sentinel's CONFIG REWRITE decides the role it restarts in
 # (config.data_node_conf).
 NODE_CONF = "/data/redis.conf"
+SENTINEL_CONF = "/data/sentinel.conf"
 _DEFAULTS = Options()
 # Compose-time placeholders (text) in fields that hold numbers/bools at run time: the compose file is text
 _PLACEHOLDERS: dict[str, Any] = {
@@ -110,12 +111,16 @@ def _sentinel_service(spec: TopologySpec, node: NodeSpec) -> list[str]:
     # First start only: the primary answers through its proxied (announced) port, so Toxiproxy's
     # proxies and the primary are up. A restarted Sentinel (a fault) must not wait for a primary
     # that may be the node the fault killed: the container's own file system remembers the start.
+    # The config file too is written once: Sentinel rewrites it (the current primary, its config
+    # epoch, the known replicas and Sentinels), and a restart resumes from that, as the local
+    # backend's does; a fresh file sent a restarted Sentinel back to the first primary (by then
+    # perhaps a replica) until its peers' hello messages corrected it.
     started = "/tmp/redislab-started"
     script = ["umask 077", f'P="{READ_SECRET}"',
               f"if [ ! -e {started} ]; then", *[f"  {line}" for line in _wait_for([primary.port], node.name)],
               f"  : > {started}", "fi",
-              "cat > /data/sentinel.conf <<EOF", *conf.splitlines(), "EOF",
-              "exec redis-server /data/sentinel.conf --sentinel"]
+              f"[ -f {SENTINEL_CONF} ] || cat > {SENTINEL_CONF} <<EOF", *conf.splitlines(), "EOF",
+              f"exec redis-server {SENTINEL_CONF} --sentinel"]
     return [*_service_head(spec, node.name), *_script(script)]
 
 

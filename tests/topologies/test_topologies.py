@@ -130,6 +130,34 @@ def test_a_promoted_replica_restarted_at_once_comes_back_as_the_primary(fresh_la
         assert wait_until(lambda: master.set(f"t:{uuid.uuid4()}", "after-restart"), 15, "a write through Sentinel")
 
 
+def test_a_restarted_sentinel_names_the_current_primary_at_once(fresh_lab: LabManager, backend: str) -> None:
+    """A Sentinel restarts from the config file it rewrote (the current primary, its epoch, the
+    known replicas), as redis-sentinel restarted from its file does. A fresh file at every container
+    start (the Docker backend before) sent a restarted Sentinel back to the first primary, now a
+    replica, until its peers' hello messages corrected it: clients asking it were sent to a replica."""
+    topo = fresh_lab("sentinel", backend)
+    first = topo.primary()
+    assert first is not None
+    by_port = {n.port: n.name for n in topo.spec.redis_nodes}
+
+    def named_by(sentinel: str) -> str:
+        with topo.node_client(sentinel, socket_timeout=1) as c:
+            _host, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "lab")
+            return by_port[int(port)]
+
+    topo.kill(first)
+    try:
+        new = wait_until(lambda: (p := named_by("sentinel-2")) != first and p, 30, "Sentinel failover")
+    finally:
+        topo.start(first)
+    wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
+    name = "sentinel-1"
+    wait_until(lambda: named_by(name) == new, 30, f"{name} naming {new} before its restart")
+    topo.kill(name)
+    topo.start(name)
+    assert wait_until(lambda: named_by(name), 30, f"{name} answering again") == new
+
+
 def test_redlock_nodes_are_independent_primaries(lab: LabManager, backend: str) -> None:
     topo = lab("redlock", backend)
     clients = topo.client(decode_responses=True, socket_timeout=2)
