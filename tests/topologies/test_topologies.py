@@ -145,17 +145,28 @@ def test_a_restarted_sentinel_names_the_current_primary_at_once(fresh_lab: LabMa
             _host, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "lab")
             return by_port[int(port)]
 
+    def agreed() -> str | None:
+        """The primary all three Sentinels name, once they agree on one other than ``first`` that has
+        taken the role. Not simply the first failover's pick: on Docker a second failover sometimes
+        follows a second later (a Sentinel judged the new primary down 1 s after the switch and
+        counted its peers' votes about the old one, still fresh, as a quorum)."""
+        names = {named_by(s.name) for s in topo.spec.sentinels}
+        p = names.pop() if len(names) == 1 else None
+        return p if p is not None and p != first and topo.role(p) == "primary" else None
+
     topo.kill(first)
     try:
-        new = wait_until(lambda: (p := named_by("sentinel-2")) != first and p, 30, "Sentinel failover")
+        # a replica took the role: the failover can no longer be aborted by the old primary's return
+        wait_until(lambda: (p := named_by("sentinel-2")) != first and topo.role(p) == "primary", 30,
+                   "Sentinel failover")
     finally:
         topo.start(first)
     wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
+    current = wait_until(agreed, 30, "the Sentinels agreeing on the new primary")
     name = "sentinel-1"
-    wait_until(lambda: named_by(name) == new, 30, f"{name} naming {new} before its restart")
     topo.kill(name)
     topo.start(name)
-    assert wait_until(lambda: named_by(name), 30, f"{name} answering again") == new
+    assert wait_until(lambda: named_by(name), 30, f"{name} answering again") == current
 
 
 def test_redlock_nodes_are_independent_primaries(lab: LabManager, backend: str) -> None:
