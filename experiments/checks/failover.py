@@ -11,6 +11,10 @@ Per fault cycle, seconds from the inject to the promotion of another node:
 * Fallback, for histories without topology events: the server view's ``role``
   events (INFO sampled every 0.5 s: resolution 0.5 s).
 
+Promotions after the first in the same cycle (a second failover: another
+``+switch-master`` to a new address) are listed per cycle (``later``) and
+counted (``second_failovers``); the figure stays the first one.
+
 The resolution is part of every figure. Without a promotion (a single node, or
 a fault that does not trigger one) the figure is None and the text says so.
 
@@ -47,7 +51,8 @@ def _promotion(history: History, c: Cycle) -> dict[str, Any]:
     if switch is not None:
         return {**out, "failover_s": switch.t - c.start, "promoted": _switch_target(switch),
                 "observed_by": f"{switch.fields.get('source')} +switch-master",
-                "resolution_s": float(switch.fields.get("resolution_s", 0.001))}
+                "resolution_s": float(switch.fields.get("resolution_s", 0.001)),
+                "later": _later_switches(in_cycle, switch, c)}
     for kind, resolution in ((TOPOLOGY, None), (ROLE, SERVER_VIEW_RESOLUTION_S)):
         roles = [e for e in history.events if e.kind == kind and "role" in e.fields]
         if not roles:
@@ -62,8 +67,8 @@ def _promotion(history: History, c: Cycle) -> dict[str, Any]:
         return {**out, "failover_s": promoted.t - c.start if promoted else None,
                 "promoted": promoted.fields["node"] if promoted else None,
                 "observed_by": "role poll" if kind == TOPOLOGY else "server view (INFO)",
-                "resolution_s": res}
-    return {**out, "failover_s": None, "promoted": None, "observed_by": None, "resolution_s": None}
+                "resolution_s": res, "later": []}
+    return {**out, "failover_s": None, "promoted": None, "observed_by": None, "resolution_s": None, "later": []}
 
 
 def served_again(ops: list[Op], c: Cycle) -> tuple[float | None, bool]:
@@ -89,6 +94,12 @@ def _client_share(promotion: dict[str, Any], ops: list[Op], c: Cycle) -> dict[st
     return {**out, "client_s": share["client_s"]}
 
 
+def _later_text(r: dict[str, Any]) -> str:
+    """The cycle's promotions after the first: a second failover."""
+    return "".join(f" Then {x['promoted']} promoted {fmt_s(x['after_s'])} after the fault: another failover."
+                   for x in r["later"])
+
+
 def _share_text(r: dict[str, Any]) -> str:
     """'Redis needed X s to promote; clients needed Y s more' for one cycle."""
     if r["promoted"] is None:
@@ -99,6 +110,29 @@ def _share_text(r: dict[str, Any]) -> str:
         return (" Clients were served again only after the heal." if r["served_after_heal"]
                 else " Clients were not served again before the run ended.")
     return f" Redis needed {fmt_s(r['failover_s'])} to promote; clients needed {fmt_s(r['client_s'])} more."
+
+
+def _later_switches(in_cycle: list[Event], first: Event, c: Cycle) -> list[dict[str, Any]]:
+    """Promotions after the cycle's first one (each Sentinel publishes its own ``+switch-master``:
+    one per distinct old -> new address). A second failover right after the first happens: on
+    a switch Sentinel keeps its peers' is-master-down votes about the old primary (valid 5 s),
+    so one Sentinel that misses the new primary's PING for down-after-milliseconds fails it
+    over too; writes the first pick acknowledged in between are lost."""
+    seen = {_switch_addresses(first)}
+    later: list[dict[str, Any]] = []
+    for e in in_cycle:
+        if e.kind != TOPOLOGY or e.fields.get("event") != "+switch-master" or e.t < first.t:
+            continue
+        addresses = _switch_addresses(e)
+        if addresses not in seen:
+            seen.add(addresses)
+            later.append({"after_s": e.t - c.start, "promoted": _switch_target(e)})
+    return later
+
+
+def _switch_addresses(e: Event) -> tuple[str, ...]:
+    """``+switch-master``'s old and new address (its detail without the master name)."""
+    return tuple(str(e.fields.get("detail", "")).split()[1:5])
 
 
 def _switch_target(e: Event) -> str | None:
@@ -124,9 +158,11 @@ def failover_time(history: History, final_state: Mapping[str, Any],
                          "resolution_s": res,
                          "odown_spread": Spread.of(r["odown_s"] for r in results).to_json(),
                          "client_s": client.median, "client_spread": client.to_json()}
+    m["second_failovers"] = sum(1 for r in results if r["later"])
     text = " ".join(
         f"Cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
-        f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r) if r["promoted"]
+        f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r) + _later_text(r)
+        if r["promoted"]
         else f"Cycle {r['cycle']}: no node was promoted (the outage lasted until the heal)." for r in results)
     lim = p["max_failover_s"]
     if lim is None:
