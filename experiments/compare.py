@@ -24,7 +24,6 @@ client policy) do not change an outcome; they are listed as notes.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -85,8 +84,9 @@ class Figure:
         return self.margin, self.why
 
 
-def _fig(key: str, unit: str, margin: float, why: str) -> Figure:
-    return Figure(key, LABELS[key], unit, margin, why, EXTRACT[key], FORMATS[key])
+def _fig(key: str, unit: str, margin: float, why: str, silent_margin: float | None = None,
+         silent_why: str = "") -> Figure:
+    return Figure(key, LABELS[key], unit, margin, why, EXTRACT[key], FORMATS[key], silent_margin, silent_why)
 
 
 _SHARE_WHY = "about one client timeout (0.25 s) of a 5-s fault window"
@@ -105,10 +105,9 @@ FIGURES: dict[str, Figure] = {f.key: f for f in (
     _fig("p99_during_ms", "ms", 25.0, _MS_WHY),
     _fig("error_p50_during_ms", "ms", 25.0, _MS_WHY),
     _fig("availability_after", "share 0..1", 0.05, _SHARE_WHY),
-    dataclasses.replace(
-        _fig("failover_s", "s", 0.25, _FAILOVER_WHY), silent_margin=0.25 + SENTINEL_PING_PERIOD_S,
-        silent_why=f"{_FAILOVER_WHY}, plus where a silent fault fell in Sentinel's PING period "
-                   f"({SENTINEL_PING_PERIOD_S:g} s)"),
+    _fig("failover_s", "s", 0.25, _FAILOVER_WHY, silent_margin=0.25 + SENTINEL_PING_PERIOD_S,
+         silent_why=f"{_FAILOVER_WHY}, plus where a silent fault fell in Sentinel's PING period "
+                    f"({SENTINEL_PING_PERIOD_S:g} s)"),
     _fig("first_success_s", "s", 0.25, _OP_WHY),
     _fig("recover_s", "s", 1.0, "the recovery check's throughput bucket (1 s): the figure's resolution"),
     _fig("lost_ratio_in_windows", "share 0..1", 0.05, "sampling: a few writes of a fault window's hundreds"),

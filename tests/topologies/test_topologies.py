@@ -101,6 +101,39 @@ def test_sentinel_promotes_a_replica_when_the_primary_is_killed(lab: LabManager,
     wait_until(lambda: topo.role(old) == "replica", 30, f"{old} demoted to replica")
 
 
+def _named_by(topo: api.Topology, sentinel: str) -> str:
+    """The data node ``sentinel`` names as the primary (SENTINEL GET-MASTER-ADDR-BY-NAME)."""
+    by_port = {n.port: n.name for n in topo.spec.redis_nodes}
+    with topo.node_client(sentinel, socket_timeout=1) as c:
+        _host, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "lab")
+        return by_port[int(port)]
+
+
+def _fail_over(topo: api.Topology) -> tuple[str, str]:
+    """Kill the primary until a Sentinel names a replica that took the role (past that point the old
+    primary's return cannot abort the failover), restart the old one (in ``finally``), wait until it
+    is demoted, and return (old primary, the primary all three Sentinels then agree on). Not simply
+    the first failover's pick: on Docker a second failover sometimes follows a second later (a
+    Sentinel judged the new primary down 1 s after the switch and counted its peers' votes about the
+    old one, still fresh, as a quorum)."""
+    first = topo.primary()
+    assert first is not None
+
+    def agreed(sentinels: list[str]) -> str | None:
+        names = {_named_by(topo, s) for s in sentinels}
+        p = names.pop() if len(names) == 1 else None
+        return p if p is not None and p != first and topo.role(p) == "primary" else None
+
+    topo.kill(first)
+    try:
+        wait_until(lambda: agreed(["sentinel-2"]), 30, "Sentinel failover")
+    finally:
+        topo.start(first)
+    wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
+    every = [s.name for s in topo.spec.sentinels]
+    return first, wait_until(lambda: agreed(every), 30, "the Sentinels agreeing on the new primary")
+
+
 def test_a_promoted_replica_restarted_at_once_comes_back_as_the_primary(fresh_lab: LabManager, backend: str) -> None:
     """A node restarts in the role Sentinel last gave it (its config file, which Sentinel's CONFIG
     REWRITE updates), as a server restarted from its config file does. With its first primary as a
@@ -108,20 +141,7 @@ def test_a_promoted_replica_restarted_at_once_comes_back_as_the_primary(fresh_la
     came back as a replica of its own replica: no primary at all (the CI run of
     empty-primary-restart: MasterNotFoundError for 45 s)."""
     topo = fresh_lab("sentinel", backend)
-    first = topo.primary()
-    assert first is not None
-    sentinel = topo.sentinel()
-
-    def promoted() -> str | None:
-        _host, port = sentinel.discover_master("lab")
-        return next((n.name for n in topo.spec.redis_nodes if n.port == port and n.name != first), None)
-
-    topo.kill(first)
-    try:
-        new = wait_until(promoted, 30, "Sentinel failover")
-    finally:
-        topo.start(first)
-    wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
+    _first, new = _fail_over(topo)
     topo.kill(new)
     topo.start(new)  # at once: well within down-after-milliseconds, no failover
     wait_until(lambda: topo.role(new) != "unknown", 10, f"{new} answering")
@@ -136,37 +156,11 @@ def test_a_restarted_sentinel_names_the_current_primary_at_once(fresh_lab: LabMa
     start (the Docker backend before) sent a restarted Sentinel back to the first primary, now a
     replica, until its peers' hello messages corrected it: clients asking it were sent to a replica."""
     topo = fresh_lab("sentinel", backend)
-    first = topo.primary()
-    assert first is not None
-    by_port = {n.port: n.name for n in topo.spec.redis_nodes}
-
-    def named_by(sentinel: str) -> str:
-        with topo.node_client(sentinel, socket_timeout=1) as c:
-            _host, port = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "lab")
-            return by_port[int(port)]
-
-    def agreed() -> str | None:
-        """The primary all three Sentinels name, once they agree on one other than ``first`` that has
-        taken the role. Not simply the first failover's pick: on Docker a second failover sometimes
-        follows a second later (a Sentinel judged the new primary down 1 s after the switch and
-        counted its peers' votes about the old one, still fresh, as a quorum)."""
-        names = {named_by(s.name) for s in topo.spec.sentinels}
-        p = names.pop() if len(names) == 1 else None
-        return p if p is not None and p != first and topo.role(p) == "primary" else None
-
-    topo.kill(first)
-    try:
-        # a replica took the role: the failover can no longer be aborted by the old primary's return
-        wait_until(lambda: (p := named_by("sentinel-2")) != first and topo.role(p) == "primary", 30,
-                   "Sentinel failover")
-    finally:
-        topo.start(first)
-    wait_until(lambda: topo.role(first) == "replica", 30, f"{first} demoted to replica")
-    current = wait_until(agreed, 30, "the Sentinels agreeing on the new primary")
+    _first, current = _fail_over(topo)
     name = "sentinel-1"
     topo.kill(name)
     topo.start(name)
-    assert wait_until(lambda: named_by(name), 30, f"{name} answering again") == current
+    assert wait_until(lambda: _named_by(topo, name), 30, f"{name} answering again") == current
 
 
 def test_redlock_nodes_are_independent_primaries(lab: LabManager, backend: str) -> None:
