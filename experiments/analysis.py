@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checks import CheckResult, UnknownCheckError, get_check, run_check, worst
-from .history import LAB, WARMUP, WORKLOAD, History
+from .checks.failover import SERVER_VIEW_RESOLUTION_S, observed_until
+from .history import LAB, RUN_END, WARMUP, WORKER, WORKLOAD, History
 from .stats import Spread, baseline_throughput, dropped, server_summary, summarize
 
 DEFAULT_HYPOTHESIS: dict[str, Any] = {"availability_min": 0.99, "p99_max_ms": 50.0, "grace_s": 0.0,
@@ -120,10 +121,25 @@ def key_metrics(history: History) -> dict[str, Any]:
 
 
 def lab_failures(history: History) -> list[str]:
-    """The lab's own machinery failing during the run (``lab`` events with ``up: false``)."""
+    """The lab's own machinery failing during the run (``lab`` events with ``up: false``, an observer
+    whose records stop before the run's end)."""
     return [f"the lab's {e.fields.get('component', 'machinery')} stopped answering {e.t:.1f} s into the run: "
             "the figures after that measure the lab, not Redis"
-            for e in history.events_of(LAB) if e.fields.get("up") is False]
+            for e in history.events_of(LAB) if e.fields.get("up") is False] + observer_gap(history)
+
+
+def observer_gap(history: History) -> list[str]:
+    """The run started an observer and its INFO samples (every 0.5 s) stop more than two intervals
+    before the workload's end: what the topology reported after that (promotions, roles) is missing."""
+    started = any(e.fields.get("name") == "observer" and e.fields.get("action") == "start"
+                  for e in history.events_of(WORKER))
+    end = next((e.t for e in history.events_of(RUN_END)), None)
+    until = observed_until(history)
+    if not started or end is None or (until is not None and until + 2 * SERVER_VIEW_RESOLUTION_S >= end):
+        return []
+    stop = "has no sample" if until is None else f"stop {until:.1f} s into the run"
+    return [f"the observer's records {stop}, before the workload's end at {end:.1f} s: what the topology "
+            "reported after that (promotions, roles) is missing"]
 
 
 def _check_figure(by: Mapping[str, CheckResult], check: str, key: str) -> Any:

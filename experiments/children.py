@@ -10,8 +10,9 @@ request) and ``parent`` (the run's pid).
 
 The parent's side (:class:`Children`): start with a deadline on the ready file, ask a
 child something (:meth:`Child.request`: SIGUSR1, then its reply), stop with SIGCONT +
-SIGTERM (SIGKILL after a deadline), ``worker`` start/exit events, and every child's
-history merged into the run's at the end.
+SIGTERM (after a deadline SIGABRT, which makes the child's ``faulthandler`` write every
+thread's stack into its log, then SIGKILL), ``worker`` start/exit events (``hung`` when
+it had to be aborted), and every child's history merged into the run's at the end.
 
 The child's side: :func:`child_main` runs a child that serves until it is stopped (the
 queue consumers, the lock's slow holder) with a :class:`ChildProcess`: its history, the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import os
 import signal
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+DUMP_TIMEOUT_S = 2.0  # s a hung child gets to write its threads' stacks (SIGABRT) before SIGKILL
 REQUEST_SIGNAL = signal.SIGUSR1  # the parent's request to a child (ChildProcess.requested)
 REPLY_POLL_S = 0.002  # s between looks for a child's reply (the lock holder's: the pause must land on time)
 PARENT_POLL_S = 0.5  # s between a child's checks that the run that started it is still there
@@ -138,20 +141,24 @@ class Children:
         if child is None or child.proc.returncode is not None:
             return
         proc = child.proc
+        hung = False
         try:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            hung = True  # its stacks go to its log (faulthandler on SIGABRT), then it is killed
+            proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(DUMP_TIMEOUT_S)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             ownership.unregister_client(proc.pid)
-            self.writer.event("worker", name=name, pid=proc.pid, action="exit", code=proc.returncode)
+            extra: dict[str, Any] = {"hung": True, "log": child.log.name} if hung else {}
+            self.writer.event("worker", name=name, pid=proc.pid, action="exit", code=proc.returncode, **extra)
 
     def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop every child: SIGTERM all first, then wait for each (they shut down in parallel)."""
@@ -179,6 +186,9 @@ class Children:
 # -- the child's side --------------------------------------------------------------------------------
 
 def config_from_argv() -> dict[str, Any]:
+    """The child's config (its one argument); also arms ``faulthandler``, so a child that hangs
+    and is aborted (:meth:`Children.stop`) leaves every thread's stack in its log."""
+    faulthandler.enable(all_threads=True)
     if len(sys.argv) != 2:
         raise SystemExit(f"usage: python -m {sys.argv[0]} CONFIG.json")
     cfg: dict[str, Any] = json.loads(Path(sys.argv[1]).read_text())

@@ -313,7 +313,11 @@ class HistoryWriter:
     Records are serialised into an in-memory buffer and written every
     ``flush_every`` records (and on :meth:`flush`/:meth:`close`), so logging
     10k ops/s costs about one ``json.dumps`` per op. Use as a context manager
-    so the buffer is flushed even when the run is interrupted.
+    so the buffer is flushed even when the run is interrupted. With
+    ``flush_every=1`` every record reaches the operating system at once (a
+    child process's writer: a child killed with SIGKILL keeps every record it
+    wrote; without it, everything after the last flush was lost with the
+    process's file buffer).
 
     ``clock()`` is the run's time base: monotonic seconds since t0. Fault
     injectors and samplers must stamp their events with it (``event()`` does).
@@ -379,6 +383,8 @@ class HistoryWriter:
             self._buf.append(line)
             if len(self._buf) >= self._flush_every:
                 self._flush_locked()
+                if self._flush_every == 1:
+                    self._flush_file_locked()
 
     def _flush_locked(self) -> None:
         if self._f is None:
@@ -397,15 +403,18 @@ class HistoryWriter:
         if self.on_failure is not None:
             self.on_failure(exc)
 
+    def _flush_file_locked(self) -> None:
+        assert self._f is not None
+        try:
+            self._f.flush()
+        except OSError as exc:
+            if self.failed is None:
+                self._fail(exc)
+
     def flush(self) -> None:
         with self._lock:
             self._flush_locked()
-            assert self._f is not None
-            try:
-                self._f.flush()
-            except OSError as exc:
-                if self.failed is None:
-                    self._fail(exc)
+            self._flush_file_locked()
 
     def close(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ verdict becomes undecided with that reason.
 from __future__ import annotations
 
 import signal
-import threading
+import time
 
 from experiments.children import child_writer, config_from_argv, orphaned, ready
 from experiments.history import LAB
@@ -30,14 +30,19 @@ def main() -> None:
     topo = target.current()  # a run on a target file names it in REDISLAB_TARGET
     if topo is None:
         raise SystemExit("observer: no topology is up")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # a plain flag: a handler that takes a lock (threading.Event.set) can deadlock the main thread
+    # when the signal lands while that thread holds the same lock inside Event.wait
+    stopped: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
     writer = child_writer(cfg)
     proxy_up: bool | None = None
     try:
         with ServerView(topo, writer), TopologyEvents(topo, writer):
             ready(cfg)
-            while not stop.wait(LAB_PROBE_S) and not orphaned(cfg):
+            while True:
+                time.sleep(LAB_PROBE_S)
+                if stopped or orphaned(cfg):
+                    break
                 up = toxiproxy_answers(topo)
                 if up != proxy_up:
                     writer.event(LAB, component="toxiproxy", up=up)

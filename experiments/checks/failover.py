@@ -16,7 +16,10 @@ Promotions after the first in the same cycle (a second failover: another
 counted (``second_failovers``); the figure stays the first one.
 
 The resolution is part of every figure. Without a promotion (a single node, or
-a fault that does not trigger one) the figure is None and the text says so.
+a fault that does not trigger one) the figure is None and the text says so. A
+cycle the observer's records do not cover up to its heal (its last INFO sample,
+taken every 0.5 s, came earlier: the observer died or hung) is *unobserved*:
+whether a node was promoted is unknown, and the text says that instead.
 
 The client's share of each outage (``topologies.outage.client_share``): the
 workload is *served again* when the first ok workload op completes after the
@@ -34,9 +37,9 @@ from typing import Any
 
 from topologies.outage import client_share
 
-from ..history import ROLE, TOPOLOGY, Cycle, Event, History, Op
+from ..history import ROLE, SERVER_INFO, TOPOLOGY, Cycle, Event, History, Op
 from ..stats import Spread
-from .base import CheckResult, fmt_s, get_params, judged, measured
+from .base import UNKNOWN, CheckResult, fmt_s, get_params, judged, measured
 
 DEFAULTS = {"max_failover_s": None}  # s; makes it a claim: violated if a promotion took longer or never came
 SERVER_VIEW_RESOLUTION_S = 0.5
@@ -69,6 +72,18 @@ def _promotion(history: History, c: Cycle) -> dict[str, Any]:
                 "observed_by": "role poll" if kind == TOPOLOGY else "server view (INFO)",
                 "resolution_s": res, "later": []}
     return {**out, "failover_s": None, "promoted": None, "observed_by": None, "resolution_s": None, "later": []}
+
+
+def observed_until(history: History) -> float | None:
+    """The last time (s) the observer recorded an INFO sample (None: the history has none, e.g. a
+    hand-written one)."""
+    return max((e.t for e in history.events_of(SERVER_INFO)), default=None)
+
+
+def _unobserved(promo: dict[str, Any], c: Cycle, until: float | None) -> bool:
+    """No promotion seen, and the observer's samples stop before the cycle's heal (with one sampling
+    interval of slack)."""
+    return promo["promoted"] is None and until is not None and until + 2 * SERVER_VIEW_RESOLUTION_S < c.heal
 
 
 def served_again(ops: list[Op], c: Cycle) -> tuple[float | None, bool]:
@@ -149,8 +164,10 @@ def failover_time(history: History, final_state: Mapping[str, Any],
     if not cycles:
         return measured("failover_time", {}, "No fault in the history.")
     ops = history.workload
+    until = observed_until(history)
     promotions = [(c, _promotion(history, c)) for c in cycles]
-    results = [{**promo, **_client_share(promo, ops, c)} for c, promo in promotions]
+    results = [{**promo, **_client_share(promo, ops, c), "unobserved": _unobserved(promo, c, until)}
+               for c, promo in promotions]
     spread = Spread.of(r["failover_s"] for r in results)
     res = max((r["resolution_s"] for r in results if r["resolution_s"] is not None), default=None)
     client = Spread.of(r["client_s"] for r in results)
@@ -159,14 +176,26 @@ def failover_time(history: History, final_state: Mapping[str, Any],
                          "odown_spread": Spread.of(r["odown_s"] for r in results).to_json(),
                          "client_s": client.median, "client_spread": client.to_json()}
     m["second_failovers"] = sum(1 for r in results if r["later"])
-    text = " ".join(
-        f"Cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
-        f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r) + _later_text(r)
-        if r["promoted"]
-        else f"Cycle {r['cycle']}: no node was promoted (the outage lasted until the heal)." for r in results)
+    m["unobserved_cycles"] = sum(1 for r in results if r["unobserved"])
+    text = " ".join(_cycle_text(r, until) for r in results)
     lim = p["max_failover_s"]
     if lim is None:
         return measured("failover_time", m, text)
-    slow = any(r["failover_s"] is None or r["failover_s"] > lim for r in results)
-    return judged("failover_time", slow, m, text + f" Limit: {fmt_s(lim)}.",
-                  f"a replica is promoted within {fmt_s(lim)}")
+    claim = f"a replica is promoted within {fmt_s(lim)}"
+    # a promotion over the limit, or none in an observed cycle
+    slow = any(r["failover_s"] > lim if r["failover_s"] is not None else not r["unobserved"] for r in results)
+    if m["unobserved_cycles"] and not slow:
+        return CheckResult("failover_time", UNKNOWN, m, text + f" Limit: {fmt_s(lim)}.", claim)
+    return judged("failover_time", slow, m, text + f" Limit: {fmt_s(lim)}.", claim)
+
+
+def _cycle_text(r: dict[str, Any], until: float | None) -> str:
+    if r["promoted"]:
+        return (f"Cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
+                f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r)
+                + _later_text(r))
+    if r["unobserved"]:
+        return (f"Cycle {r['cycle']}: unknown whether a node was promoted: the observer's records stop "
+                f"{fmt_s(until)} into the run, before this cycle's heal.")
+    return f"Cycle {r['cycle']}: no node was promoted (the outage lasted until the heal)."
+

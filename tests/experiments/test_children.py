@@ -3,6 +3,7 @@ slow holder run on: start with readiness, a request and its reply, SIGTERM, the 
 death, the child's history merged on the run's clock. No Redis: a child of the tests' own."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,28 @@ def test_a_child_answers_requests_records_on_the_runs_clock_and_stops_on_sigterm
     assert all(before <= o.start <= after and o.phase == "baseline" for o in asked)  # the run's clock
     assert [e.fields["action"] for e in history.events_of("worker")] == ["start", "exit"]
     assert not (tmp_path / "echo.jsonl").exists()  # merged, then removed
+
+
+def test_a_hung_child_keeps_its_records_and_leaves_its_stacks(tmp_path: Path) -> None:
+    """A child that does not stop when asked is aborted (SIGABRT: faulthandler writes every thread's
+    stack into its log) and what it recorded before is in the run's history. (The observer once hung
+    like this: it was killed, and every record after its last explicit flush was lost with its file
+    buffer, so its run said no node was promoted while one was.)"""
+    with HistoryWriter(tmp_path / "history.jsonl") as writer:
+        children = Children(tmp_path, writer)
+        try:
+            child = children.start("deaf", CHILD, {"deaf": True})
+            assert child.request(10) == {"n": 1, "tag": None}
+        finally:
+            children.stop_all(timeout_s=1.0)
+        assert child.proc.returncode == -signal.SIGABRT
+        children.merge_histories(lambda t: "baseline")
+    history = read_history(tmp_path / "history.jsonl")
+    assert [o.args["n"] for o in history.ops if o.op == "asked"] == [1]  # written before it hung: kept
+    exit_event = history.events_of("worker")[-1]
+    assert exit_event.fields["hung"] is True and exit_event.fields["log"] == "deaf.log"
+    log = (tmp_path / "deaf.log").read_text()
+    assert "Fatal Python error: Aborted" in log and "(most recent call first)" in log, log[-2000:]
 
 
 def test_a_child_whose_run_is_gone_stops_by_itself(tmp_path: Path) -> None:

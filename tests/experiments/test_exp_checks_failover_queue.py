@@ -1,9 +1,10 @@
 """failover_time and the queue's stuck / redelivered accounting, on hand-written histories."""
 from __future__ import annotations
 
+from experiments.analysis import analyze
 from experiments.checks import run_check
-from experiments.history import ROLE, TOPOLOGY, Event
-from tests.experiments.exp_helpers import ev, fault, history, op
+from experiments.history import ROLE, RUN_END, SERVER_INFO, TOPOLOGY, WORKER, Event
+from tests.experiments.exp_helpers import ev, fault, history, op, steady
 
 
 def _roles(*items: tuple[float, str, str]) -> list:
@@ -162,3 +163,27 @@ def test_failover_time_reports_a_second_failover_in_the_same_cycle() -> None:
     assert second["later"] == [] and r.metrics["second_failovers"] == 1
     assert "Then redis-3 promoted 4.4 s after the fault: another failover." in r.explanation
     assert abs(r.metrics["spread"]["high"] - 2.2) < 1e-9  # the figure is the first promotion's, not 4.4 s
+
+
+def _observer_run(samples_until: float) -> list:
+    """An observer that sampled INFO every 0.5 s until ``samples_until``, a kill at 4 s healed at 8 s,
+    no promotion recorded, the workload ending at 13 s."""
+    samples = [ev(SERVER_INFO, i / 2, node="redis-1", up=True, role="primary")
+               for i in range(1, int(samples_until * 2) + 1)]
+    return [ev(WORKER, 0.5, name="observer", pid=1, action="start"), *samples,
+            *steady("get", 1.0, 13.0), fault(4.0, 8.0), ev(RUN_END, 13.0)]
+
+
+def test_a_cycle_the_observer_did_not_see_is_unknown_not_unpromoted() -> None:
+    """Seen in CI (the Chaos Toolkit round trip): the observer was killed and lost its records after 1 s;
+    the run said 'no node was promoted' while Sentinel had promoted one."""
+    r = run_check("failover_time", history(*_observer_run(1.0)), {}, {"max_failover_s": 5})
+    assert r.verdict == "unknown" and r.metrics["unobserved_cycles"] == 1
+    assert "unknown whether a node was promoted: the observer's records stop 1.0 s into the run" in r.explanation
+    result = analyze(history(*_observer_run(1.0)), {"checks": ["failover_time"]})
+    assert result["verdict"] == "unknown"
+    assert any("observer's records stop 1.0 s into the run" in p for p in result["run_problems"])
+    # the same run observed to its end: no promotion is a finding (violated), and no run problem
+    seen = run_check("failover_time", history(*_observer_run(13.0)), {}, {"max_failover_s": 5})
+    assert seen.verdict == "violated" and "no node was promoted" in seen.explanation
+    assert analyze(history(*_observer_run(13.0)), {"checks": ["failover_time"]})["run_problems"] == []
