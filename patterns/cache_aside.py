@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from patterns.breaker import AsyncBreaker, CircuitBreakerError, StateListener
-from patterns.common import Counters, RetryPolicy, jittered_ttl_ms
+from patterns.common import Counters, LuaScript, RetryPolicy, jittered_ttl_ms
 from patterns.failures import REDIS_FAILURES
 from patterns.products_db import Product, ProductsDB
 
@@ -177,8 +177,8 @@ class CacheAside:
         self.retry = retry
         self.counters = Counters(COUNTERS)
         self._rng = rng or random.Random()
-        self._fill = client.register_script(_FILL)
-        self._invalidate = client.register_script(_INVALIDATE)
+        self._fill = LuaScript(client, _FILL)
+        self._invalidate = LuaScript(client, _INVALIDATE)
         self._inflight: dict[int, tuple[int, asyncio.Task[Product | None]]] = {}  # id -> (generation, load)
         # Bumped when a write starts, commits and finishes invalidating: a read or load that
         # began under an older generation neither fills the near cache nor is joined.

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.common import Counters, LuaScript, RetryPolicy, as_str, tagged
 from patterns.failures import REDIS_FAILURES
 
 T = TypeVar("T")
@@ -143,11 +143,11 @@ class Leaderboard:
         self.clock = clock
         self.lag_probe_interval_s = lag_probe_interval_s
         self.counters = Counters(COUNTERS)
-        self._incr = client.register_script(_INCR)
-        self._add = client.register_script(_ADD)
-        self._range_script = client.register_script(_RANGE)
-        self._rank_script = client.register_script(_RANK)
-        self._around_script = client.register_script(_AROUND)
+        self._incr = LuaScript(client, _INCR)
+        self._add = LuaScript(client, _ADD)
+        self._range_script = LuaScript(client, _RANGE)
+        self._rank_script = LuaScript(client, _RANK)
+        self._around_script = LuaScript(client, _AROUND)
         self._primary_offset: tuple[float, int] | None = None  # (probed_at_monotonic, master_repl_offset)
 
     # -- keys ----------------------------------------------------------------

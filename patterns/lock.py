@@ -21,7 +21,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_before_delay, wait_random_exponential
 
-from patterns.common import Counters, RetryPolicy, tagged
+from patterns.common import Counters, LuaScript, RetryPolicy, tagged
 from patterns.failures import REDIS_FAILURES, classify, is_transient
 
 COUNTERS = (
@@ -161,10 +161,10 @@ class DistributedLock:
         self.fence_wait_ms = fence_wait_ms
         self.key = f"lock:{tagged(name)}"
         self.fence_key = f"lock:{tagged(name)}:fence"
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
-        self._release_token = client.register_script(_RELEASE_TOKEN)
-        self._extend = client.register_script(_EXTEND)
+        self._acquire = LuaScript(client, _ACQUIRE)
+        self._release = LuaScript(client, _RELEASE)
+        self._release_token = LuaScript(client, _RELEASE_TOKEN)
+        self._extend = LuaScript(client, _EXTEND)
         self._cleanups: set[asyncio.Task[None]] = set()
 
     async def _call(self, op: Any) -> Any:

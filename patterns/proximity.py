@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.common import Counters, LuaScript, RetryPolicy, as_str, tagged
 from patterns.failures import REDIS_FAILURES, is_transient
 
 COUNTERS = ("updates", "late_reports", "update_failures", "searches", "stale_answers", "unavailable", "swept",
@@ -142,9 +142,9 @@ class FleetIndex:
         self.clock = clock
         self.max_age_s = max_age_s
         self.counters = Counters(COUNTERS)
-        self._update = client.register_script(_UPDATE)
-        self._search_script = client.register_script(_SEARCH)
-        self._sweep = client.register_script(_SWEEP)
+        self._update = LuaScript(client, _UPDATE)
+        self._search_script = LuaScript(client, _SEARCH)
+        self._sweep = LuaScript(client, _SWEEP)
         self._last: OrderedDict[tuple[Any, ...], tuple[float, list[Hit]]] = OrderedDict()
         self._last_max = stale_cache_size
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from patterns.common import Counters, RetryPolicy, tag_for
+from patterns.common import Counters, LuaScript, RetryPolicy, tag_for
 from patterns.failures import REDIS_FAILURES, is_transient
 
 COUNTERS = ("allowed", "denied", "fail_open", "fail_closed", "local_allowed", "local_denied")
@@ -319,7 +319,7 @@ class RateLimiter:
         self.retry = retry
         self.prefix = prefix
         self.counters = Counters(COUNTERS)
-        self._script = client.register_script(algorithm.script)
+        self._script = LuaScript(client, algorithm.script)
 
     def key(self, user: str) -> str:
         return f"{self.prefix}:{tag_for(user)}:{self.algorithm.name}"

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patterns.common import Counters, as_str
+from patterns.common import Counters, LuaScript, as_str
 from patterns.failures import REDIS_FAILURES
 from patterns.lock import LockNotOwned, LockTimeout, LockUnavailable
 
@@ -131,9 +131,9 @@ class Redlock:
         self.retry_delay_s = retry_delay_ms / 1000
         self.quorum = len(self.clients) // 2 + 1
         self.counters = counters or Counters(COUNTERS)
-        self._acquire = [c.register_script(_ACQUIRE) for c in self.clients]
-        self._release = [c.register_script(_RELEASE) for c in self.clients]
-        self._extend = [c.register_script(_EXTEND) for c in self.clients]
+        self._acquire = [LuaScript(c, _ACQUIRE) for c in self.clients]
+        self._release = [LuaScript(c, _RELEASE) for c in self.clients]
+        self._extend = [LuaScript(c, _EXTEND) for c in self.clients]
 
     # -- one call on every node ------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from patterns.common import Counters, RetryPolicy, as_str, tagged
+from patterns.common import Counters, LuaScript, RetryPolicy, as_str, tagged
 from patterns.failures import REDIS_FAILURES
 
 CONSUMER_COUNTERS = (
@@ -148,11 +148,11 @@ class WorkQueue:
         self.counters = Counters(("enqueued",))
         self.stream_key = f"q:{tagged(name)}:stream"
         self.dlq_key = f"q:{tagged(name)}:dlq"
-        self._claim = client.register_script(_CLAIM)
-        self._refresh = client.register_script(_REFRESH)
-        self._complete = client.register_script(_COMPLETE)
-        self._release = client.register_script(_RELEASE)
-        self._dead_letter = client.register_script(_DEAD_LETTER)
+        self._claim = LuaScript(client, _CLAIM)
+        self._refresh = LuaScript(client, _REFRESH)
+        self._complete = LuaScript(client, _COMPLETE)
+        self._release = LuaScript(client, _RELEASE)
+        self._dead_letter = LuaScript(client, _DEAD_LETTER)
 
     def done_key(self, job_id: str) -> str:
         return f"q:{tagged(self.name)}:done:{job_id}"

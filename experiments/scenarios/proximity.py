@@ -27,6 +27,7 @@ from typing import Any
 from experiments.final_read import settled_read
 from experiments.model import PatternLoad, Scenario, app_client
 from experiments.workload import OpResult, attempt
+from patterns.common import LuaScript
 from patterns.proximity import (
     DriverSimulator,
     FleetIndex,
@@ -54,7 +55,7 @@ class ProximityScenario(Scenario):
     async def setup(self) -> None:
         self.client = await app_client(self.ctx, CLIENT_TIMEOUT_S)
         self.index = FleetIndex(self.client, f"exp-{self.ctx.run_id}")
-        self._remove = self.client.register_script(_REMOVE)
+        self._remove = LuaScript(self.client, _REMOVE)
         self.sim = DriverSimulator(N_DRIVERS, spread_m=SPREAD_M, seed=self.ctx.seed)
         self.drivers = sorted(self.sim.positions)
         rng = random.Random(self.ctx.seed)

@@ -15,6 +15,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from patterns.common import LuaScript
 from patterns.leaderboard import Entry, Leaderboard, Window
 from tests.patterns.helpers import closed_port, closed_port_client, eventually, open_client
 
@@ -77,6 +78,41 @@ def test_incr_is_atomic_under_concurrency(app_client_factory: Any, prefix: str) 
             await client.aclose()
 
     asyncio.run(main())
+
+
+def _script_loads(topo: Any) -> int:
+    """SCRIPT LOAD calls served by every data node so far (INFO commandstats)."""
+    total = 0
+    for node in topo.spec.redis_nodes:
+        with topo.node_client(node.name, direct=True) as c:
+            total += int(c.info("commandstats").get("cmdstat_script|load", {}).get("calls", 0))
+    return total
+
+
+def test_callers_that_meet_a_missing_script_together_load_it_once(app_client_factory: Any, prefix: str) -> None:
+    """300 first calls at once of a script no server has: one SCRIPT LOAD for all of them (redis-py's
+    own script loads it in every caller that got NOSCRIPT: 1,500 loads for 500 leaderboard calls on the
+    cluster, which ran past the patterns' 2-s deadline with both cores busy)."""
+    topo = app_client_factory.topo
+
+    async def main() -> tuple[int, int]:
+        client = await open_client(app_client_factory)
+        try:
+            one_load = _script_loads(topo)
+            await client.script_load(f"return 0 -- {prefix} alone")  # what one load costs here (cluster: per primary)
+            one_load = _script_loads(topo) - one_load
+            script = LuaScript(client, f"return redis.call('INCR', KEYS[1]) -- {prefix}")  # a sha no server knows
+            key = f"{prefix}:n"
+            await asyncio.gather(*(client.exists(key) for _ in range(300)))  # 300 open connections to the key's node:
+            before = _script_loads(topo)  # the calls below are all sent before the first NOSCRIPT comes back
+            replies = await asyncio.gather(*(script(keys=[key]) for _ in range(300)))
+            assert sorted(replies) == list(range(1, 301))  # every caller ran it, once
+            return one_load, _script_loads(topo) - before
+        finally:
+            await client.aclose()
+
+    one_load, loads = asyncio.run(main())
+    assert one_load >= 1 and loads == one_load, (one_load, loads)
 
 
 def test_time_windows_use_separate_expiring_keys(app_client_factory: Any, prefix: str) -> None:
