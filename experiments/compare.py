@@ -92,6 +92,12 @@ def _fig(key: str, unit: str, margin: float, why: str, silent_margin: float | No
 _SHARE_WHY = "about one client timeout (0.25 s) of a 5-s fault window"
 _OP_WHY = "one client timeout (0.25 s): the longest an operation that fails takes"
 _MS_WHY = "scheduling noise of one operation on a loaded 2-core machine"
+# A p99 over a fault window of ~800 operations is its 8th-worst: one stall of the generator's process that
+# holds back that many operations moves it by the stall's length. At a fault's start the operations in flight
+# time out together and fall back at once, so such a stall lands on the tail. Measured on this machine class:
+# cache-aside-latency's p99 253-254 ms in one run and 268 / 291 ms in another, the second with the generator
+# 20-32 ms late at the fault's start (send lag); a gen-2 collection took up to 33 ms.
+_P99_WHY = "one stall of the generator's process (measured up to 32 ms at a fault's start) on a loaded 2-core machine"
 # Sentinel PINGs each instance once per period (sentinel.c SENTINEL_PING_PERIOD, 1 s, or
 # down-after-milliseconds when shorter) and counts down-after from the oldest unanswered PING. A killed
 # node is seen at once (its connection closes); a silent fault (partition, latency) only at the next PING,
@@ -102,7 +108,7 @@ SILENT_KINDS = ("latency", "partition")  # fault kinds (target_fit.fault_kind) t
 _FAILOVER_WHY = "a Sentinel timer tick (0.1 s) and the observer's role poll (0.1 s)"
 FIGURES: dict[str, Figure] = {f.key: f for f in (
     _fig("availability_during", "share 0..1", 0.05, _SHARE_WHY),
-    _fig("p99_during_ms", "ms", 25.0, _MS_WHY),
+    _fig("p99_during_ms", "ms", 50.0, _P99_WHY),
     _fig("error_p50_during_ms", "ms", 25.0, _MS_WHY),
     _fig("availability_after", "share 0..1", 0.05, _SHARE_WHY),
     _fig("failover_s", "s", 0.25, _FAILOVER_WHY, silent_margin=0.25 + SENTINEL_PING_PERIOD_S,

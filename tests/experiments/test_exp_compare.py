@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from experiments.compare import FIGURES, compare_results, compare_runs, config_notes, cycle_values
+from experiments.compare import FIGURES, compare_figure, compare_results, compare_runs, config_notes, cycle_values
 from labcommon.errors import LabError
 
 
@@ -87,6 +87,16 @@ def test_a_silent_fault_widens_the_failover_range_by_sentinels_ping_period(exper
     assert _outcomes(a, far)["failover_s"] == "outside"
     kill_a, kill_near = _result(failovers=(2.0, 2.4)), _result(failovers=(3.5, 3.6))
     assert _outcomes(kill_a, kill_near)["failover_s"] == "outside"  # cache-aside-kill: margin 0.25 s
+
+
+def test_a_p99_held_back_by_one_generator_stall_is_within_and_a_different_failure_mode_is_not() -> None:
+    """CI, the same cache-aside-latency row: lab 254.3 / 253.4 ms, target 291.3 / 267.8 ms, the target's
+    generator 20-32 ms late at the fault's start. A target whose partition refused connections at once
+    (p99 ~3 ms where the lab's ops waited for a timeout, ~253 ms) must stay outside."""
+    fig = FIGURES["p99_during_ms"]
+    assert compare_figure(fig, [254.3, 253.4], [291.3, 267.8]).outcome == "within"
+    assert compare_figure(fig, [254.3, 253.4], [3.1, 2.9]).outcome == "outside"
+    assert compare_figure(fig, [254.3, 253.4], [320.0, 330.0]).outcome == "outside"  # 70 ms over: more than one stall
 
 
 def test_no_promotion_where_a_promoted_every_cycle_is_outside() -> None:
