@@ -7,11 +7,13 @@ from importlib import import_module
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from labcommon.errors import UnknownNameError
 from topologies import compose_gen, topology_kinds
 from topologies.spec import TOPOLOGIES, build_spec
 from topologies.topology_kinds.base import TopologyKind
+from topologies.topology_kinds.cluster import READINESS_KEY, key_on
 
 _TYPES = {"name": str, "summary": str, "block": int, "fails_over": bool, "has_sentinels": bool,
           "redis_cluster": bool, "on_kubernetes": bool}
@@ -122,3 +124,10 @@ def test_each_kind_builds_its_own_client_through_the_group_proxies() -> None:
     assert isinstance(sentinel.connection_pool, redis.sentinel.SentinelConnectionPool)
     assert [s.connection_pool.connection_kwargs["port"] for s in sentinel.connection_pool.sentinel_manager.sentinels
             ] == [8111, 8112, 8113]
+
+
+@pytest.mark.parametrize("ranges", [[["0", "5460"]], [["5461", "10922"], ["12000"]], [["16383"]], [["7"]]])
+def test_the_cluster_readiness_key_lands_in_the_primarys_own_slots(ranges: list[list[str]]) -> None:
+    key = key_on(ranges)
+    assert key.startswith(READINESS_KEY)
+    assert any(int(r[0]) <= key_slot(key.encode()) <= int(r[-1]) for r in ranges)
