@@ -128,6 +128,12 @@ def _run_of(results: Path, experiment: str) -> Path:
 # Where the two runs' promotions differ, claims that follow a promotion differ too (a cycle that failed
 # over recovers its throughput later: time_to_recover), so verdicts are compared only when they match.
 COIN_FLIPS = {"cache-aside-latency": ("promoted",)}
+# Claims judged on a latency threshold per window (p99 <= 50 ms in every window after a heal): one stall
+# of the machine flips them. CI: the lab's cache-aside-partition run violated its steady state after heal
+# 2 (p99 70 ms) from one stall at 20.0 s (sends 48 ms late, the operations in flight 57-136 ms) where the
+# target's held. Their figures are compared above, within margins; the claims about what the app saw
+# (lost writes, reads of its own writes, stale reads) must agree.
+LATENCY_SLO_CLAIMS = ("steady_state", "during_fault")
 
 
 def _promotions(run: Path) -> list[bool]:
@@ -139,7 +145,8 @@ def _promotions(run: Path) -> list[bool]:
 
 def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
     """The same rows on the lab's own Sentinel topology (same profile, cycles, seed): `redislab compare`
-    finds every figure of the target's runs within the lab's spread and the claims' verdicts agreeing.
+    finds every figure of the target's runs within the lab's spread and the claims' verdicts agreeing
+    (the latency-threshold claims aside: ``LATENCY_SLO_CLAIMS``).
     (A target's partition that disabled its proxies failed this: connections refused at once gave a p99
     during the fault of ~3 ms against the lab's ~253 ms, where packets are dropped until a timeout.)"""
     lab = cli("demo", "--backend", "local", "--only", "cache-aside", "--out", str(lab_out))
@@ -156,7 +163,8 @@ def _matches_the_labs_own_topology(target_runs: Path, lab_out: Path) -> None:
         compared = [k for k, f in figures.items() if f["outcome"] in ("within", "outside")]
         assert {"availability_during", "p99_during_ms", "promoted"} <= set(compared), (exp, figures)
         if exp not in COIN_FLIPS or sorted(_promotions(lab_run)) == sorted(_promotions(target_run)):
-            assert doc["verdicts_agree"], (exp, doc["claims"], doc["verdicts"])
+            disagree = [c for c in doc["claims"] if not c["agree"] and c["name"] not in LATENCY_SLO_CLAIMS]
+            assert not disagree, (exp, disagree, doc["verdicts"])
 
 
 @pytest.mark.integration
