@@ -41,6 +41,7 @@ from labcommon.errors import LabError, UnknownNameError
 from labcommon.poll import wait_until
 from topologies import api, topology_kinds
 from topologies.clients import DEFAULT_POLICY
+from topologies.sentinel_client import sentinel_class
 from topologies.spec import NodeSpec, Options, TopologySpec
 
 SCHEMA_PATH = Path(__file__).with_name("target.schema.json")
@@ -413,7 +414,7 @@ class TargetTopology(api.Topology):
         if not t.sentinels:
             raise LabError(f"target {t.name} has no Sentinels")
         base = redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel
-        cls = api._remapping_sentinel(base, self.address_remap(group))
+        cls = sentinel_class(base, self.address_remap(group))
         sentinel_kwargs = {**({"password": self.password} if self.password else {}),
                            **(policy or DEFAULT_POLICY).sentinel_kwargs(asyncio)}
         addrs = [self._addr(s, group if group in s.groups else None) for s in t.sentinels]

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import asyncio as asyncio_module
 import dataclasses
 import math
 import time
@@ -26,6 +25,7 @@ from topologies import health, topology_kinds
 from topologies.clients import DEFAULT_POLICY, ClientPolicy
 from topologies.home import StateFile
 from topologies.home import password as lab_password
+from topologies.sentinel_client import sentinel_class
 from topologies.spec import (
     HOST,
     MASTER_NAME,
@@ -77,20 +77,6 @@ class StartingBackend(Backend, Protocol):
         """Form the cluster once its nodes answer (``TopologyKind.formed``), unless the backend's
         own deployment does it."""
         ...
-
-
-def _remapping_sentinel(base: type[Any], remap: Callable[[tuple[str, int]], tuple[str, int]]) -> type[Any]:
-    """A Sentinel class whose discovered addresses go through ``remap`` (client-group proxies)."""
-    if asyncio_module.iscoroutinefunction(base.discover_master):
-        class AsyncRemapped(base):
-            async def discover_master(self, service_name: str) -> tuple[str, int]:
-                return remap(await super().discover_master(service_name))
-        return AsyncRemapped
-
-    class Remapped(base):
-        def discover_master(self, service_name: str) -> tuple[str, int]:
-            return remap(super().discover_master(service_name))
-    return Remapped
 
 
 def _make_backend(kind: str, spec: TopologySpec, pw: str, state: dict[str, Any] | None = None
@@ -190,7 +176,7 @@ class Topology:
             raise LabError(f"topology {self.name} has no Sentinels", "bring up: redislab up sentinel")
         policy = policy or DEFAULT_POLICY
         remap = self.address_remap(group)
-        cls = _remapping_sentinel(redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel, remap)
+        cls = sentinel_class(redis.asyncio.sentinel.Sentinel if asyncio else redis.sentinel.Sentinel, remap)
         kwargs = policy.client_kwargs(asyncio, **{"password": self.password, **kwargs})
         return cls([remap((HOST, s.port)) for s in self.spec.sentinels],
                    sentinel_kwargs={"password": self.password, **policy.sentinel_kwargs(asyncio)}, **kwargs)
