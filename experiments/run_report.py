@@ -214,7 +214,8 @@ def generator_priority_text(priority: Mapping[str, Any], gc: Mapping[str, Any] |
         full = int(gc["collections"].get("2", 0))
         longest = max(float(ms) for ms in gc["max_pause_ms"].values())
         text += (f" Garbage collection during the schedule ({gc['frozen_objects']} objects alive at its start "
-                 f"frozen out of it): {sum(int(n) for n in gc['collections'].values())} collections, {full} full, "
+                 f"frozen out of it): {sum(int(n) for n in gc['collections'].values())} collections, {full} full"
+                 f"{' (full passes deferred to its end)' if gc.get('full_collections_deferred') else ''}, "
                  f"the longest {longest:.1f} ms.")
     return text
 

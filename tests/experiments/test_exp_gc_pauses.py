@@ -38,3 +38,21 @@ def test_collections_inside_are_counted_and_new_cycles_still_collected() -> None
     assert config["collections"]["2"] >= 1
     assert config["max_pause_ms"]["2"] > 0
     assert pauses.on_gc not in gc.callbacks
+
+
+def test_no_automatic_full_collection_inside_and_the_thresholds_come_back() -> None:
+    """A run's young garbage is still collected (generations 0 and 1); full passes wait for the end
+    (one took 32.8 ms inside a failover on the Docker backend)."""
+    before = gc.get_threshold()
+    kept: list[_Node] = []  # survivors of young collections: what makes a full pass due
+    with frozen_heap() as pauses:
+        for i in range(200_000):  # on the old thresholds (700, 10, 10): several full passes
+            a, b = _Node(), _Node()
+            a.other, b.other = b, a
+            if i % 2 == 0:
+                kept.append(a)
+            del a, b
+    config = pauses.as_config()
+    assert config["collections"]["0"] > 50 and config["collections"]["2"] == 0, config
+    assert config["full_collections_deferred"] is True
+    assert gc.get_threshold() == before
