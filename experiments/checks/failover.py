@@ -15,6 +15,15 @@ Promotions after the first in the same cycle (a second failover: another
 ``+switch-master`` to a new address) are listed per cycle (``later``) and
 counted (``second_failovers``); the figure stays the first one.
 
+Two primaries at once: per cycle, the spans in which more nodes answered ``ROLE``
+as a primary than before the run's first fault (one with Sentinel; the role
+poll, resolution 0.1 s; the server view's 0.5 s without it), with the nodes
+(``two_primaries``), and the longest span's length (``two_primaries_s``).
+Writes a client sent to the one that is later demoted are lost. Seen after a
+second failover: the first pick kept answering as a primary for 10 s (Sentinel
+waits 8 s, ``SENTINEL_PUBLISH_PERIOD * 4``, before reconfiguring a node that
+claims the master role), and clients that kept their connections wrote there.
+
 The resolution is part of every figure. Without a promotion (a single node, or
 a fault that does not trigger one) the figure is None and the text says so. A
 cycle the observer's records do not cover up to its heal (its last INFO sample,
@@ -43,6 +52,7 @@ from .base import UNKNOWN, CheckResult, fmt_s, get_params, judged, measured
 
 DEFAULTS = {"max_failover_s": None}  # s; makes it a claim: violated if a promotion took longer or never came
 SERVER_VIEW_RESOLUTION_S = 0.5
+POLL_RESOLUTION_S = 0.1  # experiments.topology_events polls every node's ROLE this often
 
 
 def _promotion(history: History, c: Cycle) -> dict[str, Any]:
@@ -109,6 +119,59 @@ def _client_share(promotion: dict[str, Any], ops: list[Op], c: Cycle) -> dict[st
     return {**out, "client_s": share["client_s"]}
 
 
+def two_primaries(history: History, c: Cycle, before: float) -> list[dict[str, Any]]:
+    """Spans of cycle ``c`` (s after its inject) in which more nodes answered as primary than at time
+    ``before`` (the run's first inject: one with Sentinel, three in a Cluster, where the extra one is a
+    second primary of some slots), from the role poll (``topology`` role events), else the server
+    view's ``role`` events. ``nodes``: every node that answered as primary in the span."""
+    sources = ((TOPOLOGY, POLL_RESOLUTION_S), (ROLE, SERVER_VIEW_RESOLUTION_S))
+    found = next(((evs, res) for kind, res in sources if (evs := _role_events(history, kind))), None)
+    if found is None:
+        return []
+    events, resolution = found
+    usual = len({n for n, r in _roles_at(events, before).items() if r == "primary"})
+    roles: dict[str, str] = {}
+    spans: list[dict[str, Any]] = []
+    since: float | None = None
+    nodes: set[str] = set()
+
+    def close(t: float) -> None:
+        if since is not None and t > since:
+            spans.append({"start_s": since - c.start, "duration_s": t - since, "nodes": sorted(nodes),
+                          "resolution_s": resolution})
+
+    for e in events:
+        if e.t >= c.next:
+            break
+        roles[str(e.fields["node"])] = str(e.fields["role"])
+        t = max(e.t, c.start)
+        primaries = {n for n, r in roles.items() if r == "primary"}
+        if usual and len(primaries) > usual:
+            if since is None:
+                since, nodes = t, set()
+            nodes |= primaries
+        elif since is not None:
+            close(t)
+            since = None
+    close(c.next)
+    return spans
+
+
+def _roles_at(events: list[Event], t: float) -> dict[str, str]:
+    return {str(e.fields["node"]): str(e.fields["role"]) for e in events if e.t < t}
+
+
+def _role_events(history: History, kind: str) -> list[Event]:
+    return sorted((e for e in history.events if e.kind == kind and "role" in e.fields and "node" in e.fields),
+                  key=lambda e: e.t)
+
+
+def _two_primaries_text(r: dict[str, Any]) -> str:
+    return "".join(f" {' and '.join(x['nodes'])} answered as primaries at once for {fmt_s(x['duration_s'])}, from "
+                   f"{fmt_s(x['start_s'])} after the fault (resolution {fmt_s(x['resolution_s'])}): writes sent "
+                   "to the one later demoted are lost." for x in r["two_primaries"])
+
+
 def _later_text(r: dict[str, Any]) -> str:
     """The cycle's promotions after the first: a second failover."""
     return "".join(f" Then {x['promoted']} promoted {fmt_s(x['after_s'])} after the fault: another failover."
@@ -166,8 +229,8 @@ def failover_time(history: History, final_state: Mapping[str, Any],
     ops = history.workload
     until = observed_until(history)
     promotions = [(c, _promotion(history, c)) for c in cycles]
-    results = [{**promo, **_client_share(promo, ops, c), "unobserved": _unobserved(promo, c, until)}
-               for c, promo in promotions]
+    results = [{**promo, **_client_share(promo, ops, c), "unobserved": _unobserved(promo, c, until),
+                "two_primaries": two_primaries(history, c, cycles[0].start)} for c, promo in promotions]
     spread = Spread.of(r["failover_s"] for r in results)
     res = max((r["resolution_s"] for r in results if r["resolution_s"] is not None), default=None)
     client = Spread.of(r["client_s"] for r in results)
@@ -177,6 +240,7 @@ def failover_time(history: History, final_state: Mapping[str, Any],
                          "client_s": client.median, "client_spread": client.to_json()}
     m["second_failovers"] = sum(1 for r in results if r["later"])
     m["unobserved_cycles"] = sum(1 for r in results if r["unobserved"])
+    m["two_primaries_s"] = max((x["duration_s"] for r in results for x in r["two_primaries"]), default=0.0)
     text = " ".join(_cycle_text(r, until) for r in results)
     lim = p["max_failover_s"]
     if lim is None:
@@ -190,6 +254,10 @@ def failover_time(history: History, final_state: Mapping[str, Any],
 
 
 def _cycle_text(r: dict[str, Any], until: float | None) -> str:
+    return _promotion_text(r, until) + _two_primaries_text(r)
+
+
+def _promotion_text(r: dict[str, Any], until: float | None) -> str:
     if r["promoted"]:
         return (f"Cycle {r['cycle']}: {r['promoted']} promoted {fmt_s(r['failover_s'])} after the fault "
                 f"(seen by {r['observed_by']}, resolution {fmt_s(r['resolution_s'])})." + _share_text(r)

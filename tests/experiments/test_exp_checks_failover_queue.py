@@ -187,3 +187,35 @@ def test_a_cycle_the_observer_did_not_see_is_unknown_not_unpromoted() -> None:
     seen = run_check("failover_time", history(*_observer_run(13.0)), {}, {"max_failover_s": 5})
     assert seen.verdict == "violated" and "no node was promoted" in seen.explanation
     assert analyze(history(*_observer_run(13.0)), {"checks": ["failover_time"]})["run_problems"] == []
+
+
+def _polled(*items: tuple[float, str, str]) -> list:
+    return [ev(TOPOLOGY, t, source=node, event="role", node=node, role=role, resolution_s=0.1)
+            for t, node, role in items]
+
+
+def test_two_primaries_at_once_are_measured_per_cycle() -> None:
+    """The local catalogue in CI (empty-primary-restart-slow): redis-3 promoted, a second failover
+    promoted redis-2, and redis-3 kept answering as a primary until Sentinel converted it 11 s later;
+    2,213 acknowledged writes were lost. The restarted old primary was also a primary for 0.1 s."""
+    h = history(_polled((0.5, "redis-1", "primary"), (0.5, "redis-2", "replica"), (0.5, "redis-3", "replica"),
+                        (3.7, "redis-1", "down"), (5.0, "redis-3", "primary"), (6.7, "redis-1", "primary"),
+                        (6.8, "redis-1", "replica"), (7.2, "redis-2", "primary"), (18.23, "redis-3", "replica")),
+                fault(3.64, 7.62), fault(18.4, 21.5))
+    r = run_check("failover_time", h, {}, {})
+    first, second = r.metrics["failovers"]
+    assert [(round(x["start_s"], 2), round(x["duration_s"], 2), x["nodes"]) for x in first["two_primaries"]] == [
+        (3.06, 0.1, ["redis-1", "redis-3"]), (3.56, 11.03, ["redis-2", "redis-3"])]
+    assert second["two_primaries"] == [] and abs(r.metrics["two_primaries_s"] - 11.03) < 1e-9
+    assert "redis-2 and redis-3 answered as primaries at once for 11.0 s" in r.explanation
+
+
+def test_a_cluster_counts_a_second_primary_beyond_its_usual_three() -> None:
+    three = [(0.5, f"redis-{i}", "primary") for i in (1, 2, 3)] + [(0.5, f"redis-{i}", "replica") for i in (4, 5, 6)]
+    clean = history(_polled(*three, (5.1, "redis-1", "down"), (7.0, "redis-4", "primary"),
+                            (12.0, "redis-1", "replica")), fault(5.0, 12.0))
+    assert run_check("failover_time", clean, {}, {}).metrics["two_primaries_s"] == 0.0
+    back = history(_polled(*three, (5.1, "redis-1", "down"), (7.0, "redis-4", "primary"),
+                           (12.0, "redis-1", "primary"), (12.5, "redis-1", "replica")), fault(5.0, 12.0))
+    spans = run_check("failover_time", back, {}, {}).metrics["failovers"][0]["two_primaries"]
+    assert [(round(x["duration_s"], 2), len(x["nodes"])) for x in spans] == [(0.5, 4)]
