@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checks import CheckResult, UnknownCheckError, get_check, run_check, worst
-from .checks.failover import SERVER_VIEW_RESOLUTION_S, observed_until
+from .checks.failover import observed_until, observer_covers
 from .history import LAB, RUN_END, WARMUP, WORKER, WORKLOAD, History
 from .stats import Spread, baseline_throughput, dropped, server_summary, summarize
 
@@ -135,7 +135,7 @@ def observer_gap(history: History) -> list[str]:
                   for e in history.events_of(WORKER))
     end = next((e.t for e in history.events_of(RUN_END)), None)
     until = observed_until(history)
-    if not started or end is None or (until is not None and until + 2 * SERVER_VIEW_RESOLUTION_S >= end):
+    if not started or end is None or (until is not None and observer_covers(until, end)):
         return []
     stop = "has no sample" if until is None else f"stop {until:.1f} s into the run"
     return [f"the observer's records {stop}, before the workload's end at {end:.1f} s: what the topology "

@@ -37,7 +37,6 @@ class GcPauses:
     """Collections during the schedule, per generation, and the longest, in ms."""
 
     frozen: int = 0  # objects moved out of the collector's reach at the start
-    full_deferred: bool = True  # automatic full (generation-2) passes deferred to the end
     counts: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0, 2: 0})
     max_ms: dict[int, float] = field(default_factory=lambda: {0: 0.0, 1: 0.0, 2: 0.0})
     _started: float | None = None
@@ -54,7 +53,7 @@ class GcPauses:
             self.max_ms[gen] = max(self.max_ms.get(gen, 0.0), ms)
 
     def as_config(self) -> dict[str, Any]:
-        return {"frozen_objects": self.frozen, "full_collections_deferred": self.full_deferred,
+        return {"frozen_objects": self.frozen, "full_collections_deferred": True,  # always, since this version
                 "collections": {str(g): n for g, n in self.counts.items()},
                 "max_pause_ms": {str(g): round(ms, 2) for g, ms in self.max_ms.items()}}
 

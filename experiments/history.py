@@ -313,11 +313,11 @@ class HistoryWriter:
     Records are serialised into an in-memory buffer and written every
     ``flush_every`` records (and on :meth:`flush`/:meth:`close`), so logging
     10k ops/s costs about one ``json.dumps`` per op. Use as a context manager
-    so the buffer is flushed even when the run is interrupted. With
-    ``flush_every=1`` every record reaches the operating system at once (a
-    child process's writer: a child killed with SIGKILL keeps every record it
-    wrote; without it, everything after the last flush was lost with the
-    process's file buffer).
+    so the buffer is flushed even when the run is interrupted. Every such
+    write reaches the operating system (the file object's buffer flushed too):
+    a child process's writer, ``flush_every=1``, keeps every record it wrote
+    when the child is killed with SIGKILL (before, the records after the last
+    explicit flush were lost with the process's 1-MB file buffer).
 
     ``clock()`` is the run's time base: monotonic seconds since t0. Fault
     injectors and samplers must stamp their events with it (``event()`` does).
@@ -383,8 +383,7 @@ class HistoryWriter:
             self._buf.append(line)
             if len(self._buf) >= self._flush_every:
                 self._flush_locked()
-                if self._flush_every == 1:
-                    self._flush_file_locked()
+                self._flush_file_locked()
 
     def _flush_locked(self) -> None:
         if self._f is None:

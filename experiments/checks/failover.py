@@ -90,10 +90,15 @@ def observed_until(history: History) -> float | None:
     return max((e.t for e in history.events_of(SERVER_INFO)), default=None)
 
 
+def observer_covers(until: float | None, t: float) -> bool:
+    """Whether the observer's samples (the last at ``until``; None: a history without any) reach time
+    ``t``, with two sampling intervals of slack."""
+    return until is None or until + 2 * SERVER_VIEW_RESOLUTION_S >= t
+
+
 def _unobserved(promo: dict[str, Any], c: Cycle, until: float | None) -> bool:
-    """No promotion seen, and the observer's samples stop before the cycle's heal (with one sampling
-    interval of slack)."""
-    return promo["promoted"] is None and until is not None and until + 2 * SERVER_VIEW_RESOLUTION_S < c.heal
+    """No promotion seen, and the observer's samples stop before the cycle's heal."""
+    return promo["promoted"] is None and not observer_covers(until, c.heal)
 
 
 def served_again(ops: list[Op], c: Cycle) -> tuple[float | None, bool]:
@@ -119,17 +124,21 @@ def _client_share(promotion: dict[str, Any], ops: list[Op], c: Cycle) -> dict[st
     return {**out, "client_s": share["client_s"]}
 
 
-def two_primaries(history: History, c: Cycle, before: float) -> list[dict[str, Any]]:
-    """Spans of cycle ``c`` (s after its inject) in which more nodes answered as primary than at time
-    ``before`` (the run's first inject: one with Sentinel, three in a Cluster, where the extra one is a
-    second primary of some slots), from the role poll (``topology`` role events), else the server
-    view's ``role`` events. ``nodes``: every node that answered as primary in the span."""
+def _role_source(history: History) -> tuple[list[Event], float] | None:
+    """The role events to read primaries from, in time order, and their resolution: the role poll
+    (``topology`` role events), else the server view's ``role`` events."""
     sources = ((TOPOLOGY, POLL_RESOLUTION_S), (ROLE, SERVER_VIEW_RESOLUTION_S))
-    found = next(((evs, res) for kind, res in sources if (evs := _role_events(history, kind))), None)
-    if found is None:
+    return next(((evs, res) for kind, res in sources if (evs := _role_events(history, kind))), None)
+
+
+def two_primaries(source: tuple[list[Event], float] | None, c: Cycle, usual: int) -> list[dict[str, Any]]:
+    """Spans of cycle ``c`` (s after its inject) in which more than ``usual`` nodes answered as primary
+    (before the run's first inject: one with Sentinel, three in a Cluster, where the extra one is a
+    second primary of some slots), from ``source`` (``_role_source``). ``nodes``: every node that
+    answered as primary in the span."""
+    if source is None or not usual:
         return []
-    events, resolution = found
-    usual = len({n for n, r in _roles_at(events, before).items() if r == "primary"})
+    events, resolution = source
     roles: dict[str, str] = {}
     spans: list[dict[str, Any]] = []
     since: float | None = None
@@ -146,7 +155,7 @@ def two_primaries(history: History, c: Cycle, before: float) -> list[dict[str, A
         roles[str(e.fields["node"])] = str(e.fields["role"])
         t = max(e.t, c.start)
         primaries = {n for n, r in roles.items() if r == "primary"}
-        if usual and len(primaries) > usual:
+        if len(primaries) > usual:
             if since is None:
                 since, nodes = t, set()
             nodes |= primaries
@@ -155,6 +164,13 @@ def two_primaries(history: History, c: Cycle, before: float) -> list[dict[str, A
             since = None
     close(c.next)
     return spans
+
+
+def _primaries_before(source: tuple[list[Event], float] | None, t: float) -> int:
+    """How many nodes answered as primary just before ``t``."""
+    if source is None:
+        return 0
+    return sum(1 for r in _roles_at(source[0], t).values() if r == "primary")
 
 
 def _roles_at(events: list[Event], t: float) -> dict[str, str]:
@@ -229,8 +245,10 @@ def failover_time(history: History, final_state: Mapping[str, Any],
     ops = history.workload
     until = observed_until(history)
     promotions = [(c, _promotion(history, c)) for c in cycles]
+    roles = _role_source(history)
+    usual = _primaries_before(roles, cycles[0].start)
     results = [{**promo, **_client_share(promo, ops, c), "unobserved": _unobserved(promo, c, until),
-                "two_primaries": two_primaries(history, c, cycles[0].start)} for c, promo in promotions]
+                "two_primaries": two_primaries(roles, c, usual)} for c, promo in promotions]
     spread = Spread.of(r["failover_s"] for r in results)
     res = max((r["resolution_s"] for r in results if r["resolution_s"] is not None), default=None)
     client = Spread.of(r["client_s"] for r in results)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Protocol
 from topologies.clients import ClientPolicy
 from topologies.layout import NodeSpec, Options, TopologySpec
 
+ACK_TIMEOUT_MS = 100  # how long a primary's WAIT gives its replicas to acknowledge at readiness, ms
+
 Address = tuple[str, int]
 HostOf = Callable[[NodeSpec], str]  # the address a node is announced and reached at (see topologies.config)
 Probe = tuple[str, Callable[[], bool]]  # (what is awaited, a check that is true once it holds)

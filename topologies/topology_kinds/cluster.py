@@ -9,7 +9,7 @@ from redis.crc import key_slot
 
 from topologies.clients import ClientPolicy, probe_client
 from topologies.layout import NodeSpec, Options, TopologySpec, redis_node
-from topologies.topology_kinds.base import HostOf, Probe, RunningTopology, TopologyKind, node_by_port
+from topologies.topology_kinds.base import ACK_TIMEOUT_MS, HostOf, Probe, RunningTopology, TopologyKind, node_by_port
 
 SLOTS = 16384
 
@@ -38,7 +38,6 @@ def cluster_ok(spec: TopologySpec, password: str) -> bool:
 
 
 READINESS_KEY = "__redislab__:readiness"  # set and deleted at once: the dataset is left as it was
-ACK_TIMEOUT_MS = 100  # how long a primary's WAIT gives its replicas to acknowledge, milliseconds
 
 
 def key_on(ranges: list[list[str]]) -> str:

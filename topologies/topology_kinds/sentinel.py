@@ -6,6 +6,7 @@ from typing import Any
 from topologies.clients import ClientPolicy, probe_client
 from topologies.layout import MASTER_NAME, NodeSpec, Options, TopologySpec, redis_node, sentinel_node
 from topologies.topology_kinds.base import (
+    ACK_TIMEOUT_MS,
     HostOf,
     Probe,
     RunningTopology,
@@ -29,7 +30,6 @@ def replication_ok(spec: TopologySpec, password: str) -> bool:
 
 
 READINESS_CHANNEL = "__redislab__:readiness"  # a PUBLISH here replicates without touching a key
-ACK_TIMEOUT_MS = 100  # how long the primary's WAIT gives its replicas to acknowledge, milliseconds
 
 
 def replicas_acknowledge(spec: TopologySpec, password: str) -> bool:
