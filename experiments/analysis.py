@@ -13,6 +13,7 @@ fault's inject event to its heal event (``History.cycles``), everywhere.
     checks: ["name", {"name": ..., "params": {...}}, ...]
     reproduce: "command line"
     client_policy: {...}   # the scenario's app client (topologies.clients.ClientPolicy.as_config())
+    pattern_retry: {path: {...}}  # its pattern objects' retry (patterns.common.RetryPolicy.as_config())
 
 Default checks: steady_state, errors_by_type and send_lag, plus time_to_detect and
 time_to_recover when the history holds a fault. The hypothesis feeds
@@ -198,6 +199,7 @@ def analyze(history: History, config: Mapping[str, Any] | None = None,
         "reproduce": reproduce if reproduce is not None else config.get("reproduce"),
         "hypothesis": hypothesis_of(config),
         "client_policy": config.get("client_policy"),
+        "pattern_retry": config.get("pattern_retry"),
         "generator_priority": config.get("generator_priority"),
         "generator_gc": config.get("generator_gc"),
         "metrics": metrics,

@@ -225,7 +225,8 @@ def fault_is_silent(experiment: str) -> bool:
     return kind is None or kind in SILENT_KINDS
 
 
-CONFIG_KEYS = ("profile", "seed", "cycles", "workload", "checks", "hypothesis", "options", "client_policy")
+CONFIG_KEYS = ("profile", "seed", "cycles", "workload", "checks", "hypothesis", "options", "client_policy",
+               "pattern_retry")
 
 
 def config_notes(config_a: Mapping[str, Any], config_b: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ from experiments.children import Children
 from experiments.history import HistoryWriter, PhaseWindow
 from experiments.workload import OpResult, Share
 from faults.kinds import Fault
-from patterns.common import prepare_client
+from patterns.common import RetryPolicy, prepare_client
 from topologies.api import Topology
 from topologies.clients import ClientPolicy
 
@@ -135,6 +135,34 @@ def fetch_command_table_once(client: Any) -> None:
             parser.node = node  # where COMMAND GETKEYS goes for commands with movable keys
 
     parser.initialize = initialize
+
+
+def retry_policies(scenario: Scenario, depth: int = 3) -> dict[str, dict[str, Any]]:
+    """The pattern retry policies (``patterns.common.RetryPolicy``) a scenario's pattern objects
+    use in the generator process, by attribute path (``locks.locks`` for a dict of locks that
+    share one policy): with the client policy, the run's config says every retry the lab's own
+    clients make. The walk follows dicts and the lab's own objects (``experiments``/``patterns``
+    modules) ``depth`` levels down; a client or a database is never entered."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(obj: object, path: str, left: int) -> None:
+        policy = getattr(obj, "retry", None)
+        if isinstance(policy, RetryPolicy):
+            found.setdefault(path, policy.as_config())
+            return
+        if left == 0:
+            return
+        if isinstance(obj, dict):
+            for item in obj.values():
+                walk(item, path, left - 1)
+        elif type(obj).__module__.split(".")[0] in ("experiments", "patterns") and hasattr(obj, "__dict__"):
+            for name, item in vars(obj).items():
+                walk(item, f"{path}.{name}", left - 1)
+
+    for name, item in vars(scenario).items():  # the scenario itself, whichever module defines it
+        if name != "ctx":
+            walk(item, name, depth - 1)
+    return found
 
 
 class Scenario:

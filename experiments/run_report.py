@@ -203,7 +203,16 @@ def client_policy_text(result: Mapping[str, Any]) -> str:
     share = ((result.get("metrics") or {}).get("spread") or {}).get("client_share_s")
     cost = (f" After each promotion the clients needed {fmt.spread(share, fmt.secs)} more to be served again."
             if share and share.get("n") else "")
-    return f"Client policy (the scenario's app client; redis-py retries under one call: retries): {policy}.{cost}"
+    retry = result.get("pattern_retry")
+    if retry is None:
+        patterns = ""
+    elif retry:
+        patterns = " Pattern retry (on top of the client's, per logical operation): " + "; ".join(
+            f"{path}: {', '.join(f'{k}={v}' for k, v in p.items())}" for path, p in retry.items()) + "."
+    else:
+        patterns = " No pattern object in the generator process retries (no RetryPolicy)."
+    return (f"Client policy (the scenario's app client; redis-py retries under one call: retries): {policy}."
+            f"{patterns}{cost}")
 
 
 def generator_priority_text(priority: Mapping[str, Any], gc: Mapping[str, Any] | None = None) -> str:

@@ -31,7 +31,7 @@ from experiments import generator, observer, registry
 from experiments.children import Children
 from experiments.gc_pauses import frozen_heap
 from experiments.history import HistoryWriter
-from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario
+from experiments.model import PROFILES, Experiment, Profile, RunContext, Scenario, retry_policies
 from experiments.priority import requested_nice, schedule_priority, thread_pool
 from experiments.report import render_run, write_index
 from experiments.target_fit import runnable
@@ -303,6 +303,7 @@ async def _run_with(writer: HistoryWriter, exp: Experiment, topo: api.Topology, 
             await scenario.setup()
             if ctx.client_policy is not None:
                 _record_config(run_dir, client_policy=ctx.client_policy.as_config())
+            _record_config(run_dir, pattern_retry=retry_policies(scenario))
             progress.started = time.monotonic()
             # the schedule's thread gets a core before the system under test does (experiments.priority)
             with schedule_priority() as priority, frozen_heap() as gc_pauses:

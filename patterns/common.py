@@ -90,6 +90,13 @@ class RetryPolicy:
         """Single attempt, no retry."""
         return cls(attempts=1, deadline_s=None)
 
+    def as_config(self) -> dict[str, Any]:
+        """The policy as plain JSON (field names carry their unit; ``retry_if``: the predicate's name),
+        for an experiment's config."""
+        return {"attempts": self.attempts, "base_s": self.base_s, "cap_s": self.cap_s, "deadline_s": self.deadline_s,
+                "attempt_timeout_s": self.attempt_timeout_s,
+                "retry_if": getattr(self.retry_if, "__name__", repr(self.retry_if))}
+
     async def run(self, op: Callable[[], Awaitable[T]], counters: Counters) -> T:
         """Run ``op`` under this policy; every failed attempt is counted by type."""
 

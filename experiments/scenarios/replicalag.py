@@ -14,11 +14,8 @@ import asyncio
 import random
 from typing import Any
 
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from experiments import faultplans
-from experiments.model import GENERIC_CHECKS, HYPOTHESIS, POOL_SIZE, Experiment, Scenario, warm_up
+from experiments.model import GENERIC_CHECKS, HYPOTHESIS, Experiment, Scenario, app_policy, warm_up
 from experiments.workload import OpResult, attempt
 from faults import kinds
 from patterns.common import RetryPolicy
@@ -28,8 +25,6 @@ from topologies.api import Topology
 TIMEOUT_S = 0.25
 LAG_MS = 500  # below down-after-milliseconds (1000): Sentinel keeps the primary
 N_MEMBERS = 50
-KW: dict[str, Any] = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "retry": Retry(NoBackoff(), 0),
-      "max_connections": POOL_SIZE}
 
 
 class ReplicaLagScenario(Scenario):
@@ -37,8 +32,9 @@ class ReplicaLagScenario(Scenario):
         topo = self.ctx.topo
         primary = await asyncio.to_thread(faultplans.primary_of, topo)
         self.replica_name = next(n.name for n in topo.spec.redis_nodes if n.name != primary)
-        self.client = topo.client(asyncio=True, group="a", **KW)
-        self.replica = topo.node_client(self.replica_name, asyncio=True, group="a", **KW)
+        policy = self.ctx.client_policy = app_policy(TIMEOUT_S)  # the primary's and the replica's client alike
+        self.client = topo.client(asyncio=True, group="a", policy=policy)
+        self.replica = topo.node_client(self.replica_name, asyncio=True, group="a", policy=policy)
         await warm_up(self.client, 16)
         await warm_up(self.replica, 16)
         self.board = Leaderboard(self.client, f"lag-{self.ctx.run_id}", replica=self.replica,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,41 @@ def test_verify_names_runs_without_a_plot_or_checks(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("x")
     assert verify(tmp_path) == ["noplot: no plot"]
     assert verify(tmp_path / "empty") == [f"no runs under {tmp_path / 'empty'}", "no index.md / index.html"]
+
+
+def test_a_run_that_fails_to_start_is_reported_and_the_catalogue_goes_on(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # orchestration only: the runs and the topology calls are stand-ins recording what the loop asked for
+    from experiments import catalogue
+    from labcommon.errors import LabError
+    calls: list[str] = []
+    up: list[str] = []
+
+    def fake_run(req: Any) -> Path:
+        calls.append(req.experiment)
+        if req.experiment == "degradation-db":
+            raise LabError("the topology did not become healthy in 60 s", "see redislab status")
+        run_dir = tmp_path / req.experiment
+        run_dir.mkdir()
+        (run_dir / "result.json").write_text(json.dumps({"experiment": req.experiment, "verdict": "held"}))
+        return run_dir
+
+    monkeypatch.setattr(catalogue, "run_experiment", fake_run)
+    monkeypatch.setattr(catalogue.api, "current", lambda: None)
+    monkeypatch.setattr(catalogue.api, "up", lambda name, backend: up.append(f"up {name}"))
+    monkeypatch.setattr(catalogue.api, "down", lambda: up.append("down"))
+    answered: list[Outcome] = []
+
+    def fake_answer(out: Path, outcomes: list[Outcome], meta: dict[str, Any]) -> Path:
+        answered.extend(outcomes)
+        return out
+
+    monkeypatch.setattr(catalogue, "write_answer", fake_answer)
+    outcomes, _ = catalogue.run_catalogue("quick", "local", str(tmp_path), only=lambda i: i.section == "degradation")
+    assert calls == ["degradation-none", "degradation-db", "degradation-db-breaker"]  # the third still ran
+    failed = {o.item.experiment: o.error for o in outcomes}
+    assert failed["degradation-db"] == "the topology did not become healthy in 60 s (hint: see redislab status)"
+    assert failed["degradation-none"] is None and failed["degradation-db-breaker"] is None
+    assert [r["verdict"] for o in outcomes for r in o.results] == ["held", "held"]
+    assert up.count("down") >= 2  # the broken topology was taken down, and the last one at the end
+    assert answered == outcomes

@@ -133,6 +133,7 @@ def test_write_index(tmp_path: Path) -> None:
 
 
 def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_outage(tmp_path: Path) -> None:
+    from patterns.common import RetryPolicy
     from topologies.clients import ClientPolicy
     run = tmp_path / "r"
     run.mkdir()
@@ -154,6 +155,7 @@ def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_
     policy = ClientPolicy(socket_timeout_s=0.5, max_connections=128).as_config()
     (run / "config.json").write_text(json.dumps({
         "experiment": "kill-primary", "topology": "sentinel", "client_policy": policy,
+        "pattern_retry": {"board": RetryPolicy(attempts=3, deadline_s=2.0).as_config()},
         "checks": ["steady_state", "time_to_detect", "failover_time"]}))
     result = render_run(run)
     assert result["client_policy"] == policy and policy["socket_timeout_s"] == 0.5 and policy["retries"] == 0
@@ -164,3 +166,5 @@ def test_result_and_report_state_the_client_policy_and_the_clients_share_of_the_
     assert "Redis needed 2.0 s to promote; clients needed 501 ms more" in md
     assert "socket_timeout_s=0.5" in md and "retries=0" in md
     assert "After each promotion the clients needed 501 ms more" in md
+    assert result["pattern_retry"]["board"]["attempts"] == 3
+    assert "Pattern retry (on top of the client's, per logical operation): board: attempts=3" in md

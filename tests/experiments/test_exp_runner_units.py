@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import redis.asyncio
 
 from experiments.model import PROFILES, Scenario
 from experiments.runner import RunRequest, _final_state, _profile
@@ -71,8 +73,6 @@ def test_lock_sections_get_process_ids_unique_over_generator_processes() -> None
 
 
 def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_path: Path) -> None:
-    import json
-
     from experiments import failover_probe
     from experiments.model import app_policy
     from experiments.runner import _record_config
@@ -82,3 +82,26 @@ def test_the_scenarios_client_policy_is_the_one_the_failover_bench_measures(tmp_
     (tmp_path / "config.json").write_text(json.dumps({"experiment": "x"}))
     _record_config(tmp_path, client_policy=p.as_config())
     assert json.loads((tmp_path / "config.json").read_text()) == {"experiment": "x", "client_policy": p.as_config()}
+
+
+def test_the_config_names_every_pattern_retry_policy_the_scenario_holds() -> None:
+    from experiments.model import RunContext, Scenario, retry_policies
+    from experiments.scenarios.lock.variants import NaiveLocks, TokenLocks
+    from patterns.common import RetryPolicy
+    from patterns.leaderboard import Leaderboard
+
+    class Held(Scenario):
+        def __init__(self) -> None:
+            super().__init__(cast(RunContext, object()))
+            self.client = redis.asyncio.Redis(port=1)  # never connected; a client is never entered
+            self.board = Leaderboard(self.client, "b", retry=RetryPolicy(attempts=4, deadline_s=1.5))
+            self.locks = TokenLocks(self.client, ["a", "b"], ttl_ms=1000)  # a dict of locks two levels down
+            self.naive = NaiveLocks(self.client, ["a"], ttl_ms=1000)  # no RetryPolicy anywhere
+            self.nested = {"deep": {"deeper": {"deepest": Leaderboard(self.client, "c")}}}  # past the depth
+
+    found = retry_policies(Held())
+    assert set(found) == {"board", "locks.locks"}
+    assert found["board"] == {"attempts": 4, "base_s": 0.01, "cap_s": 0.5, "deadline_s": 1.5,
+                              "attempt_timeout_s": None, "retry_if": "is_transient"}
+    assert found["locks.locks"]["attempts"] == 1 and found["locks.locks"]["deadline_s"] is None
+    assert json.loads(json.dumps(found)) == found  # plain JSON for config.json
