@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_before_delay, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, wait_random_exponential
 
 from patterns.common import Counters, LuaScript, RetryPolicy, tagged
 from patterns.failures import REDIS_FAILURES, classify, is_transient
@@ -215,30 +215,50 @@ class DistributedLock:
         """Block until acquired or ``timeout_s`` passes (``LockTimeout``, or
         ``LockUnavailable`` when Redis kept failing). Waits are jittered exponential
         so contenders do not retry in lockstep; no wait or attempt runs past the
-        deadline. Every attempt uses one token, so an attempt whose reply was lost
-        but which took the lock is found by the next one; if the outcome of an
+        deadline, and no wait is started after which less than twice the slowest
+        attempt so far would be left. A lock that was busy at every answered attempt
+        times out as busy (``LockTimeout``) even if the last attempt is cut at the
+        deadline; ``LockUnavailable`` means the last attempt failed (a Redis error,
+        or no reply to any attempt before the deadline). Every attempt
+        uses one token, so an attempt whose reply was lost but which took the lock
+        is found by the next one; if the outcome of an
         attempt stayed unknown at the deadline, a background task releases whatever
         that token may hold (best effort), so the caller is not kept waiting."""
         deadline = time.monotonic() + timeout_s
         token = secrets.token_hex(16)
         uncertain = False  # an attempt may have taken the lock without our knowing
+        slowest = 0.0  # s, the longest attempt so far
+        busy = False  # Redis answered an attempt: the lock was held by another
 
         async def attempt() -> Lease | None:
-            nonlocal uncertain
+            nonlocal uncertain, slowest, busy
+            started = time.monotonic()
             try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    return await self.try_acquire(ttl_ms, token)
+                async with asyncio.timeout(max(0.0, deadline - started)):
+                    lease = await self.try_acquire(ttl_ms, token)
+                busy = busy or lease is None
+                return lease
             except TimeoutError as exc:  # cut at the deadline: the script may have run
                 uncertain = True
+                if busy:  # Redis answered before: still busy as far as anyone knows (a timeout, not an outage)
+                    return None
                 raise LockUnavailable(f"{self.key}: no reply before the deadline") from exc
             except LockUnavailable as exc:
                 uncertain = uncertain or (exc.__cause__ is not None and classify(exc.__cause__).may_have_executed)
                 raise
+            finally:
+                slowest = max(slowest, time.monotonic() - started)
+
+        def out_of_time(state: RetryCallState) -> bool:
+            """Stop rather than wait when less than twice the slowest attempt so far would be left: an
+            attempt cut at the deadline reports Redis unavailable (and a grant it may have taken),
+            where the attempts before it found the lock busy."""
+            return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline - 2 * slowest
 
         retrying = AsyncRetrying(
             retry=retry_if_result(lambda lease: lease is None) | retry_if_exception(_transient_lock_error),
             wait=wait_random_exponential(multiplier=base_wait_s, max=max_wait_s),
-            stop=stop_before_delay(timeout_s),
+            stop=out_of_time,
             reraise=True,
             # at the deadline: re-raise the last Redis error, or return None (still busy)
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,

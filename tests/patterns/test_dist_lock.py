@@ -107,6 +107,26 @@ def test_acquire_times_out_and_retries_idempotently(app_client_factory: Any, pre
     asyncio.run(main())
 
 
+def test_a_busy_lock_times_out_as_busy_even_when_a_wait_ends_at_the_deadline(app_client_factory: Any,
+                                                                             prefix: str) -> None:
+    # waits of at most 0.2 ms: attempts follow each other up to the deadline, so an attempt started with
+    # less time left than a reply takes would be cut and report Redis unavailable for a lock that was busy
+    async def main() -> None:
+        client = await open_client(app_client_factory)
+        try:
+            lock = DistributedLock(client, f"{prefix}:busy", ttl_ms=10_000)
+            lease = await lock.acquire(timeout_s=1)
+            for _ in range(20):
+                with pytest.raises(LockTimeout):
+                    await lock.acquire(timeout_s=0.05, base_wait_s=0.0001, max_wait_s=0.0002)
+            assert lock.counters["timeouts"] == 20 and lock.counters["busy"] >= 40
+            assert await lock.release(lease)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
 def test_watchdog_keeps_the_lease_and_flags_loss(app_client_factory: Any, prefix: str) -> None:
     async def main() -> None:
         client = await open_client(app_client_factory)
