@@ -27,9 +27,11 @@ CLIENT_TIMEOUT_S = 0.5  # socket timeout of every client that runs sections
 
 
 def classify_lock_error(exc: BaseException) -> tuple[Outcome, str]:
-    """``LockTimeout`` (still busy at the deadline) certainly did not acquire: fail (its
-    name alone would read as a timeout). Everything else as ``classify`` judges it (a
-    ``LockUnavailable`` by its Redis cause: a timeout may have acquired)."""
+    """``LockTimeout`` (still busy at the deadline): the caller did not get the lock: fail (its
+    name alone would read as a timeout; a grant that a last attempt cut by the deadline may
+    have taken is never used and is released by the pattern in the background). Everything
+    else as ``classify`` judges it (a ``LockUnavailable`` by its Redis cause: a timeout may
+    have acquired)."""
     if isinstance(exc, LockTimeout):
         return FAIL, "LockTimeout"
     return classify(exc)
