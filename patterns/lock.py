@@ -216,19 +216,19 @@ class DistributedLock:
         ``LockUnavailable`` when Redis kept failing). Waits are jittered exponential
         so contenders do not retry in lockstep; no wait or attempt runs past the
         deadline, and no wait is started after which less than twice the slowest
-        attempt so far would be left. A lock that was busy at every answered attempt
-        times out as busy (``LockTimeout``) even if the last attempt is cut at the
-        deadline; ``LockUnavailable`` means the last attempt failed (a Redis error,
-        or no reply to any attempt before the deadline). Every attempt
-        uses one token, so an attempt whose reply was lost but which took the lock
-        is found by the next one; if the outcome of an
-        attempt stayed unknown at the deadline, a background task releases whatever
-        that token may hold (best effort), so the caller is not kept waiting."""
+        attempt so far would be left. A lock an earlier attempt found busy times out
+        as busy (``LockTimeout``) even if the last attempt is cut at the deadline;
+        ``LockUnavailable`` means the last attempt failed (a Redis error, or no reply
+        to any attempt before the deadline). Every attempt uses one token, so an
+        attempt whose reply was lost but which took the lock is found by the next
+        one; if the outcome of an attempt stayed unknown at the deadline, a
+        background task releases whatever that token may hold (best effort), so the
+        caller is not kept waiting."""
         deadline = time.monotonic() + timeout_s
         token = secrets.token_hex(16)
         uncertain = False  # an attempt may have taken the lock without our knowing
         slowest = 0.0  # s, the longest attempt so far
-        busy = False  # Redis answered an attempt: the lock was held by another
+        busy = False  # Redis answered an earlier attempt: the lock was held by another
 
         async def attempt() -> Lease | None:
             nonlocal uncertain, slowest, busy
@@ -251,8 +251,8 @@ class DistributedLock:
 
         def out_of_time(state: RetryCallState) -> bool:
             """Stop rather than wait when less than twice the slowest attempt so far would be left: an
-            attempt cut at the deadline reports Redis unavailable (and a grant it may have taken),
-            where the attempts before it found the lock busy."""
+            attempt cut at the deadline learns nothing and leaves a grant it may have taken to be
+            released in the background."""
             return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline - 2 * slowest
 
         retrying = AsyncRetrying(

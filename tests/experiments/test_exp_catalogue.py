@@ -115,7 +115,7 @@ def test_a_run_that_fails_to_start_is_reported_and_the_catalogue_goes_on(tmp_pat
     from experiments import catalogue
     from labcommon.errors import LabError
     calls: list[str] = []
-    up: list[str] = []
+    topology_calls: list[str] = []
 
     def fake_run(req: Any) -> Path:
         calls.append(req.experiment)
@@ -128,8 +128,8 @@ def test_a_run_that_fails_to_start_is_reported_and_the_catalogue_goes_on(tmp_pat
 
     monkeypatch.setattr(catalogue, "run_experiment", fake_run)
     monkeypatch.setattr(catalogue.api, "current", lambda: None)
-    monkeypatch.setattr(catalogue.api, "up", lambda name, backend: up.append(f"up {name}"))
-    monkeypatch.setattr(catalogue.api, "down", lambda: up.append("down"))
+    monkeypatch.setattr(catalogue.api, "up", lambda name, backend: topology_calls.append(f"up {name}"))
+    monkeypatch.setattr(catalogue.api, "down", lambda: topology_calls.append("down"))
     answered: list[Outcome] = []
 
     def fake_answer(out: Path, outcomes: list[Outcome], meta: dict[str, Any]) -> Path:
@@ -143,5 +143,5 @@ def test_a_run_that_fails_to_start_is_reported_and_the_catalogue_goes_on(tmp_pat
     assert failed["degradation-db"] == "the topology did not become healthy in 60 s (hint: see redislab status)"
     assert failed["degradation-none"] is None and failed["degradation-db-breaker"] is None
     assert [r["verdict"] for o in outcomes for r in o.results] == ["held", "held"]
-    assert up.count("down") >= 2  # the broken topology was taken down, and the last one at the end
+    assert topology_calls.count("down") >= 2  # the broken topology was taken down, and the last one at the end
     assert answered == outcomes
